@@ -1,0 +1,344 @@
+//! Expansion: declaration → `SdeSpec` → derivation in the symbolic core → code.
+
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::quote;
+use sbdm_symbolic::sde::{derive, Derivation, Derived, Diagnostic, Method, Param, Part, SdeSpec};
+use sbdm_symbolic::Expr;
+
+use crate::ast::{Decl, ExprSrc};
+use crate::fallback;
+use crate::tokens::{error_between, SpanMap};
+
+/// The macro's one entry: never panics, errors become `compile_error!`s.
+pub(crate) fn expand(input: TokenStream) -> TokenStream {
+    let decl: Decl = match syn::parse2(input) {
+        Ok(d) => d,
+        Err(e) => return e.into_compile_error(),
+    };
+    let maps = Maps::new(&decl);
+    let spec = maps.spec(&decl);
+    let derived = std::panic::catch_unwind(|| derive(&spec)).unwrap_or_else(|_| {
+        Err(vec![Diagnostic::new(
+            Part::Decl,
+            "internal error in the sde! derivation: please report this declaration",
+        )])
+    });
+    match derived {
+        Ok(d) => match generate(&decl, &d) {
+            Ok(ts) => ts,
+            Err(e) => {
+                let mut out = e.into_compile_error();
+                out.extend(fallback::stub(&decl));
+                out
+            }
+        },
+        Err(diags) => {
+            let mut out = TokenStream::new();
+            for d in &diags {
+                out.extend(maps.error(&decl, d).into_compile_error());
+            }
+            out.extend(fallback::stub(&decl));
+            out
+        }
+    }
+}
+
+/// Span maps of every expression of the declaration.
+struct Maps {
+    params: Vec<Option<SpanMap>>,
+    time: Option<(SpanMap, SpanMap)>,
+    lets: Vec<SpanMap>,
+    drift: Option<SpanMap>,
+    diffusion: Option<SpanMap>,
+    mean: Option<SpanMap>,
+    std: Option<SpanMap>,
+}
+
+fn map(e: &ExprSrc) -> SpanMap {
+    SpanMap::new(&e.tokens, e.span)
+}
+
+impl Maps {
+    fn new(d: &Decl) -> Self {
+        Maps {
+            params: d.params.iter().map(|p| p.default.as_ref().map(map)).collect(),
+            time: d.time.as_ref().map(|(a, b)| (map(a), map(b))),
+            lets: d.lets.iter().map(|(_, e)| map(e)).collect(),
+            drift: d.drift.as_ref().map(map),
+            diffusion: d.diffusion.as_ref().map(map),
+            mean: d.mean.as_ref().map(map),
+            std: d.std.as_ref().map(map),
+        }
+    }
+
+    fn spec(&self, d: &Decl) -> SdeSpec {
+        let text = |m: &Option<SpanMap>| m.as_ref().map(|m| m.text.clone());
+        SdeSpec {
+            name: d.name.to_string(),
+            doc: d.doc(),
+            params: d
+                .params
+                .iter()
+                .zip(&self.params)
+                .map(|(p, m)| Param {
+                    name: p.name.to_string(),
+                    default: text(m),
+                })
+                .collect(),
+            time: self
+                .time
+                .as_ref()
+                .map(|(a, b)| (a.text.clone(), b.text.clone())),
+            lets: d
+                .lets
+                .iter()
+                .zip(&self.lets)
+                .map(|((n, _), m)| (n.to_string(), m.text.clone()))
+                .collect(),
+            drift: text(&self.drift),
+            diffusion: text(&self.diffusion),
+            mean: text(&self.mean),
+            std: text(&self.std),
+        }
+    }
+
+    fn error(&self, d: &Decl, diag: &Diagnostic) -> syn::Error {
+        let name_span = d.name.span();
+        let m: Option<&SpanMap> = match diag.part {
+            Part::Decl => None,
+            Part::ParamName(i) => {
+                let s = d.params.get(i).map_or(name_span, |p| p.name.span());
+                return syn::Error::new(s, &diag.message);
+            }
+            Part::ParamDefault(i) => self.params.get(i).and_then(Option::as_ref),
+            Part::TimeStart => self.time.as_ref().map(|t| &t.0),
+            Part::TimeEnd => self.time.as_ref().map(|t| &t.1),
+            Part::LetName(i) => {
+                let s = d.lets.get(i).map_or(name_span, |l| l.0.span());
+                return syn::Error::new(s, &diag.message);
+            }
+            Part::Let(i) => self.lets.get(i),
+            Part::Drift => self.drift.as_ref(),
+            Part::Diffusion => self.diffusion.as_ref(),
+            Part::Mean => self.mean.as_ref(),
+            Part::Std => self.std.as_ref(),
+        };
+        match m {
+            None => syn::Error::new(name_span, &diag.message),
+            Some(m) => {
+                let (a, b) = match diag.range {
+                    Some(r) => m.spans(r),
+                    None => m.whole(),
+                };
+                error_between(a, b, &diag.message)
+            }
+        }
+    }
+}
+
+/// An expression as Rust tokens (f64 arithmetic over `t`, `lambda` and the params).
+fn rust(e: &Expr) -> syn::Result<TokenStream> {
+    let src = e.to_rust(&|n| n.to_string());
+    src.parse::<TokenStream>().map_err(|_| {
+        syn::Error::new(
+            Span::call_site(),
+            format!("internal error: generated code does not parse: {src}"),
+        )
+    })
+}
+
+fn lit_str(s: &str) -> Literal {
+    Literal::string(s)
+}
+
+fn derivation_tokens(d: &Derivation) -> TokenStream {
+    let p = quote!(::sbdm::__private);
+    let name = lit_str(&d.name);
+    let doc = match &d.doc {
+        Some(doc) => {
+            let l = lit_str(doc);
+            quote!(::core::option::Option::Some(#p::Cow::Borrowed(#l)))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let header = d.header.iter().map(|h| lit_str(h));
+    let entries = d.entries.iter().map(|e| {
+        let key = lit_str(&e.key);
+        let label = lit_str(&e.label);
+        let text = lit_str(&e.text);
+        let latex = lit_str(&e.latex);
+        let method = match e.method {
+            Method::Given => quote!(#p::Method::Given),
+            Method::ClosedForm => quote!(#p::Method::ClosedForm),
+            Method::Numeric => quote!(#p::Method::Numeric),
+        };
+        quote! {
+            #p::Entry {
+                key: #p::Cow::Borrowed(#key),
+                label: #p::Cow::Borrowed(#label),
+                text: #p::Cow::Borrowed(#text),
+                latex: #p::Cow::Borrowed(#latex),
+                method: #method,
+            }
+        }
+    });
+    quote! {
+        #p::Derivation {
+            name: #p::Cow::Borrowed(#name),
+            doc: #doc,
+            header: ::std::vec![#(#p::Cow::Borrowed(#header)),*],
+            entries: ::std::vec![#(#entries),*],
+        }
+    }
+}
+
+fn generate(decl: &Decl, d: &Derived) -> syn::Result<TokenStream> {
+    let p = quote!(::sbdm::__private);
+    let attrs = &decl.attrs;
+    let vis = &decl.vis;
+    let name = &decl.name;
+    let name_str = lit_str(&name.to_string());
+    let fields: Vec<_> = decl.params.iter().map(|p| p.name.clone()).collect();
+    let field_docs: Vec<String> = d
+        .params
+        .iter()
+        .map(|(n, v)| format!("Parameter `{n}` (default {v})."))
+        .collect();
+    let defaults: Vec<Literal> = d.params.iter().map(|(_, v)| Literal::f64_suffixed(*v)).collect();
+    let c = &d.coefs;
+    // Every method binds the params by name, and the constants.
+    let bind = quote! {
+        #[allow(unused_variables)]
+        let Self { #(#fields),* } = *self;
+        #[allow(unused_imports)]
+        use ::core::f64::consts::{E, PI};
+    };
+    let f = rust(&c.f)?;
+    let g = rust(&c.g)?;
+    let g2 = rust(&c.g2)?;
+    let t_min = rust(&d.t_min)?;
+    let t_max = rust(&d.t_max)?;
+    let mean_coef = match &c.a {
+        Some(a) => rust(a)?,
+        None => quote! {
+            #p::numeric::integrate(|s: f64| #p::Sde::drift_coef(self, s), 0.0, t).exp()
+        },
+    };
+    let variance = match &c.b2 {
+        Some(b2) => rust(b2)?,
+        None => quote! {{
+            let a = #p::GaussianKernel::mean_coef(self, t);
+            a * a * #p::numeric::integrate(
+                |s: f64| {
+                    let a = #p::GaussianKernel::mean_coef(self, s);
+                    #p::Sde::diffusion_sq(self, s) / (a * a)
+                },
+                0.0,
+                t,
+            )
+        }},
+    };
+    let std = match &c.b {
+        Some(b) => rust(b)?,
+        None => quote!(#p::GaussianKernel::variance(self, t).sqrt()),
+    };
+    let log_snr = match &c.log_snr {
+        Some(l) => rust(l)?,
+        None => quote! {
+            #p::GaussianKernel::mean_coef(self, t).ln()
+                - 0.5 * #p::GaussianKernel::variance(self, t).ln()
+        },
+    };
+    let dlog_snr = match &c.dlog_snr {
+        Some(l) => rust(l)?,
+        None => quote! {
+            -#p::Sde::diffusion_sq(self, t) / (2.0 * #p::GaussianKernel::variance(self, t))
+        },
+    };
+    let t_of = match &c.t_of_log_snr {
+        Some(l) => rust(l)?,
+        None => quote! {{
+            let (lo, hi) = #p::Sde::time_range(self);
+            #p::numeric::invert_monotone(|t: f64| #p::GaussianKernel::log_snr(self, t), lambda, lo, hi)
+        }},
+    };
+    let derivation = derivation_tokens(&d.derivation);
+    // A declaration without params is a unit struct.
+    let body = if fields.is_empty() {
+        quote!(;)
+    } else {
+        quote!({ #(#[doc = #field_docs] pub #fields: f64,)* })
+    };
+    let closed = d.derivation.is_closed_form();
+    Ok(quote! {
+        #(#attrs)*
+        #[derive(Debug, Clone, Copy, PartialEq)]
+        #vis struct #name #body
+
+        impl ::core::default::Default for #name {
+            fn default() -> Self {
+                Self { #(#fields: #defaults,)* }
+            }
+        }
+
+        impl #name {
+            /// Every derived equation of this SDE, printable as text (`Display`) and LaTeX.
+            pub fn derivation() -> #p::Derivation {
+                #derivation
+            }
+            /// Whether every coefficient was derived in closed form (no quadrature).
+            pub const CLOSED_FORM: bool = #closed;
+        }
+
+        #[allow(unused_variables, clippy::all)]
+        impl #p::Sde for #name {
+            fn name(&self) -> &'static str {
+                #name_str
+            }
+            fn time_range(&self) -> (f64, f64) {
+                #bind
+                (#t_min, #t_max)
+            }
+            fn drift_coef(&self, t: f64) -> f64 {
+                #bind
+                #f
+            }
+            fn diffusion(&self, t: f64) -> f64 {
+                #bind
+                #g
+            }
+            fn diffusion_sq(&self, t: f64) -> f64 {
+                #bind
+                #g2
+            }
+        }
+
+        #[allow(unused_variables, clippy::all)]
+        impl #p::GaussianKernel for #name {
+            fn mean_coef(&self, t: f64) -> f64 {
+                #bind
+                #mean_coef
+            }
+            fn std(&self, t: f64) -> f64 {
+                #bind
+                #std
+            }
+            fn variance(&self, t: f64) -> f64 {
+                #bind
+                #variance
+            }
+            fn log_snr(&self, t: f64) -> f64 {
+                #bind
+                #log_snr
+            }
+            fn dlog_snr_dt(&self, t: f64) -> f64 {
+                #bind
+                #dlog_snr
+            }
+            fn t_of_log_snr(&self, lambda: f64) -> f64 {
+                #bind
+                #t_of
+            }
+        }
+    })
+}

@@ -1,0 +1,32 @@
+//! The runtime of sbdm: the SDE traits every `sde!` declaration implements, the
+//! built-in SDEs (each declared with the macro itself) and the discrete DDPM schedules.
+//!
+//! Samplers, score models, training, guidance and likelihoods build on these traits.
+
+// Generated code names `::sbdm::__private`; inside this crate that is this crate.
+extern crate self as sbdm;
+
+pub mod builtin;
+pub mod discrete;
+pub mod sde;
+
+pub use sbdm_macros::sde;
+pub use sbdm_symbolic::sde::{Derivation, Entry, Method};
+pub use sde::{GaussianKernel, Sde};
+
+/// Everything a user of the runtime usually needs.
+pub mod prelude {
+    pub use crate::builtin::{CosineSde, EdmSde, SubVpSde, VeSde, VpSde};
+    pub use crate::discrete::{BetaSchedule, DiscreteSchedule};
+    pub use crate::sde::{GaussianKernel, Sde};
+    pub use sbdm_macros::sde;
+}
+
+/// Paths the `sde!` macro's generated code names. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::sde::{GaussianKernel, Sde};
+    pub use sbdm_symbolic::numeric;
+    pub use sbdm_symbolic::sde::{Derivation, Entry, Method};
+    pub use std::borrow::Cow;
+}

@@ -1,0 +1,162 @@
+//! The SDE traits every declared forward SDE implements.
+//!
+//! A linear forward SDE `dx = F(t)·x dt + g(t) dw` on `t ∈ [t_min, T]` is described by
+//! [`Sde`]; its Gaussian transition kernel `x_t = a(t)·x_0 + b(t)·ε`, `ε ~ N(0, I)`, by
+//! [`GaussianKernel`]. Coefficients are scalar `f64` functions of time; samplers
+//! multiply tensors by them. Both traits are object safe, so `Box<dyn GaussianKernel>`
+//! works, and they are implemented for `&S`, `Box<S>` and `Arc<S>` of any implementor.
+//!
+//! ```
+//! use sbdm_runtime::sde::{GaussianKernel, Sde};
+//!
+//! /// Brownian motion x_t = x_0 + √t·ε, written out by hand.
+//! struct Brownian;
+//! impl Sde for Brownian {
+//!     fn name(&self) -> &'static str { "Brownian" }
+//!     fn time_range(&self) -> (f64, f64) { (1e-3, 1.0) }
+//!     fn drift_coef(&self, _t: f64) -> f64 { 0.0 }
+//!     fn diffusion(&self, _t: f64) -> f64 { 1.0 }
+//! }
+//! impl GaussianKernel for Brownian {
+//!     fn mean_coef(&self, _t: f64) -> f64 { 1.0 }
+//!     fn std(&self, t: f64) -> f64 { t.sqrt() }
+//!     fn dlog_snr_dt(&self, t: f64) -> f64 { -0.5 / t }
+//!     fn t_of_log_snr(&self, lambda: f64) -> f64 { (-2.0 * lambda).exp() }
+//! }
+//!
+//! let sde: Box<dyn GaussianKernel> = Box::new(Brownian);
+//! assert_eq!(sde.prior_std(), 1.0);
+//! assert_eq!(sde.kernel_score(1.5, 1.0, 0.25), -2.0); // −(1.5 − 1)/0.25
+//! assert!((sde.t_of_log_snr(sde.log_snr(0.3)) - 0.3).abs() < 1e-15);
+//! ```
+
+use std::sync::Arc;
+
+/// A forward SDE `dx = f(x,t) dt + g(t) dw` with linear drift `f(x,t) = F(t)·x`.
+///
+/// Required: [`name`](Sde::name), [`time_range`](Sde::time_range),
+/// [`drift_coef`](Sde::drift_coef), [`diffusion`](Sde::diffusion); the rest have
+/// defaults that implementors may override with closed forms.
+pub trait Sde {
+    /// The declared struct name, e.g. `"VpSde"`.
+    fn name(&self) -> &'static str;
+
+    /// `[t_min, T]`: the time interval the SDE is declared on.
+    fn time_range(&self) -> (f64, f64);
+
+    /// `F(t)`, the drift coefficient: `f(x, t) = F(t)·x`.
+    fn drift_coef(&self, t: f64) -> f64;
+
+    /// `g(t)`, the diffusion coefficient.
+    fn diffusion(&self, t: f64) -> f64;
+
+    /// `g(t)²`.
+    fn diffusion_sq(&self, t: f64) -> f64 {
+        let g = self.diffusion(t);
+        g * g
+    }
+
+    /// `f(x, t) = F(t)·x`.
+    fn drift(&self, x: f64, t: f64) -> f64 {
+        self.drift_coef(t) * x
+    }
+
+    /// Anderson's reverse-time drift `f(x,t) − g(t)²·∇log p_t(x)` (integrated backwards).
+    fn reverse_drift(&self, x: f64, score: f64, t: f64) -> f64 {
+        self.drift(x, t) - self.diffusion_sq(t) * score
+    }
+
+    /// Probability-flow ODE drift `f(x,t) − ½·g(t)²·∇log p_t(x)`.
+    fn pf_ode_drift(&self, x: f64, score: f64, t: f64) -> f64 {
+        self.drift(x, t) - 0.5 * self.diffusion_sq(t) * score
+    }
+}
+
+/// The Gaussian transition kernel `x_t = a(t)·x_0 + b(t)·ε` of a linear SDE.
+///
+/// With `a(t) = exp(∫_0^t F)` and `b(t)² = a(t)²·∫_0^t g²/a² ds`; conversely
+/// `F = d ln a/dt` and `g² = d(b²)/dt − 2F·b²`.
+pub trait GaussianKernel: Sde {
+    /// `a(t)`, the mean coefficient: `E[x_t | x_0] = a(t)·x_0`.
+    fn mean_coef(&self, t: f64) -> f64;
+
+    /// `b(t)`, the kernel standard deviation.
+    fn std(&self, t: f64) -> f64;
+
+    /// `b(t)²`, the kernel variance.
+    fn variance(&self, t: f64) -> f64 {
+        let b = self.std(t);
+        b * b
+    }
+
+    /// `σ(t) = b(t)/a(t)`, the noise-to-signal ratio (EDM's σ).
+    fn sigma(&self, t: f64) -> f64 {
+        self.std(t) / self.mean_coef(t)
+    }
+
+    /// `λ(t) = ln(a(t)/b(t))`, the half log-SNR; decreasing in `t`.
+    fn log_snr(&self, t: f64) -> f64 {
+        (self.mean_coef(t) / self.std(t)).ln()
+    }
+
+    /// `dλ/dt = F − (b²)'/(2b²) = −g²/(2b²)`.
+    fn dlog_snr_dt(&self, t: f64) -> f64;
+
+    /// `λ⁻¹`: the time at which the half log-SNR equals `lambda`.
+    fn t_of_log_snr(&self, lambda: f64) -> f64;
+
+    /// `∇_{x_t} log p_{0t}(x_t | x_0) = −(x_t − a(t)·x_0)/b(t)²`.
+    fn kernel_score(&self, x_t: f64, x_0: f64, t: f64) -> f64 {
+        -(x_t - self.mean_coef(t) * x_0) / self.variance(t)
+    }
+
+    /// `b(T)`: the prior at `T` is taken to be `N(0, b(T)²·I)`.
+    fn prior_std(&self) -> f64 {
+        self.std(self.time_range().1)
+    }
+
+    /// `log N(x; 0, b(T)²·I) = −½·Σx_i²/b(T)² − (n/2)·ln(2π·b(T)²)`.
+    fn prior_log_prob(&self, x: &[f64]) -> f64 {
+        let s = self.prior_std();
+        let var = s * s;
+        let sq: f64 = x.iter().map(|v| v * v).sum();
+        -0.5 * sq / var - 0.5 * x.len() as f64 * (2.0 * std::f64::consts::PI * var).ln()
+    }
+}
+
+/// Forwards every method, defaults included, so overrides survive the indirection.
+macro_rules! forward_impls {
+    ($($ptr:ty),*) => {$(
+        impl<S: Sde + ?Sized> Sde for $ptr {
+            fn name(&self) -> &'static str { (**self).name() }
+            fn time_range(&self) -> (f64, f64) { (**self).time_range() }
+            fn drift_coef(&self, t: f64) -> f64 { (**self).drift_coef(t) }
+            fn diffusion(&self, t: f64) -> f64 { (**self).diffusion(t) }
+            fn diffusion_sq(&self, t: f64) -> f64 { (**self).diffusion_sq(t) }
+            fn drift(&self, x: f64, t: f64) -> f64 { (**self).drift(x, t) }
+            fn reverse_drift(&self, x: f64, score: f64, t: f64) -> f64 {
+                (**self).reverse_drift(x, score, t)
+            }
+            fn pf_ode_drift(&self, x: f64, score: f64, t: f64) -> f64 {
+                (**self).pf_ode_drift(x, score, t)
+            }
+        }
+
+        impl<S: GaussianKernel + ?Sized> GaussianKernel for $ptr {
+            fn mean_coef(&self, t: f64) -> f64 { (**self).mean_coef(t) }
+            fn std(&self, t: f64) -> f64 { (**self).std(t) }
+            fn variance(&self, t: f64) -> f64 { (**self).variance(t) }
+            fn sigma(&self, t: f64) -> f64 { (**self).sigma(t) }
+            fn log_snr(&self, t: f64) -> f64 { (**self).log_snr(t) }
+            fn dlog_snr_dt(&self, t: f64) -> f64 { (**self).dlog_snr_dt(t) }
+            fn t_of_log_snr(&self, lambda: f64) -> f64 { (**self).t_of_log_snr(lambda) }
+            fn kernel_score(&self, x_t: f64, x_0: f64, t: f64) -> f64 {
+                (**self).kernel_score(x_t, x_0, t)
+            }
+            fn prior_std(&self) -> f64 { (**self).prior_std() }
+            fn prior_log_prob(&self, x: &[f64]) -> f64 { (**self).prior_log_prob(x) }
+        }
+    )*};
+}
+
+forward_impls!(&S, Box<S>, Arc<S>);

@@ -1,0 +1,603 @@
+//! Printing as plain text, LaTeX and Rust source.
+//!
+//! The three printers share one reading of the canonical form: a sum is a list of
+//! signed terms (a term with a negative coefficient is printed after ` - `), a product
+//! is a sign, a numeric coefficient, numerator factors and denominator factors (the
+//! powers with a negative numeric exponent). Each printer returns its text with the
+//! precedence of its outermost operator, and a parent adds parentheses only where
+//! that precedence is too low.
+//!
+//! [`Expr::to_rust`] output reads back through [`crate::parse`] and
+//! [`crate::Ast::lower`] to an equal expression.
+
+use std::fmt;
+
+use crate::expr::{Constant, Expr, Func, Node};
+
+/// How tightly a printed expression binds (higher binds tighter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Prec {
+    /// `a + b`, `a - b`
+    Sum,
+    /// `-a`
+    Neg,
+    /// `a*b`, `a/b`
+    Product,
+    /// `a^b`
+    Power,
+    /// names, non-negative numbers, calls, parenthesised text
+    Atom,
+}
+
+/// A printed sub-expression and its precedence.
+type Out = (String, Prec);
+
+/// A term of a sum (or any expression read as a product): `-2*a*b^-1` is
+/// `{neg: true, coeff: 2, factors: [a, b^-1]}`.
+struct Term<'a> {
+    neg: bool,
+    coeff: f64,
+    factors: &'a [Expr],
+}
+
+impl<'a> Term<'a> {
+    fn of(e: &'a Expr) -> Term<'a> {
+        match e.node() {
+            Node::Num(n) => Term {
+                neg: n.get() < 0.0,
+                coeff: n.get().abs(),
+                factors: &[],
+            },
+            Node::Mul(fs) => match fs[0].node() {
+                Node::Num(n) => Term {
+                    neg: n.get() < 0.0,
+                    coeff: n.get().abs(),
+                    factors: &fs[1..],
+                },
+                _ => Term {
+                    neg: false,
+                    coeff: 1.0,
+                    factors: fs,
+                },
+            },
+            _ => Term {
+                neg: false,
+                coeff: 1.0,
+                factors: std::slice::from_ref(e),
+            },
+        }
+    }
+}
+
+/// The terms of a sum in printing order: canonical order, except that a sum whose
+/// first term is negative starts with its first positive term (`t - 1`, not `-1 + t`).
+fn sum_terms(terms: &[Expr]) -> Vec<Term<'_>> {
+    let mut out: Vec<Term<'_>> = terms.iter().map(Term::of).collect();
+    if out.first().is_some_and(|t| t.neg) {
+        if let Some(i) = out.iter().position(|t| !t.neg) {
+            let t = out.remove(i);
+            out.insert(0, t);
+        }
+    }
+    out
+}
+
+/// A negative numeric exponent, as its magnitude.
+fn neg_exponent(e: &Expr) -> Option<(&Expr, f64)> {
+    match e.node() {
+        Node::Pow(b, x) => match x.node() {
+            Node::Num(n) if n.get() < 0.0 => Some((b, -n.get())),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Readable digits: Rust's shortest round-trip `{}`, switching to `{:e}` for very
+/// small and very large magnitudes.
+fn digits(v: f64) -> String {
+    let a = v.abs();
+    if a != 0.0 && !(1e-4..1e15).contains(&a) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
+fn wrap(out: Out, min: Prec, open: &str, close: &str) -> String {
+    if out.1 >= min {
+        out.0
+    } else {
+        format!("{open}{}{close}", out.0)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Plain text
+
+impl fmt::Display for Expr {
+    /// Readable text: minimal parentheses, `^` for powers, `sqrt(u)`, `a/b`,
+    /// `a - b`, `exp(u)`, `PI` and `E`, e.g. `1 - exp(-(0.1*t + 9.95*t^2))`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&text(self).0)
+    }
+}
+
+fn text(e: &Expr) -> Out {
+    match e.node() {
+        Node::Num(n) => {
+            let v = n.get();
+            let s = digits(v);
+            let p = if v < 0.0 {
+                Prec::Neg
+            } else if s.contains('e') {
+                Prec::Power
+            } else {
+                Prec::Atom
+            };
+            (s, p)
+        }
+        Node::Const(c) => (c.name().to_string(), Prec::Atom),
+        Node::Sym(s) => (s.to_string(), Prec::Atom),
+        Node::Add(terms) => {
+            let mut s = String::new();
+            for (i, t) in sum_terms(terms).into_iter().enumerate() {
+                if i == 0 {
+                    s.push_str(&text_term(&t).0);
+                } else {
+                    s.push_str(if t.neg { " - " } else { " + " });
+                    let mag = Term { neg: false, ..t };
+                    s.push_str(&wrap(text_term(&mag), Prec::Neg, "(", ")"));
+                }
+            }
+            (s, Prec::Sum)
+        }
+        Node::Mul(_) => text_term(&Term::of(e)),
+        Node::Pow(b, x) => match x.as_num() {
+            Some(n) if n == 0.5 => (format!("sqrt({})", text(b).0), Prec::Atom),
+            Some(n) if n < 0.0 => text_term(&Term::of(e)),
+            _ => {
+                let base = wrap(text(b), Prec::Atom, "(", ")");
+                let exp = wrap(text(x), Prec::Atom, "(", ")");
+                (format!("{base}^{exp}"), Prec::Power)
+            }
+        },
+        Node::Func(f, a) => (format!("{}({})", f.name(), text(a).0), Prec::Atom),
+    }
+}
+
+/// `b^k` for a positive `k`, as text.
+fn text_power(b: &Expr, k: f64) -> Out {
+    if k == 1.0 {
+        text(b)
+    } else if k == 0.5 {
+        (format!("sqrt({})", text(b).0), Prec::Atom)
+    } else {
+        let base = wrap(text(b), Prec::Atom, "(", ")");
+        let exp = wrap(text(&Expr::num(k)), Prec::Atom, "(", ")");
+        (format!("{base}^{exp}"), Prec::Power)
+    }
+}
+
+fn text_term(t: &Term<'_>) -> Out {
+    let mut num: Vec<Out> = Vec::new();
+    let mut den: Vec<Out> = Vec::new();
+    if t.coeff != 1.0 || t.factors.is_empty() {
+        num.push(text(&Expr::num(t.coeff)));
+    }
+    for f in t.factors {
+        match neg_exponent(f) {
+            Some((b, k)) => den.push(text_power(b, k)),
+            None => num.push(text(f)),
+        }
+    }
+    let sign = if t.neg { "-" } else { "" };
+    if den.is_empty() && num.len() == 1 {
+        let (s, p) = num.pop().expect("one factor");
+        return if t.neg {
+            (
+                format!("-{}", wrap((s, p), Prec::Product, "(", ")")),
+                Prec::Neg,
+            )
+        } else {
+            (s, p)
+        };
+    }
+    let numerator = if num.is_empty() {
+        "1".to_string()
+    } else {
+        let parts: Vec<String> = num
+            .into_iter()
+            .map(|o| wrap(o, Prec::Power, "(", ")"))
+            .collect();
+        parts.join("*")
+    };
+    let mut s = format!("{sign}{numerator}");
+    if !den.is_empty() {
+        s.push('/');
+        if den.len() == 1 {
+            s.push_str(&wrap(den.pop().expect("one"), Prec::Power, "(", ")"));
+        } else {
+            let parts: Vec<String> = den
+                .into_iter()
+                .map(|o| wrap(o, Prec::Power, "(", ")"))
+                .collect();
+            s.push_str(&format!("({})", parts.join("*")));
+        }
+    }
+    (s, if t.neg { Prec::Neg } else { Prec::Product })
+}
+
+// ---------------------------------------------------------------------------
+// LaTeX
+
+const GREEK: [&str; 35] = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "varepsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "vartheta",
+    "iota",
+    "kappa",
+    "lambda",
+    "mu",
+    "nu",
+    "xi",
+    "pi",
+    "rho",
+    "sigma",
+    "tau",
+    "upsilon",
+    "phi",
+    "varphi",
+    "chi",
+    "psi",
+    "omega",
+    "Gamma",
+    "Delta",
+    "Theta",
+    "Lambda",
+    "Xi",
+    "Pi",
+    "Sigma",
+    "Phi",
+    "Omega",
+];
+
+/// A name part as LaTeX: a Greek letter, a single character, digits (in a
+/// subscript), or upright text.
+fn latex_word(w: &str, subscript: bool) -> String {
+    if GREEK.contains(&w) || w == "Psi" || w == "Upsilon" {
+        format!("\\{w}")
+    } else if w.chars().count() == 1 || (subscript && w.bytes().all(|b| b.is_ascii_digit())) {
+        w.to_string()
+    } else {
+        format!("\\mathrm{{{}}}", w.replace('_', "\\_"))
+    }
+}
+
+/// A symbol as LaTeX: `beta` → `\beta`, `sigma_max` → `\sigma_{\mathrm{max}}`,
+/// `x0` → `x_{0}`, `drift` → `\mathrm{drift}`.
+fn latex_symbol(name: &str) -> String {
+    let (head, tail) = match name.split_once('_') {
+        Some((h, t)) if !h.is_empty() && !t.is_empty() => (h, Some(t)),
+        _ => {
+            let cut = name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+            if cut > 0 && cut < name.len() {
+                (&name[..cut], Some(&name[cut..]))
+            } else {
+                (name, None)
+            }
+        }
+    };
+    let head = latex_word(head, false);
+    match tail {
+        Some(t) => format!("{head}_{{{}}}", latex_word(t, true)),
+        None => head,
+    }
+}
+
+fn latex_num(v: f64) -> Out {
+    let s = digits(v.abs());
+    let sign = if v < 0.0 { "-" } else { "" };
+    match s.split_once('e') {
+        Some((m, x)) => {
+            let s = if m == "1" {
+                format!("{sign}10^{{{x}}}")
+            } else {
+                format!("{sign}{m} \\times 10^{{{x}}}")
+            };
+            (s, if v < 0.0 { Prec::Neg } else { Prec::Product })
+        }
+        None => (
+            format!("{sign}{s}"),
+            if v < 0.0 { Prec::Neg } else { Prec::Atom },
+        ),
+    }
+}
+
+fn lparen(out: Out, min: Prec) -> String {
+    wrap(out, min, "\\left(", "\\right)")
+}
+
+fn latex_func(f: Func) -> &'static str {
+    match f {
+        Func::Exp => "\\exp",
+        Func::Ln => "\\ln",
+        Func::Sin => "\\sin",
+        Func::Cos => "\\cos",
+        Func::Tan => "\\tan",
+        Func::Sinh => "\\sinh",
+        Func::Cosh => "\\cosh",
+        Func::Tanh => "\\tanh",
+        Func::Asin => "\\arcsin",
+        Func::Acos => "\\arccos",
+        Func::Atan => "\\arctan",
+        Func::Asinh => "\\operatorname{arsinh}",
+        Func::Acosh => "\\operatorname{arcosh}",
+        Func::Atanh => "\\operatorname{artanh}",
+    }
+}
+
+fn latex(e: &Expr) -> Out {
+    match e.node() {
+        Node::Num(n) => latex_num(n.get()),
+        Node::Const(Constant::Pi) => ("\\pi".to_string(), Prec::Atom),
+        Node::Const(Constant::E) => ("e".to_string(), Prec::Atom),
+        Node::Sym(s) => (latex_symbol(s), Prec::Atom),
+        Node::Add(terms) => {
+            let mut s = String::new();
+            for (i, t) in sum_terms(terms).into_iter().enumerate() {
+                if i == 0 {
+                    s.push_str(&latex_term(&t).0);
+                } else {
+                    s.push_str(if t.neg { " - " } else { " + " });
+                    let mag = Term { neg: false, ..t };
+                    s.push_str(&lparen(latex_term(&mag), Prec::Neg));
+                }
+            }
+            (s, Prec::Sum)
+        }
+        Node::Mul(_) => latex_term(&Term::of(e)),
+        Node::Pow(b, x) => match x.as_num() {
+            Some(n) if n < 0.0 => latex_term(&Term::of(e)),
+            Some(n) => latex_power(b, n),
+            None => {
+                let base = lparen(latex(b), Prec::Atom);
+                (format!("{base}^{{{}}}", latex(x).0), Prec::Power)
+            }
+        },
+        Node::Func(Func::Exp, a) => {
+            let arg = latex(a).0;
+            if arg.len() <= 16 && !arg.contains("\\frac") {
+                (format!("e^{{{arg}}}"), Prec::Power)
+            } else {
+                (format!("\\exp\\left({arg}\\right)"), Prec::Atom)
+            }
+        }
+        Node::Func(f, a) => (
+            format!("{}\\left({}\\right)", latex_func(*f), latex(a).0),
+            Prec::Atom,
+        ),
+    }
+}
+
+/// `b^k` for a numeric `k >= 0`, as LaTeX.
+fn latex_power(b: &Expr, k: f64) -> Out {
+    if k == 1.0 {
+        latex(b)
+    } else if k == 0.5 {
+        (format!("\\sqrt{{{}}}", latex(b).0), Prec::Atom)
+    } else if k == 1.0 / 3.0 {
+        (format!("\\sqrt[3]{{{}}}", latex(b).0), Prec::Atom)
+    } else {
+        let base = lparen(latex(b), Prec::Atom);
+        (format!("{base}^{{{}}}", latex_num(k).0), Prec::Power)
+    }
+}
+
+/// Juxtaposes factors, with `\cdot` before one that starts with a digit.
+fn juxtapose(parts: Vec<String>) -> String {
+    let mut s = String::new();
+    for (i, p) in parts.into_iter().enumerate() {
+        if i > 0 {
+            let digit = p.starts_with(|c: char| c.is_ascii_digit());
+            s.push_str(if digit { " \\cdot " } else { " " });
+        }
+        s.push_str(&p);
+    }
+    s
+}
+
+fn latex_term(t: &Term<'_>) -> Out {
+    let mut num: Vec<Out> = Vec::new();
+    let mut den: Vec<Out> = Vec::new();
+    if t.coeff != 1.0 || t.factors.is_empty() {
+        num.push(latex_num(t.coeff));
+    }
+    for f in t.factors {
+        match neg_exponent(f) {
+            Some((b, k)) => den.push(latex_power(b, k)),
+            None => num.push(latex(f)),
+        }
+    }
+    let sign = if t.neg { "-" } else { "" };
+    if den.is_empty() && num.len() == 1 {
+        let out = num.pop().expect("one factor");
+        return if t.neg {
+            (format!("-{}", lparen(out, Prec::Product)), Prec::Neg)
+        } else {
+            out
+        };
+    }
+    let side = |mut parts: Vec<Out>| {
+        if parts.len() == 1 {
+            parts.pop().expect("one").0
+        } else {
+            juxtapose(
+                parts
+                    .into_iter()
+                    .map(|o| lparen(o, Prec::Product))
+                    .collect(),
+            )
+        }
+    };
+    let body = if den.is_empty() {
+        juxtapose(num.into_iter().map(|o| lparen(o, Prec::Product)).collect())
+    } else {
+        let n = if num.is_empty() {
+            "1".to_string()
+        } else {
+            side(num)
+        };
+        format!("\\frac{{{n}}}{{{}}}", side(den))
+    };
+    (
+        format!("{sign}{body}"),
+        if t.neg { Prec::Neg } else { Prec::Product },
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Rust source
+
+/// A non-negative literal that Rust reads as this exact f64: `0.5_f64`, `20_f64`,
+/// `1e-5_f64`.
+fn rust_lit(v: f64) -> String {
+    format!("{}_f64", digits(v))
+}
+
+struct RustPrinter<'a> {
+    name: &'a dyn Fn(&str) -> String,
+}
+
+impl RustPrinter<'_> {
+    /// Precedences here: `Sum` for `a + b`, `Product` for `a * b` (including a
+    /// leading unary minus such as `-a * b`), `Neg` for `-a`, `Atom` for names,
+    /// non-negative literals and method calls.
+    fn expr(&self, e: &Expr) -> Out {
+        match e.node() {
+            Node::Num(n) => {
+                let v = n.get();
+                if v < 0.0 {
+                    (format!("-{}", rust_lit(-v)), Prec::Neg)
+                } else {
+                    (rust_lit(v), Prec::Atom)
+                }
+            }
+            Node::Const(c) => (c.name().to_string(), Prec::Atom),
+            Node::Sym(s) => ((self.name)(s), Prec::Atom),
+            Node::Add(terms) => {
+                let mut s = String::new();
+                for (i, t) in sum_terms(terms).into_iter().enumerate() {
+                    if i == 0 {
+                        s.push_str(&self.term(&t).0);
+                    } else {
+                        s.push_str(if t.neg { " - " } else { " + " });
+                        let mag = Term { neg: false, ..t };
+                        s.push_str(&wrap(self.term(&mag), Prec::Product, "(", ")"));
+                    }
+                }
+                (s, Prec::Sum)
+            }
+            Node::Mul(_) => self.term(&Term::of(e)),
+            Node::Pow(b, x) => {
+                let recv = self.receiver(b);
+                let call = match x.as_num() {
+                    Some(n) if n == 0.5 => "sqrt()".to_string(),
+                    Some(n) if n == -1.0 => "recip()".to_string(),
+                    Some(n) if n.fract() == 0.0 && n.abs() <= f64::from(i32::MAX) => {
+                        format!("powi({})", n as i32)
+                    }
+                    _ => format!("powf({})", self.expr(x).0),
+                };
+                (format!("{recv}.{call}"), Prec::Atom)
+            }
+            Node::Func(f, a) => (format!("{}.{}()", self.receiver(a), f.name()), Prec::Atom),
+        }
+    }
+
+    fn receiver(&self, e: &Expr) -> String {
+        wrap(self.expr(e), Prec::Atom, "(", ")")
+    }
+
+    /// A product: `-0.5_f64 * beta * x / t`. Only exponents of exactly -1 become
+    /// divisions, so that the text lowers back to the same powers.
+    fn term(&self, t: &Term<'_>) -> Out {
+        let mut num: Vec<Out> = Vec::new();
+        let mut den: Vec<String> = Vec::new();
+        if t.coeff != 1.0 {
+            num.push((rust_lit(t.coeff), Prec::Atom));
+        }
+        for f in t.factors {
+            match neg_exponent(f) {
+                Some((b, k)) if k == 1.0 => den.push(self.receiver(b)),
+                _ => num.push(self.expr(f)),
+            }
+        }
+        if num.is_empty() {
+            num.push((rust_lit(1.0), Prec::Atom));
+        }
+        let sign = if t.neg { "-" } else { "" };
+        if den.is_empty() && num.len() == 1 {
+            let out = num.pop().expect("one factor");
+            return if t.neg {
+                (format!("-{}", wrap(out, Prec::Atom, "(", ")")), Prec::Neg)
+            } else {
+                out
+            };
+        }
+        let parts: Vec<String> = num
+            .into_iter()
+            .map(|o| wrap(o, Prec::Atom, "(", ")"))
+            .collect();
+        let mut s = format!("{sign}{}", parts.join(" * "));
+        for d in den {
+            s.push_str(" / ");
+            s.push_str(&d);
+        }
+        (s, Prec::Product)
+    }
+}
+
+impl Expr {
+    /// LaTeX: `\frac{..}{..}` for quotients, `\sqrt{..}`, `e^{..}` (or
+    /// `\exp\left(..\right)` for long arguments), `\ln`, `\sin`, ..., `\pi`, and symbols
+    /// with Greek letters and subscripts (`beta_min` → `\beta_{\mathrm{min}}`).
+    ///
+    /// ```
+    /// use sbdm_symbolic::Expr;
+    /// let (t, beta) = (Expr::sym("t"), Expr::sym("beta"));
+    /// assert_eq!((beta.sqrt() / t).to_latex(), r"\frac{\sqrt{\beta}}{t}");
+    /// ```
+    pub fn to_latex(&self) -> String {
+        latex(self).0
+    }
+
+    /// A Rust `f64` expression: method form (`(1_f64 + t).ln()`, `u.powi(3)`,
+    /// `u.powf(p)`, `u.sqrt()`, `u.recip()`), every literal suffixed `_f64`, each
+    /// symbol printed as `name(symbol)` — which must be a name, a field access or
+    /// another postfix expression — and the constants as `PI` and `E`, which the
+    /// surrounding code must bind.
+    ///
+    /// ```
+    /// use sbdm_symbolic::Expr;
+    /// let (t, beta) = (Expr::sym("t"), Expr::sym("beta"));
+    /// let e = -0.5 * beta.sqrt() / t;
+    /// assert_eq!(e.to_rust(&|s| format!("self.{s}")), "-0.5_f64 * self.beta.sqrt() / self.t");
+    /// ```
+    pub fn to_rust(&self, name: &dyn Fn(&str) -> String) -> String {
+        RustPrinter { name }.expr(self).0
+    }
+
+    /// [`Expr::to_rust`] with symbols as they are: what [`crate::parse`] and
+    /// [`crate::Ast::lower`] read back to an equal expression.
+    pub fn to_source(&self) -> String {
+        self.to_rust(&|s| s.to_string())
+    }
+}

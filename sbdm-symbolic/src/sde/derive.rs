@@ -1,0 +1,1045 @@
+//! The derivation pipeline: parse → lower → check → derive → verify → describe.
+
+use std::borrow::Cow;
+
+use super::check::{divisors, find_ident, lower_quiet, top_terms};
+use super::derivation::{Derivation, Entry, Method};
+use super::spec::{Diagnostic, Part, SdeSpec};
+use crate::parse::{parse, Ast, Scope};
+use crate::{numeric, solve, Expr};
+
+/// Names a parameter or `let` may not take.
+const RESERVED: &[&str] = &["t", "x", "lambda", "PI", "E", "self", "Self"];
+
+/// Points of the time grid the compile-time checks evaluate on.
+const GRID: usize = 129;
+
+/// Relative tolerance of numeric verification and consistency checks.
+const REL_TOL: f64 = 1e-9;
+
+/// The derived coefficients, as expressions in `t` and the params (`lambda` for
+/// `t_of_log_snr`). `None` means "no closed form: computed numerically" by the plan
+/// documented on each field.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Coefs {
+    /// `F(t)`, with drift `f(x, t) = F(t)·x`.
+    pub f: Expr,
+    /// `g(t)`.
+    pub g: Expr,
+    /// `g(t)^2`.
+    pub g2: Expr,
+    /// `∫_0^t F(s) ds`; `None`: quadrature of `F`.
+    pub int_f: Option<Expr>,
+    /// `a(t)`; `None`: `exp(quad(F, 0, t))`.
+    pub a: Option<Expr>,
+    /// `b(t)^2`; `None`: `a(t)^2 · quad(g^2 / a^2, 0, t)`.
+    pub b2: Option<Expr>,
+    /// `b(t)`; `None`: `sqrt(b2)`.
+    pub b: Option<Expr>,
+    /// `λ(t) = ln(a/b)`; `None`: from `a` and `b` numerically.
+    pub log_snr: Option<Expr>,
+    /// `dλ/dt = −g^2/(2 b^2)`; `None`: from `g2` and `b2` numerically.
+    pub dlog_snr: Option<Expr>,
+    /// `t(λ)` in the symbol `lambda`; `None`: bracketed monotone solve of `λ(t) = lambda`.
+    pub t_of_log_snr: Option<Expr>,
+}
+
+/// A declaration after checking and derivation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Derived {
+    /// The type name.
+    pub name: String,
+    /// Parameter names and default values, in declaration order.
+    pub params: Vec<(String, f64)>,
+    /// `t_min` as an expression in the params.
+    pub t_min: Expr,
+    /// `T` as an expression in the params.
+    pub t_max: Expr,
+    /// The coefficients.
+    pub coefs: Coefs,
+    /// The printable derivation.
+    pub derivation: Derivation,
+}
+
+impl Derived {
+    /// The coefficients bound to parameter values (the defaults where `values` is
+    /// silent), ready to evaluate.
+    pub fn bind(&self, values: &[(String, f64)]) -> Bound<'_> {
+        let params = self
+            .params
+            .iter()
+            .map(|(n, d)| {
+                let v = values
+                    .iter()
+                    .find(|(m, _)| m == n)
+                    .map(|(_, v)| *v)
+                    .unwrap_or(*d);
+                (n.clone(), v)
+            })
+            .collect();
+        Bound {
+            coefs: &self.coefs,
+            t_min: &self.t_min,
+            t_max: &self.t_max,
+            params,
+        }
+    }
+}
+
+/// Coefficients bound to parameter values. Every method returns NaN where the value
+/// is not finite (the derivation's checks rule that out on the declared time range
+/// at the default params).
+#[derive(Clone, Debug)]
+pub struct Bound<'a> {
+    coefs: &'a Coefs,
+    t_min: &'a Expr,
+    t_max: &'a Expr,
+    params: Vec<(String, f64)>,
+}
+
+impl Bound<'_> {
+    fn eval(&self, e: &Expr, var: &str, v: f64) -> f64 {
+        e.eval(&|name| {
+            if name == var {
+                Some(v)
+            } else {
+                self.params.iter().find(|(n, _)| n == name).map(|(_, x)| *x)
+            }
+        })
+        .unwrap_or(f64::NAN)
+    }
+
+    /// `[t_min, T]`.
+    pub fn time_range(&self) -> (f64, f64) {
+        (
+            self.eval(self.t_min, "t", 0.0),
+            self.eval(self.t_max, "t", 0.0),
+        )
+    }
+    /// `F(t)`.
+    pub fn drift_coef(&self, t: f64) -> f64 {
+        self.eval(&self.coefs.f, "t", t)
+    }
+    /// `g(t)`.
+    pub fn diffusion(&self, t: f64) -> f64 {
+        self.eval(&self.coefs.g, "t", t)
+    }
+    /// `g(t)^2`.
+    pub fn diffusion_sq(&self, t: f64) -> f64 {
+        self.eval(&self.coefs.g2, "t", t)
+    }
+    /// `a(t)`.
+    pub fn mean_coef(&self, t: f64) -> f64 {
+        match &self.coefs.a {
+            Some(a) => self.eval(a, "t", t),
+            None => numeric::integrate(|s| self.drift_coef(s), 0.0, t).exp(),
+        }
+    }
+    /// `b(t)^2`.
+    pub fn variance(&self, t: f64) -> f64 {
+        match &self.coefs.b2 {
+            Some(b2) => self.eval(b2, "t", t),
+            None => {
+                let a = self.mean_coef(t);
+                a * a
+                    * numeric::integrate(
+                        |s| {
+                            let a = self.mean_coef(s);
+                            self.diffusion_sq(s) / (a * a)
+                        },
+                        0.0,
+                        t,
+                    )
+            }
+        }
+    }
+    /// `b(t)`.
+    pub fn std(&self, t: f64) -> f64 {
+        match &self.coefs.b {
+            Some(b) => self.eval(b, "t", t),
+            None => self.variance(t).sqrt(),
+        }
+    }
+    /// `λ(t) = ln(a/b)`.
+    pub fn log_snr(&self, t: f64) -> f64 {
+        match &self.coefs.log_snr {
+            Some(l) => self.eval(l, "t", t),
+            None => self.mean_coef(t).ln() - 0.5 * self.variance(t).ln(),
+        }
+    }
+    /// `dλ/dt = −g^2 / (2 b^2)`.
+    pub fn dlog_snr_dt(&self, t: f64) -> f64 {
+        match &self.coefs.dlog_snr {
+            Some(d) => self.eval(d, "t", t),
+            None => -self.diffusion_sq(t) / (2.0 * self.variance(t)),
+        }
+    }
+    /// `t(λ)`.
+    pub fn t_of_log_snr(&self, lambda: f64) -> f64 {
+        match &self.coefs.t_of_log_snr {
+            Some(e) => self.eval(e, "lambda", lambda),
+            None => {
+                let (lo, hi) = self.time_range();
+                numeric::invert_monotone(|t| self.log_snr(t), lambda, lo, hi)
+            }
+        }
+    }
+}
+
+/// Checks a declaration and derives everything from it; on failure, every problem
+/// found, each pointing at its part of the declaration.
+pub fn derive(spec: &SdeSpec) -> Result<Derived, Vec<Diagnostic>> {
+    let mut cx = Cx::default();
+    let out = cx.run(spec);
+    if cx.errors.is_empty() {
+        out.ok_or_else(|| vec![Diagnostic::new(Part::Decl, "derivation failed")])
+    } else {
+        Err(cx.errors)
+    }
+}
+
+#[derive(Default)]
+struct Cx {
+    errors: Vec<Diagnostic>,
+}
+
+/// A parsed and lowered expression with its source.
+struct Lowered {
+    part: Part,
+    ast: Ast,
+    expr: Expr,
+}
+
+fn is_ident(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
+        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        && s != "_"
+}
+
+impl Cx {
+    fn err(&mut self, d: Diagnostic) {
+        self.errors.push(d);
+    }
+
+    fn lower(&mut self, part: Part, src: &str, scope: &Scope) -> Option<Lowered> {
+        let ast = match parse(src) {
+            Ok(ast) => ast,
+            Err(e) => {
+                self.err(Diagnostic::at(part, e.range, e.message));
+                return None;
+            }
+        };
+        match ast.lower(scope) {
+            Ok(expr) => Some(Lowered { part, ast, expr }),
+            Err(es) => {
+                for e in es {
+                    self.err(Diagnostic::at(part, e.range, e.message));
+                }
+                None
+            }
+        }
+    }
+
+    fn check_name(&mut self, part: Part, name: &str, seen: &mut Vec<String>) -> bool {
+        if !is_ident(name) {
+            self.err(Diagnostic::new(
+                part,
+                format!("`{name}` is not a valid name: use letters, digits and `_`"),
+            ));
+            return false;
+        }
+        if RESERVED.contains(&name) || crate::Func::from_name(name).is_some() {
+            self.err(Diagnostic::new(
+                part,
+                format!("`{name}` is reserved: choose another name"),
+            ));
+            return false;
+        }
+        if seen.iter().any(|s| s == name) {
+            self.err(Diagnostic::new(part, format!("`{name}` is declared twice")));
+            return false;
+        }
+        seen.push(name.to_string());
+        true
+    }
+
+    fn run(&mut self, spec: &SdeSpec) -> Option<Derived> {
+        // 1. Params: names and default values.
+        let mut seen = Vec::new();
+        let mut params: Vec<(String, f64)> = Vec::new();
+        let consts = Scope::new();
+        for (i, p) in spec.params.iter().enumerate() {
+            let name_ok = self.check_name(Part::ParamName(i), &p.name, &mut seen);
+            let Some(src) = &p.default else {
+                self.err(Diagnostic::new(
+                    Part::ParamName(i),
+                    format!(
+                        "parameter `{}` has no default value: write `{}: f64 = <value>`",
+                        p.name, p.name
+                    ),
+                ));
+                continue;
+            };
+            let Some(l) = self.lower(Part::ParamDefault(i), src, &consts) else {
+                continue;
+            };
+            match l.expr.eval(&|_| None) {
+                Ok(v) if name_ok => params.push((p.name.clone(), v)),
+                Ok(_) => {}
+                Err(_) => self.err(Diagnostic::new(
+                    Part::ParamDefault(i),
+                    format!(
+                        "the default of `{}` must be a finite constant (no `t`, `x` or other parameters)",
+                        p.name
+                    ),
+                )),
+            }
+        }
+        let env = |name: &str| params.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
+
+        let mut scope = Scope::new();
+        for (n, _) in &params {
+            scope.insert(n, Expr::sym(n));
+        }
+
+        // 2. Time range: constant expressions in the params.
+        let mut range = None;
+        match &spec.time {
+            None => self.err(Diagnostic::new(
+                Part::Decl,
+                "missing `time = [t_min, T];` (e.g. `time = [1e-3, 1.0];`)",
+            )),
+            Some((lo, hi)) => {
+                let lo = self.lower(Part::TimeStart, lo, &scope);
+                let hi = self.lower(Part::TimeEnd, hi, &scope);
+                if let (Some(lo), Some(hi)) = (lo, hi) {
+                    let lv = lo.expr.eval(&env);
+                    let hv = hi.expr.eval(&env);
+                    match (lv, hv) {
+                        (Ok(l), Ok(h)) => {
+                            if l < 0.0 {
+                                self.err(Diagnostic::new(
+                                    Part::TimeStart,
+                                    format!("invalid time range: t_min = {l} is negative"),
+                                ));
+                            } else if l >= h {
+                                self.err(Diagnostic::new(
+                                    Part::TimeEnd,
+                                    format!("invalid time range: T = {h} must be greater than t_min = {l}"),
+                                ));
+                            } else {
+                                range = Some((lo.expr, hi.expr, l, h));
+                            }
+                        }
+                        (Err(_), _) => self.err(Diagnostic::new(
+                            Part::TimeStart,
+                            "invalid time range: t_min must be a finite constant (it may use the params, not `t` or `x`)",
+                        )),
+                        (_, Err(_)) => self.err(Diagnostic::new(
+                            Part::TimeEnd,
+                            "invalid time range: T must be a finite constant (it may use the params, not `t` or `x`)",
+                        )),
+                    }
+                }
+            }
+        }
+
+        // 3. Lets, in order; `t` is in scope, `x` only in the drift.
+        scope.insert("t", Expr::sym("t"));
+        let mut lets_shown: Vec<(String, Expr)> = Vec::new();
+        for (i, (name, src)) in spec.lets.iter().enumerate() {
+            let ok = self.check_name(Part::LetName(i), name, &mut seen);
+            if let Some(l) = self.lower(Part::Let(i), src, &scope) {
+                if ok {
+                    lets_shown.push((name.clone(), l.expr.clone()));
+                    scope.insert(name, l.expr);
+                }
+            } else if ok {
+                // Keep later uses from cascading into "unknown name" errors.
+                scope.insert(name, Expr::sym(name));
+            }
+        }
+        let mut with_x = scope.clone();
+        with_x.insert("x", Expr::sym("x"));
+
+        // 4. The four forms.
+        let drift = spec
+            .drift
+            .as_ref()
+            .and_then(|s| self.lower(Part::Drift, s, &with_x));
+        let mut diffusion = None;
+        let mut mean = None;
+        let mut std = None;
+        for (part, src, slot) in [
+            (Part::Diffusion, &spec.diffusion, &mut diffusion),
+            (Part::Mean, &spec.mean, &mut mean),
+            (Part::Std, &spec.std, &mut std),
+        ] {
+            let Some(src) = src else { continue };
+            // Lower with `x` known so that its use gets the precise message below.
+            if let Some(l) = self.lower(part, src, &with_x) {
+                if let Some(r) = find_ident(&l.ast, "x") {
+                    self.err(Diagnostic::at(
+                        part,
+                        r,
+                        format!(
+                            "`x` may not appear in {}: only the drift depends on the state",
+                            part.describe()
+                        ),
+                    ));
+                } else {
+                    *slot = Some(l);
+                }
+            }
+        }
+        let has_sde = spec.drift.is_some() || spec.diffusion.is_some();
+        let has_kernel = spec.mean.is_some() || spec.std.is_some();
+        if !has_sde && !has_kernel {
+            self.err(Diagnostic::new(
+                Part::Decl,
+                "declare the SDE: `drift = ...; diffusion = ...;` or its kernel `mean = ...; std = ...;`",
+            ));
+        }
+        for (given, missing, other) in [
+            (spec.drift.is_some() && spec.diffusion.is_none(), "diffusion", "drift"),
+            (spec.diffusion.is_some() && spec.drift.is_none(), "drift", "diffusion"),
+            (spec.mean.is_some() && spec.std.is_none(), "std", "mean"),
+            (spec.std.is_some() && spec.mean.is_none(), "mean", "std"),
+        ] {
+            if given {
+                self.err(Diagnostic::new(
+                    Part::Decl,
+                    format!("missing `{missing} = ...;`: `{other}` needs it"),
+                ));
+            }
+        }
+
+        // 5. Division by zero on the grid at the default params.
+        let Some((t_min_e, t_max_e, t0, t1)) = range else {
+            return None;
+        };
+        let grid: Vec<f64> = (0..GRID)
+            .map(|i| t0 + (t1 - t0) * i as f64 / (GRID - 1) as f64)
+            .collect();
+        for l in [&drift, &diffusion, &mean, &std].into_iter().flatten() {
+            self.check_divisors(l, &with_x, &grid, &env);
+        }
+        if !self.errors.is_empty() {
+            return None;
+        }
+
+        // 6. The SDE form: F and g.
+        let sde_form = match (&drift, &diffusion) {
+            (Some(d), Some(g)) => Some((self.linear_coef(d, &with_x, &grid, &env)?, g.expr.clone())),
+            _ => None,
+        };
+        let kernel_form = match (&mean, &std) {
+            (Some(m), Some(s)) => Some((m.expr.clone(), s.expr.clone())),
+            _ => None,
+        };
+        if !self.errors.is_empty() {
+            return None;
+        }
+
+        let t = "t";
+        let mut entries: Vec<Entry> = Vec::new();
+        let coefs = match (sde_form, kernel_form) {
+            (Some((f, g)), kernel) => {
+                let g2 = Expr::powi(g.clone(), 2);
+                entries.push(given("drift", "f(x, t)", &drift.as_ref()?.expr));
+                entries.push(given("diffusion", "g(t)", &g));
+                if let Some((a, b)) = &kernel {
+                    entries.push(given("mean", "a(t)", a));
+                    entries.push(given("std", "b(t)", b));
+                }
+                entries.push(closed("F", "F(t) = ∂f/∂x", "F(t)", &f));
+                entries.push(closed("g2", "g(t)^2", "g(t)^2", &g2));
+                match kernel {
+                    Some((a, b)) => {
+                        // Both forms: check F = d ln a/dt and g^2 = d(b^2)/dt - 2 F b^2.
+                        let b2 = Expr::powi(b.clone(), 2);
+                        let f_k = simplest(a.diff(t) / &a);
+                        let g2_k = simplest(b2.diff(t) - 2.0 * &f_k * &b2);
+                        self.consistent(Part::Mean, "F(t) = d ln a/dt", &f, &f_k, &grid, &env);
+                        self.consistent(Part::Std, "g(t)^2 = d(b^2)/dt - 2 F b^2", &g2, &g2_k, &grid, &env);
+                        self.check_mean_at_zero(&a, &env);
+                        Coefs {
+                            f,
+                            g,
+                            g2,
+                            int_f: None,
+                            a: Some(a),
+                            b2: Some(b2),
+                            b: Some(b),
+                            log_snr: None,
+                            dlog_snr: None,
+                            t_of_log_snr: None,
+                        }
+                    }
+                    None => {
+                        let int_f = f
+                            .integrate_definite(t, &Expr::zero(), &Expr::sym(t))
+                            .ok()
+                            .map(|e| e.expand());
+                        let a = int_f.as_ref().map(|i| i.exp());
+                        let b2 = a.as_ref().and_then(|a| {
+                            let a2 = Expr::powi(a.clone(), 2);
+                            let integrand = (&g2 / &a2).expand();
+                            let k = integrand
+                                .integrate_definite(t, &Expr::zero(), &Expr::sym(t))
+                                .ok()?;
+                            Some(simplest(a2 * k))
+                        });
+                        let mut c = Coefs {
+                            f,
+                            g,
+                            g2,
+                            int_f,
+                            a,
+                            b2,
+                            b: None,
+                            log_snr: None,
+                            dlog_snr: None,
+                            t_of_log_snr: None,
+                        };
+                        verify_integrals(&mut c, &grid, &env);
+                        c.b = c.b2.as_ref().map(|b2| b2.sqrt());
+                        c
+                    }
+                }
+            }
+            (None, Some((a, b))) => {
+                entries.push(given("mean", "a(t)", &a));
+                entries.push(given("std", "b(t)", &b));
+                self.check_mean_at_zero(&a, &env);
+                let b2 = Expr::powi(b.clone(), 2);
+                let f = simplest(a.diff(t) / &a);
+                let g2 = simplest(b2.diff(t) - 2.0 * &f * &b2);
+                let g = g2.sqrt();
+                entries.push(closed("F", "F(t) = d ln a/dt", "F(t)", &f));
+                entries.push(closed("g2", "g(t)^2 = d(b^2)/dt - 2 F b^2", "g(t)^2", &g2));
+                Coefs {
+                    f,
+                    g,
+                    g2,
+                    int_f: None,
+                    a: Some(a),
+                    b2: Some(b2),
+                    b: Some(b),
+                    log_snr: None,
+                    dlog_snr: None,
+                    t_of_log_snr: None,
+                }
+            }
+            (None, None) => return None,
+        };
+        if !self.errors.is_empty() {
+            return None;
+        }
+        let mut coefs = coefs;
+        let given_kernel = mean.is_some();
+
+        // 7. λ, dλ/dt, t(λ).
+        if let (Some(a), Some(b2)) = (&coefs.a, &coefs.b2) {
+            coefs.log_snr = Some(Expr::add([a.ln(), -0.5 * b2.ln()]));
+            coefs.dlog_snr = Some(simplest(-0.5 * &coefs.g2 / b2));
+            let sigma2 = (b2 / Expr::powi(a.clone(), 2)).expand();
+            let rhs = (-2.0 * Expr::sym("lambda")).exp();
+            coefs.t_of_log_snr = solve::solve_for_all(&sigma2, t, &rhs)
+                .into_iter()
+                .find(|cand| inverse_ok(cand, &coefs, &grid, &env));
+        } else if coefs.b2.is_some() {
+            coefs.dlog_snr = coefs.b2.as_ref().map(|b2| -0.5 * &coefs.g2 / b2);
+        }
+
+        // 8. Values on the grid at the default params.
+        let derived = Derived {
+            name: spec.name.clone(),
+            params: params.clone(),
+            t_min: t_min_e,
+            t_max: t_max_e,
+            coefs,
+            derivation: Derivation {
+                name: Cow::Owned(spec.name.clone()),
+                doc: spec.doc.clone().map(Cow::Owned),
+                header: Vec::new(),
+                entries: Vec::new(),
+            },
+        };
+        self.check_grid(&derived, &grid, given_kernel, drift.is_none());
+        if !self.errors.is_empty() {
+            return None;
+        }
+
+        // 9. The printable derivation.
+        let mut derived = derived;
+        derived.derivation.header = header(&lets_shown, &params, t0, t1);
+        describe(&derived, &mut entries, t1);
+        derived.derivation.entries = entries;
+        Some(derived)
+    }
+
+    fn check_divisors(
+        &mut self,
+        l: &Lowered,
+        scope: &Scope,
+        grid: &[f64],
+        env: &dyn Fn(&str) -> Option<f64>,
+    ) {
+        for d in divisors(&l.ast) {
+            let Some(e) = lower_quiet(d, scope) else { continue };
+            let bad = grid.iter().find(|&&t| {
+                [0.7, -1.3].iter().any(|&x| {
+                    let v = e.eval(&|n| match n {
+                        "t" => Some(t),
+                        "x" => Some(x),
+                        _ => env(n),
+                    });
+                    matches!(v, Ok(v) if v == 0.0)
+                })
+            });
+            if let Some(t) = bad {
+                let msg = if e.contains("t") {
+                    format!("division by zero: this divisor is 0 at t = {t} (with the default params)")
+                } else {
+                    "division by zero: this divisor is 0 (with the default params)".to_string()
+                };
+                self.err(Diagnostic::at(l.part, d.range, msg));
+            }
+        }
+    }
+
+    /// `F(t)` of a drift `f = F(t)·x`, or an error at the term that is not of that form.
+    fn linear_coef(
+        &mut self,
+        drift: &Lowered,
+        scope: &Scope,
+        grid: &[f64],
+        env: &dyn Fn(&str) -> Option<f64>,
+    ) -> Option<Expr> {
+        let f = &drift.expr;
+        let coef = f.diff("x");
+        let linear = |e: &Expr| -> bool {
+            let c = e.diff("x");
+            let rest = e - &c * Expr::sym("x");
+            grid.iter().step_by(8).all(|&t| {
+                [-1.7, 0.3, 2.9].iter().all(|&x| {
+                    let at = |n: &str| match n {
+                        "t" => Some(t),
+                        "x" => Some(x),
+                        _ => env(n),
+                    };
+                    match (rest.eval(&at), e.eval(&at), c.eval(&at)) {
+                        (Ok(r), Ok(v), Ok(cv)) => {
+                            r.abs() <= 1e-9 * (v.abs() + (cv * x).abs() + 1e-300)
+                        }
+                        _ => true,
+                    }
+                })
+            }) && !c.contains("x")
+                || rest.expand().is_zero() && !c.expand().contains("x")
+        };
+        if linear(f) {
+            return Some(simplest(coef));
+        }
+        let mut pointed = false;
+        for term in top_terms(&drift.ast) {
+            if let Some(e) = lower_quiet(term, scope) {
+                if !linear(&e) {
+                    pointed = true;
+                    self.err(Diagnostic::at(
+                        Part::Drift,
+                        term.range,
+                        not_linear_message(&e),
+                    ));
+                }
+            }
+        }
+        if !pointed {
+            self.err(Diagnostic::new(Part::Drift, not_linear_message(f)));
+        }
+        None
+    }
+
+    fn consistent(
+        &mut self,
+        part: Part,
+        what: &str,
+        given: &Expr,
+        derived: &Expr,
+        grid: &[f64],
+        env: &dyn Fn(&str) -> Option<f64>,
+    ) {
+        if given.expand() == derived.expand() {
+            return;
+        }
+        let pts = spread(grid, 64);
+        for t in pts {
+            let at = |n: &str| if n == "t" { Some(t) } else { env(n) };
+            let (u, v) = (given.eval(&at), derived.eval(&at));
+            let ok = match (&u, &v) {
+                (Ok(u), Ok(v)) => (u - v).abs() <= REL_TOL * u.abs().max(v.abs()).max(1e-300),
+                _ => false,
+            };
+            if !ok {
+                self.err(Diagnostic::new(
+                    part,
+                    format!(
+                        "inconsistent forms: {what} fails at t = {t}: from drift/diffusion {}, from mean/std {}",
+                        fmt_val(&u),
+                        fmt_val(&v)
+                    ),
+                ));
+                return;
+            }
+        }
+    }
+
+    fn check_mean_at_zero(&mut self, a: &Expr, env: &dyn Fn(&str) -> Option<f64>) {
+        match a.eval(&|n| if n == "t" { Some(0.0) } else { env(n) }) {
+            Ok(v) if (v - 1.0).abs() <= 1e-12 => {}
+            Ok(v) => self.err(Diagnostic::new(
+                Part::Mean,
+                format!("the mean must satisfy a(0) = 1 (x_0 is the data), but a(0) = {v}"),
+            )),
+            Err(_) => self.err(Diagnostic::new(
+                Part::Mean,
+                "the mean must satisfy a(0) = 1, but a(0) is not finite",
+            )),
+        }
+    }
+
+    /// Values on the grid at the default params: F, g^2, a, b finite, g^2 > 0, a > 0, b > 0.
+    /// `kernel_given`: the kernel (a, b) was declared, so a bad a or b points at it;
+    /// `g_derived`: g^2 was derived from the kernel, so a bad g^2 points at the std.
+    fn check_grid(&mut self, d: &Derived, grid: &[f64], kernel_given: bool, g_derived: bool) {
+        let b = d.bind(&[]);
+        let kernel_part = |p: Part| if kernel_given { p } else { Part::Diffusion };
+        for &t in grid {
+            let f = b.drift_coef(t);
+            if !f.is_finite() {
+                let part = if g_derived { Part::Mean } else { Part::Drift };
+                self.err(Diagnostic::new(
+                    part,
+                    format!("F(t) is not finite at t = {t} (with the default params)"),
+                ));
+                return;
+            }
+            let g2 = b.diffusion_sq(t);
+            if !(g2.is_finite() && g2 > 0.0) {
+                let (part, what) = if g_derived {
+                    (Part::Std, "the derived g(t)^2 = d(b^2)/dt - 2 F b^2")
+                } else {
+                    (Part::Diffusion, "g(t)^2")
+                };
+                let why = if g2.is_finite() {
+                    format!("{what} = {g2:e} must be > 0 at t = {t} (with the default params)")
+                } else {
+                    format!("{what} is not finite at t = {t} (with the default params)")
+                };
+                self.err(Diagnostic::new(part, why));
+                return;
+            }
+            let a = b.mean_coef(t);
+            if !(a.is_finite() && a > 0.0) {
+                self.err(Diagnostic::new(
+                    kernel_part(Part::Mean),
+                    format!("a(t) = {a} must be finite and > 0 at t = {t} (with the default params)"),
+                ));
+                return;
+            }
+            let sd = b.std(t);
+            if !(sd.is_finite() && sd > 0.0) {
+                self.err(Diagnostic::new(
+                    kernel_part(Part::Std),
+                    format!("b(t) = {sd} must be finite and > 0 at t = {t} (with the default params)"),
+                ));
+                return;
+            }
+        }
+    }
+}
+
+/// The shorter (as printed) of an expression and its expansion.
+fn simplest(e: Expr) -> Expr {
+    let x = e.expand();
+    if x.to_string().len() < e.to_string().len() {
+        x
+    } else {
+        e
+    }
+}
+
+fn not_linear_message(e: &Expr) -> String {
+    let c = e.diff("x");
+    if c.contains("x") {
+        format!("the drift must be linear in x, f(x, t) = F(t)·x; `{e}` is not")
+    } else {
+        format!("the drift must be F(t)·x with no term free of x; `{e}` does not vanish at x = 0")
+    }
+}
+
+fn fmt_val(v: &Result<f64, crate::EvalError>) -> String {
+    match v {
+        Ok(v) => format!("{v:e}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// `n` points spread over the grid (all of it if it is smaller).
+fn spread(grid: &[f64], n: usize) -> Vec<f64> {
+    if grid.len() <= n {
+        return grid.to_vec();
+    }
+    (0..n)
+        .map(|i| grid[i * (grid.len() - 1) / (n - 1)])
+        .collect()
+}
+
+/// Checks closed forms of `∫F`, `a`, `b^2` against quadrature at the default params and
+/// drops any that disagree (they then fall back to quadrature): wrong code is never
+/// emitted silently.
+fn verify_integrals(c: &mut Coefs, grid: &[f64], env: &dyn Fn(&str) -> Option<f64>) {
+    let ev = |e: &Expr, t: f64| e.eval(&|n| if n == "t" { Some(t) } else { env(n) });
+    let close = |u: f64, v: f64| (u - v).abs() <= 1e-8 * u.abs().max(v.abs()).max(1e-12);
+    let pts = spread(grid, 12);
+    if let Some(i) = &c.int_f {
+        let ok = pts.iter().all(|&t| {
+            let q = numeric::integrate(|s| ev(&c.f, s).unwrap_or(f64::NAN), 0.0, t);
+            matches!(ev(i, t), Ok(v) if close(v, q))
+        });
+        if !ok {
+            c.int_f = None;
+            c.a = None;
+            c.b2 = None;
+        }
+    }
+    if let (Some(a), Some(b2)) = (&c.a, &c.b2) {
+        let ok = pts.iter().all(|&t| {
+            let q = numeric::integrate(
+                |s| match (ev(&c.g2, s), ev(a, s)) {
+                    (Ok(g2), Ok(a)) => g2 / (a * a),
+                    _ => f64::NAN,
+                },
+                0.0,
+                t,
+            );
+            match (ev(a, t), ev(b2, t)) {
+                (Ok(av), Ok(bv)) => close(bv, av * av * q),
+                _ => false,
+            }
+        });
+        if !ok {
+            c.b2 = None;
+        }
+    }
+}
+
+/// Whether a candidate `t(λ)` inverts `λ(t)` on the grid at the default params.
+fn inverse_ok(cand: &Expr, c: &Coefs, grid: &[f64], env: &dyn Fn(&str) -> Option<f64>) -> bool {
+    let Some(l) = &c.log_snr else { return false };
+    spread(grid, 17).iter().all(|&t| {
+        let lam = match l.eval(&|n| if n == "t" { Some(t) } else { env(n) }) {
+            Ok(v) => v,
+            Err(_) => return false,
+        };
+        match cand.eval(&|n| if n == "lambda" { Some(lam) } else { env(n) }) {
+            Ok(t2) => (t2 - t).abs() <= 1e-9 * t.abs().max(1.0),
+            Err(_) => false,
+        }
+    })
+}
+
+fn given(key: &'static str, label: &'static str, e: &Expr) -> Entry {
+    Entry {
+        key: Cow::Borrowed(key),
+        label: Cow::Borrowed(label),
+        text: Cow::Owned(e.to_string()),
+        latex: Cow::Owned(format!("{} &= {}", latex_label(label), e.to_latex())),
+        method: Method::Given,
+    }
+}
+
+fn closed(key: &'static str, label: &'static str, latex_lhs: &str, e: &Expr) -> Entry {
+    Entry {
+        key: Cow::Borrowed(key),
+        label: Cow::Borrowed(label),
+        text: Cow::Owned(e.to_string()),
+        latex: Cow::Owned(format!("{} &= {}", latex_label(latex_lhs), e.to_latex())),
+        method: Method::ClosedForm,
+    }
+}
+
+fn numeric_entry(key: &'static str, label: &'static str, text: &str, latex: &str) -> Entry {
+    Entry {
+        key: Cow::Borrowed(key),
+        label: Cow::Borrowed(label),
+        text: Cow::Owned(text.to_string()),
+        latex: Cow::Owned(latex.to_string()),
+        method: Method::Numeric,
+    }
+}
+
+fn latex_label(label: &str) -> String {
+    label
+        .replace("∂f/∂x", "\\partial f / \\partial x")
+        .replace("d ln a/dt", "\\frac{d \\ln a}{dt}")
+        .replace("g(t)^2", "g(t)^2")
+        .replace("b(t)^2", "b(t)^2")
+        .replace("σ", "\\sigma")
+        .replace("λ", "\\lambda")
+}
+
+fn header(lets: &[(String, Expr)], params: &[(String, f64)], t0: f64, t1: f64) -> Vec<Cow<'static, str>> {
+    let mut h = Vec::new();
+    if !params.is_empty() {
+        let ps: Vec<String> = params.iter().map(|(n, v)| format!("{n} = {v}")).collect();
+        h.push(Cow::Owned(format!("params: {}", ps.join(", "))));
+    }
+    h.push(Cow::Owned(format!("time:   t in [{t0}, {t1}]")));
+    for (n, e) in lets {
+        h.push(Cow::Owned(format!("let {n} = {e}")));
+    }
+    h
+}
+
+fn describe(d: &Derived, entries: &mut Vec<Entry>, t1: f64) {
+    let c = &d.coefs;
+    let b = d.bind(&[]);
+    match &c.int_f {
+        Some(i) => entries.push(closed("int_F", "∫_0^t F(s) ds", "\\int_0^t F(s)\\,ds", i)),
+        None if c.a.is_none() => entries.push(numeric_entry(
+            "int_F",
+            "∫_0^t F(s) ds",
+            "adaptive Gauss-Kronrod quadrature of F over [0, t]",
+            "\\int_0^t F(s)\\,ds &= \\text{quadrature}",
+        )),
+        None => {}
+    }
+    match &c.a {
+        Some(a) => {
+            if c.int_f.is_some() {
+                entries.push(closed("a", "a(t) = exp(∫F)", "a(t)", a));
+            }
+        }
+        None => entries.push(numeric_entry(
+            "a",
+            "a(t) = exp(∫F)",
+            "exp(quadrature of ∫_0^t F(s) ds)",
+            "a(t) &= \\exp\\left(\\int_0^t F(s)\\,ds\\right)",
+        )),
+    }
+    match &c.b2 {
+        Some(b2) => entries.push(closed("b2", "b(t)^2", "b(t)^2", b2)),
+        None => entries.push(numeric_entry(
+            "b2",
+            "b(t)^2",
+            "a(t)^2 * quadrature of ∫_0^t g(s)^2/a(s)^2 ds",
+            "b(t)^2 &= a(t)^2 \\int_0^t \\frac{g(s)^2}{a(s)^2}\\,ds",
+        )),
+    }
+    if let (Some(a), Some(bb)) = (&c.a, &c.b) {
+        if c.int_f.is_some() || !entries.iter().any(|e| e.key == "std") {
+            entries.push(closed("b", "b(t)", "b(t)", bb));
+        }
+        entries.push(closed("sigma", "σ(t) = b/a", "σ(t) = b/a", &(bb / a)));
+    }
+    match &c.log_snr {
+        Some(l) => entries.push(closed("log_snr", "λ(t) = ln(a/b)", "λ(t)", l)),
+        None => entries.push(numeric_entry(
+            "log_snr",
+            "λ(t) = ln(a/b)",
+            "ln(a(t)) - ln(b(t)^2)/2 from the numeric a, b",
+            "\\lambda(t) &= \\ln\\frac{a(t)}{b(t)}",
+        )),
+    }
+    match &c.dlog_snr {
+        Some(l) => entries.push(closed("dlog_snr", "dλ/dt = -g^2/(2 b^2)", "dλ/dt", l)),
+        None => entries.push(numeric_entry(
+            "dlog_snr",
+            "dλ/dt = -g^2/(2 b^2)",
+            "-g(t)^2 / (2 b(t)^2) from the numeric b",
+            "\\frac{d\\lambda}{dt} &= -\\frac{g(t)^2}{2 b(t)^2}",
+        )),
+    }
+    match &c.t_of_log_snr {
+        Some(l) => entries.push(closed("t_of_log_snr", "t(λ)", "t(λ)", l)),
+        None => entries.push(numeric_entry(
+            "t_of_log_snr",
+            "t(λ)",
+            "bracketed monotone solve of λ(t) = lambda on the time range (to 1e-12)",
+            "t(\\lambda) &= \\lambda^{-1}(\\lambda) \\text{ by a bracketed solve}",
+        )),
+    }
+    let fx = if c.f.is_zero() {
+        "-".to_string()
+    } else {
+        format!("({})*x - ", c.f)
+    };
+    let fx_latex = if c.f.is_zero() {
+        "-".to_string()
+    } else {
+        format!("\\left({}\\right) x - ", c.f.to_latex())
+    };
+    let g2l = c.g2.to_string();
+    entries.push(Entry {
+        key: Cow::Borrowed("score"),
+        label: Cow::Borrowed("∇ log p_0t(x_t | x_0)"),
+        text: Cow::Borrowed("-(x_t - a(t)*x_0) / b(t)^2 = -eps / b(t)"),
+        latex: Cow::Borrowed(
+            "\\nabla_{x_t} \\log p_{0t}(x_t \\mid x_0) &= -\\frac{x_t - a(t)\\,x_0}{b(t)^2} = -\\frac{\\epsilon}{b(t)}",
+        ),
+        method: Method::ClosedForm,
+    });
+    entries.push(Entry {
+        key: Cow::Borrowed("reverse_sde"),
+        label: Cow::Borrowed("reverse SDE"),
+        text: Cow::Owned(format!(
+            "dx = [{fx}({g2l})*∇log p_t(x)] dt + g(t) dw̄"
+        )),
+        latex: Cow::Owned(format!(
+            "dx &= \\left[{fx_latex}\\left({}\\right) \\nabla_x \\log p_t(x)\\right] dt + g(t)\\, d\\bar w",
+            c.g2.to_latex()
+        )),
+        method: Method::ClosedForm,
+    });
+    entries.push(Entry {
+        key: Cow::Borrowed("pf_ode"),
+        label: Cow::Borrowed("probability-flow ODE"),
+        text: Cow::Owned(format!("dx/dt = {fx}0.5*({g2l})*∇log p_t(x)")),
+        latex: Cow::Owned(format!(
+            "\\frac{{dx}}{{dt}} &= {fx_latex}\\frac{{1}}{{2}}\\left({}\\right) \\nabla_x \\log p_t(x)",
+            c.g2.to_latex()
+        )),
+        method: Method::ClosedForm,
+    });
+    let bt = b.std(t1);
+    entries.push(Entry {
+        key: Cow::Borrowed("prior"),
+        label: Cow::Borrowed("prior p_T"),
+        text: Cow::Owned(format!(
+            "N(0, b(T)^2 I), b(T) = {} at the default params; log p_T(x) = -|x|^2/(2 b(T)^2) - (d/2) ln(2π b(T)^2)",
+            fmt_short(bt)
+        )),
+        latex: Cow::Owned(format!(
+            "p_T &= \\mathcal{{N}}(0, b(T)^2 I),\\quad b(T) = {} \\text{{ at the default params}}",
+            fmt_short(bt)
+        )),
+        method: if c.b.is_some() {
+            Method::ClosedForm
+        } else {
+            Method::Numeric
+        },
+    });
+}
+
+fn fmt_short(v: f64) -> String {
+    let s = format!("{v:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    if s.is_empty() || s == "-" {
+        "0".into()
+    } else {
+        s
+    }
+}
