@@ -106,3 +106,25 @@ pub fn derivations() -> Vec<crate::Derivation> {
         .filter_map(|(n, _)| derivation(n))
         .collect()
 }
+
+/// The generated page `docs/derivations.md`: every built-in's derivation, as text and LaTeX.
+pub fn derivations_markdown() -> String {
+    let mut s = String::from(
+        "# Derivations of the built-in SDEs\n\n\
+         Generated from the `sde!` declarations in `sbdm-runtime/src/builtin.rs`; do not edit.\n\
+         Regenerate with `SBDM_UPDATE_DOCS=1 cargo test --test docs` \
+         (the test fails when this page is stale).\n",
+    );
+    for d in derivations() {
+        s.push_str(&format!("\n## {}\n\n", d.name));
+        if let Some(doc) = &d.doc {
+            s.push_str(&format!("{doc}\n\n"));
+        }
+        s.push_str("```text\n");
+        s.push_str(&d.to_string());
+        s.push_str("```\n\n```latex\n");
+        s.push_str(&d.latex());
+        s.push_str("```\n");
+    }
+    s
+}

@@ -766,7 +766,7 @@ impl Expr {
                 let bv = b.eval(env)?;
                 match e.as_num() {
                     Some(p) if is_int(p) && p.abs() <= i32::MAX as f64 => bv.powi(p as i32),
-                    Some(p) if p == 0.5 => bv.sqrt(),
+                    Some(0.5) => bv.sqrt(),
                     _ => bv.powf(e.eval(env)?),
                 }
             }
@@ -797,7 +797,7 @@ impl Expr {
                     Node::Sym(s) if &**s == var => degree += 1,
                     Node::Pow(b, p) if matches!(b.node(), Node::Sym(s) if &**s == var) => {
                         let p = p.as_num()?;
-                        if !is_int(p) || p < 0.0 || p > 64.0 {
+                        if !is_int(p) || !(0.0..=64.0).contains(&p) {
                             return None;
                         }
                         degree += p as usize;

@@ -11,6 +11,15 @@
 //! - `+ - * /` with Rust's precedence and left associativity, unary `-`, parentheses,
 //! - calls `f(a)`, `f64::sqrt(u)` and method calls `u.f()`, `u.f(a)`, chained.
 //!
+//! Functions, in call and method form (`sqrt(u)`, `u.sqrt()`, `f64::sqrt(u)`): `exp`,
+//! `exp2`, `exp_m1`, `ln`, `ln_1p`, `log` (`u.log(base)`), `log2`, `log10`, `sqrt`,
+//! `cbrt`, `recip`, `powi` (integer literal exponent), `powf`, `sin`, `cos`, `tan`,
+//! `sinh`, `cosh`, `tanh`, `asin`, `acos`, `atan`, `asinh`, `acosh`, `atanh`. They lower
+//! to the core's forms: `sqrt(u)` is `u^0.5`, `log10(u)` is `ln(u)/ln(10)`, `exp2(u)` is
+//! `2^u`, `recip(u)` is `u^-1`, and `cbrt(u)` is `u^(1/3)` — which, like every
+//! non-integer power, is real only for `u >= 0`, while Rust's `cbrt` of a negative
+//! number is real.
+//!
 //! Everything else (`^`, `**`, `%`, comparisons, casts, closures, blocks, indexing, ...)
 //! is rejected by [`parse`] with a one-line message and the byte range of the
 //! offending token. [`Ast::lower`] then resolves names against a [`Scope`] and the

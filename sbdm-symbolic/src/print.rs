@@ -154,7 +154,7 @@ fn text(e: &Expr) -> Out {
         }
         Node::Mul(_) => text_term(&Term::of(e)),
         Node::Pow(b, x) => match x.as_num() {
-            Some(n) if n == 0.5 => (format!("sqrt({})", text(b).0), Prec::Atom),
+            Some(0.5) => (format!("sqrt({})", text(b).0), Prec::Atom),
             Some(n) if n < 0.0 => text_term(&Term::of(e)),
             _ => {
                 let base = wrap(text(b), Prec::Atom, "(", ")");
@@ -509,8 +509,8 @@ impl RustPrinter<'_> {
             Node::Pow(b, x) => {
                 let recv = self.receiver(b);
                 let call = match x.as_num() {
-                    Some(n) if n == 0.5 => "sqrt()".to_string(),
-                    Some(n) if n == -1.0 => "recip()".to_string(),
+                    Some(0.5) => "sqrt()".to_string(),
+                    Some(-1.0) => "recip()".to_string(),
                     Some(n) if n.fract() == 0.0 && n.abs() <= f64::from(i32::MAX) => {
                         format!("powi({})", n as i32)
                     }
@@ -536,7 +536,7 @@ impl RustPrinter<'_> {
         }
         for f in t.factors {
             match neg_exponent(f) {
-                Some((b, k)) if k == 1.0 => den.push(self.receiver(b)),
+                Some((b, 1.0)) => den.push(self.receiver(b)),
                 _ => num.push(self.expr(f)),
             }
         }

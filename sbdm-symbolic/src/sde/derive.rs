@@ -416,9 +416,7 @@ impl Cx {
         }
 
         // 5. Division by zero on the grid at the default params.
-        let Some((t_min_e, t_max_e, t0, t1)) = range else {
-            return None;
-        };
+        let (t_min_e, t_max_e, t0, t1) = range?;
         let grid: Vec<f64> = (0..GRID)
             .map(|i| t0 + (t1 - t0) * i as f64 / (GRID - 1) as f64)
             .collect();
@@ -589,22 +587,37 @@ impl Cx {
     ) {
         for d in divisors(&l.ast) {
             let Some(e) = lower_quiet(d, scope) else { continue };
-            let bad = grid.iter().find(|&&t| {
-                [0.7, -1.3].iter().any(|&x| {
-                    let v = e.eval(&|n| match n {
-                        "t" => Some(t),
-                        "x" => Some(x),
-                        _ => env(n),
-                    });
-                    matches!(v, Ok(v) if v == 0.0)
+            let at = |t: f64, x: f64| {
+                e.eval(&|n| match n {
+                    "t" => Some(t),
+                    "x" => Some(x),
+                    _ => env(n),
                 })
-            });
-            if let Some(t) = bad {
-                let msg = if e.contains("t") {
-                    format!("division by zero: this divisor is 0 at t = {t} (with the default params)")
+            };
+            let zero = grid
+                .iter()
+                .find(|&&t| [0.7, -1.3].iter().any(|&x| matches!(at(t, x), Ok(v) if v == 0.0)));
+            let msg = if let Some(t) = zero {
+                if e.contains("t") {
+                    Some(format!(
+                        "division by zero: this divisor is 0 at t = {} (with the default params)",
+                        fmt_num(*t)
+                    ))
                 } else {
-                    "division by zero: this divisor is 0 (with the default params)".to_string()
-                };
+                    Some("division by zero: this divisor is 0 (with the default params)".to_string())
+                }
+            } else {
+                // A continuous divisor that changes sign between grid points passes through 0.
+                grid.windows(2).find_map(|w| match (at(w[0], 0.7), at(w[1], 0.7)) {
+                    (Ok(u), Ok(v)) if u * v < 0.0 => Some(format!(
+                        "division by zero: this divisor changes sign between t = {} and t = {} (with the default params)",
+                        fmt_num(w[0]),
+                        fmt_num(w[1])
+                    )),
+                    _ => None,
+                })
+            };
+            if let Some(msg) = msg {
                 self.err(Diagnostic::at(l.part, d.range, msg));
             }
         }
@@ -686,7 +699,8 @@ impl Cx {
                 self.err(Diagnostic::new(
                     part,
                     format!(
-                        "inconsistent forms: {what} fails at t = {t}: from drift/diffusion {}, from mean/std {}",
+                        "inconsistent forms: {what} fails at t = {}: from drift/diffusion {}, from mean/std {}",
+                        fmt_num(t),
                         fmt_val(&u),
                         fmt_val(&v)
                     ),
@@ -715,14 +729,19 @@ impl Cx {
     /// `g_derived`: g^2 was derived from the kernel, so a bad g^2 points at the std.
     fn check_grid(&mut self, d: &Derived, grid: &[f64], kernel_given: bool, g_derived: bool) {
         let b = d.bind(&[]);
-        let kernel_part = |p: Part| if kernel_given { p } else { Part::Diffusion };
+        // In the SDE form a bad a(t) = exp(∫F) comes from the drift, a bad b(t) from the diffusion.
+        let kernel_part = |p: Part| match (kernel_given, p) {
+            (true, p) => p,
+            (false, Part::Mean) => Part::Drift,
+            (false, _) => Part::Diffusion,
+        };
         for &t in grid {
             let f = b.drift_coef(t);
             if !f.is_finite() {
                 let part = if g_derived { Part::Mean } else { Part::Drift };
                 self.err(Diagnostic::new(
                     part,
-                    format!("F(t) is not finite at t = {t} (with the default params)"),
+                    format!("F(t) is not finite at t = {} (with the default params)", fmt_num(t)),
                 ));
                 return;
             }
@@ -734,9 +753,13 @@ impl Cx {
                     (Part::Diffusion, "g(t)^2")
                 };
                 let why = if g2.is_finite() {
-                    format!("{what} = {g2:e} must be > 0 at t = {t} (with the default params)")
+                    format!(
+                        "{what} = {} must be > 0 at t = {} (with the default params)",
+                        fmt_num(g2),
+                        fmt_num(t)
+                    )
                 } else {
-                    format!("{what} is not finite at t = {t} (with the default params)")
+                    format!("{what} is not finite at t = {} (with the default params)", fmt_num(t))
                 };
                 self.err(Diagnostic::new(part, why));
                 return;
@@ -745,7 +768,16 @@ impl Cx {
             if !(a.is_finite() && a > 0.0) {
                 self.err(Diagnostic::new(
                     kernel_part(Part::Mean),
-                    format!("a(t) = {a} must be finite and > 0 at t = {t} (with the default params)"),
+                    format!(
+                        "a(t) = {} must be finite and > 0 at t = {} (with the default params){}",
+                        fmt_num(a),
+                        fmt_num(t),
+                        if kernel_given {
+                            ""
+                        } else {
+                            ": a(t) = exp(∫_0^t F(s) ds) needs F integrable from 0"
+                        }
+                    ),
                 ));
                 return;
             }
@@ -753,7 +785,11 @@ impl Cx {
             if !(sd.is_finite() && sd > 0.0) {
                 self.err(Diagnostic::new(
                     kernel_part(Part::Std),
-                    format!("b(t) = {sd} must be finite and > 0 at t = {t} (with the default params)"),
+                    format!(
+                        "b(t) = {} must be finite and > 0 at t = {} (with the default params)",
+                        fmt_num(sd),
+                        fmt_num(t)
+                    ),
                 ));
                 return;
             }
@@ -780,9 +816,24 @@ fn not_linear_message(e: &Expr) -> String {
     }
 }
 
+/// A number for a message: short, exact enough to act on.
+fn fmt_num(v: f64) -> String {
+    if v != 0.0 && (v.abs() < 1e-3 || v.abs() >= 1e6) {
+        format!("{v:.4e}")
+    } else {
+        let s = format!("{v:.6}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        if s == "-0" {
+            "0".into()
+        } else {
+            s.into()
+        }
+    }
+}
+
 fn fmt_val(v: &Result<f64, crate::EvalError>) -> String {
     match v {
-        Ok(v) => format!("{v:e}"),
+        Ok(v) => fmt_num(*v),
         Err(e) => e.to_string(),
     }
 }
@@ -885,8 +936,6 @@ fn latex_label(label: &str) -> String {
     label
         .replace("∂f/∂x", "\\partial f / \\partial x")
         .replace("d ln a/dt", "\\frac{d \\ln a}{dt}")
-        .replace("g(t)^2", "g(t)^2")
-        .replace("b(t)^2", "b(t)^2")
         .replace("σ", "\\sigma")
         .replace("λ", "\\lambda")
 }
