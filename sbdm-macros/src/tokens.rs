@@ -97,9 +97,10 @@ impl SpanMap {
 
 /// A `syn::Error` from `first` to `last` (joined on stable through `new_spanned`).
 pub(crate) fn error_between(first: Span, last: Span, message: &str) -> syn::Error {
-    let mut a = proc_macro2::Punct::new('_', Spacing::Alone);
+    // Any valid punctuation will do (`_` is not one: `proc_macro` panics on it).
+    let mut a = proc_macro2::Punct::new('#', Spacing::Alone);
     a.set_span(first);
-    let mut b = proc_macro2::Punct::new('_', Spacing::Alone);
+    let mut b = proc_macro2::Punct::new('#', Spacing::Alone);
     b.set_span(last);
     let ts: TokenStream = [TokenTree::Punct(a), TokenTree::Punct(b)].into_iter().collect();
     syn::Error::new_spanned(ts, message)

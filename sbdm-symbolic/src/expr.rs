@@ -838,8 +838,11 @@ fn distribute(a: &Expr, b: &Expr) -> Expr {
             terms.push(Expr::mul([x.clone(), y.clone()]));
         }
     }
-    // Products of exponentials merge their arguments, which may need expanding again.
+    // Merging like bases can bring a sum back (sqrt(u)*sqrt(u) = u), and products of
+    // exponentials merge their arguments: both may need expanding again.
     Expr::add(terms.into_iter().map(|t| match t.node() {
+        Node::Add(_) => t.expand(),
+        Node::Mul(v) if v.iter().any(|f| matches!(f.node(), Node::Add(_))) => t.expand(),
         Node::Mul(_) | Node::Func(Func::Exp, _) => expand_exp_args(&t),
         _ => t,
     }))
