@@ -58,7 +58,9 @@ fn runtime_sde_matches_macro() {
 
 #[test]
 fn kernel_form_on_the_command_line() {
-    let (ok, out, err) = sbdm(&["derive", "--mean", "1.0 - t", "--std", "t", "--time", "1e-3,0.9"]);
+    let (ok, out, err) = sbdm(&[
+        "derive", "--mean", "1.0 - t", "--std", "t", "--time", "1e-3,0.9",
+    ]);
     assert!(ok, "{err}");
     assert!(out.contains("F(t) = d ln a/dt"), "{out}");
     assert!(out.contains("t(λ)"));
@@ -76,16 +78,48 @@ fn fails_with(args: &[&str], needle: &str) {
 fn bad_input_is_one_line_and_non_zero() {
     fails_with(&["derive", "vpp"], "unknown SDE `vpp`");
     fails_with(
-        &["derive", "--drift", "-0.5 * betta * x", "--diffusion", "1.0", "--param", "beta=1"],
+        &[
+            "derive",
+            "--drift",
+            "-0.5 * betta * x",
+            "--diffusion",
+            "1.0",
+            "--param",
+            "beta=1",
+        ],
         "unknown name `betta`",
     );
     fails_with(&["derive", "--drift", "-x", "--diffusion", "t ^ 2"], "powi");
-    fails_with(&["derive", "--drift", "-x * x", "--diffusion", "1.0"], "linear in x");
     fails_with(
-        &["derive", "--drift", "-0.5 * x", "--diffusion", "1.0", "--mean", "(-0.5 * t).exp()", "--std", "t"],
+        &["derive", "--drift", "-x * x", "--diffusion", "1.0"],
+        "linear in x",
+    );
+    fails_with(
+        &[
+            "derive",
+            "--drift",
+            "-0.5 * x",
+            "--diffusion",
+            "1.0",
+            "--mean",
+            "(-0.5 * t).exp()",
+            "--std",
+            "t",
+        ],
         "inconsistent",
     );
     fails_with(&["derive", "--drift", "-x"], "missing `diffusion");
-    fails_with(&["derive", "--drift", "-x", "--diffusion", "1.0", "--time", "1.0,0.5"], "time range");
+    fails_with(
+        &[
+            "derive",
+            "--drift",
+            "-x",
+            "--diffusion",
+            "1.0",
+            "--time",
+            "1.0,0.5",
+        ],
+        "time range",
+    );
     fails_with(&["derive"], "name a built-in SDE");
 }

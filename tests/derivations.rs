@@ -68,7 +68,10 @@ fn numeric_fallback_is_marked() {
 
 #[test]
 fn params_stay_symbolic() {
-    let vp = VpSde { beta_max: 10.0, ..Default::default() };
+    let vp = VpSde {
+        beta_max: 10.0,
+        ..Default::default()
+    };
     // a(t) = exp(-(β_min t + (β_max - β_min) t²/2)/2) with β_max = 10.
     let t: f64 = 0.3;
     let want = (-0.5 * (0.1 * t + 0.5 * 9.9 * t * t)).exp();

@@ -127,7 +127,13 @@ fn assert_moments(sde: &dyn GaussianKernel, v0: f64) {
 #[test]
 fn vp_moments() {
     assert_moments(&VpSde::default(), 0.0);
-    assert_moments(&VpSde { beta_max: 10.0, ..Default::default() }, 0.0);
+    assert_moments(
+        &VpSde {
+            beta_max: 10.0,
+            ..Default::default()
+        },
+        0.0,
+    );
 }
 
 #[test]
@@ -166,7 +172,13 @@ fn declared_sde_moments() {
 #[test]
 fn non_default_params_stay_symbolic() {
     assert_moments(&QuadBeta { b0: 0.3, b2: 5.0 }, 0.0);
-    assert_moments(&TanhBeta { k: 1.5, ..Default::default() }, 0.0);
+    assert_moments(
+        &TanhBeta {
+            k: 1.5,
+            ..Default::default()
+        },
+        0.0,
+    );
     assert_moments(&GaussKernel { k: 1.0 }, 0.0);
 }
 
@@ -180,8 +192,16 @@ fn assert_kernel_coefs_match_fd(sde: &dyn GaussianKernel) {
         let db2 = (sde.variance(t + h) - sde.variance(t - h)) / (2.0 * h);
         let g2_fd = db2 - 2.0 * f_fd * sde.variance(t);
         let (f, g2) = (sde.drift_coef(t), sde.diffusion_sq(t));
-        assert!((f - f_fd).abs() <= 1e-6 * f.abs().max(1.0), "{} F at {t}: {f} vs {f_fd}", sde.name());
-        assert!((g2 - g2_fd).abs() <= 1e-6 * g2.abs().max(1.0), "{} g^2 at {t}: {g2} vs {g2_fd}", sde.name());
+        assert!(
+            (f - f_fd).abs() <= 1e-6 * f.abs().max(1.0),
+            "{} F at {t}: {f} vs {f_fd}",
+            sde.name()
+        );
+        assert!(
+            (g2 - g2_fd).abs() <= 1e-6 * g2.abs().max(1.0),
+            "{} g^2 at {t}: {g2} vs {g2_fd}",
+            sde.name()
+        );
     }
 }
 
@@ -201,14 +221,26 @@ fn assert_log_snr(sde: &dyn GaussianKernel) {
         let t = t0 + (t1 - t0) * i as f64 / 50.0;
         let lam = sde.log_snr(t);
         let expect = (sde.mean_coef(t) / sde.std(t)).ln();
-        assert!((lam - expect).abs() <= 1e-10 * expect.abs().max(1.0), "{} λ at {t}", sde.name());
+        assert!(
+            (lam - expect).abs() <= 1e-10 * expect.abs().max(1.0),
+            "{} λ at {t}",
+            sde.name()
+        );
         let back = sde.t_of_log_snr(lam);
-        assert!((back - t).abs() <= 1e-9 * t.max(1.0), "{} t(λ(t)) = {back} at t = {t}", sde.name());
+        assert!(
+            (back - t).abs() <= 1e-9 * t.max(1.0),
+            "{} t(λ(t)) = {back} at t = {t}",
+            sde.name()
+        );
         if i > 0 && i < 50 {
             let h = 1e-6 * (t1 - t0);
             let fd = (sde.log_snr(t + h) - sde.log_snr(t - h)) / (2.0 * h);
             let d = sde.dlog_snr_dt(t);
-            assert!((d - fd).abs() <= 1e-5 * d.abs().max(1.0), "{} dλ/dt at {t}: {d} vs {fd}", sde.name());
+            assert!(
+                (d - fd).abs() <= 1e-5 * d.abs().max(1.0),
+                "{} dλ/dt at {t}: {d} vs {fd}",
+                sde.name()
+            );
         }
     }
 }

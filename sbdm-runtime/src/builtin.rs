@@ -101,10 +101,7 @@ pub fn derivation(name: &str) -> Option<crate::Derivation> {
 
 /// Every built-in's derivation, in the order of [`NAMES`].
 pub fn derivations() -> Vec<crate::Derivation> {
-    NAMES
-        .iter()
-        .filter_map(|(n, _)| derivation(n))
-        .collect()
+    NAMES.iter().filter_map(|(n, _)| derivation(n)).collect()
 }
 
 /// The generated page `docs/derivations.md`: every built-in's derivation, as text and LaTeX.

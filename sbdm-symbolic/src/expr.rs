@@ -401,7 +401,12 @@ impl Expr {
         }
         match self.node() {
             Node::Sym(s) if &**s == name => value.clone(),
-            _ => self.with_children(self.children().iter().map(|c| c.subs(name, value)).collect()),
+            _ => self.with_children(
+                self.children()
+                    .iter()
+                    .map(|c| c.subs(name, value))
+                    .collect(),
+            ),
         }
     }
 

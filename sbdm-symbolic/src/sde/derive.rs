@@ -402,8 +402,16 @@ impl Cx {
             ));
         }
         for (given, missing, other) in [
-            (spec.drift.is_some() && spec.diffusion.is_none(), "diffusion", "drift"),
-            (spec.diffusion.is_some() && spec.drift.is_none(), "drift", "diffusion"),
+            (
+                spec.drift.is_some() && spec.diffusion.is_none(),
+                "diffusion",
+                "drift",
+            ),
+            (
+                spec.diffusion.is_some() && spec.drift.is_none(),
+                "drift",
+                "diffusion",
+            ),
             (spec.mean.is_some() && spec.std.is_none(), "std", "mean"),
             (spec.std.is_some() && spec.mean.is_none(), "mean", "std"),
         ] {
@@ -429,7 +437,9 @@ impl Cx {
 
         // 6. The SDE form: F and g.
         let sde_form = match (&drift, &diffusion) {
-            (Some(d), Some(g)) => Some((self.linear_coef(d, &with_x, &grid, &env)?, g.expr.clone())),
+            (Some(d), Some(g)) => {
+                Some((self.linear_coef(d, &with_x, &grid, &env)?, g.expr.clone()))
+            }
             _ => None,
         };
         let kernel_form = match (&mean, &std) {
@@ -460,7 +470,14 @@ impl Cx {
                         let f_k = simplest(a.diff(t) / &a);
                         let g2_k = simplest(b2.diff(t) - 2.0 * &f_k * &b2);
                         self.consistent(Part::Mean, "F(t) = d ln a/dt", &f, &f_k, &grid, &env);
-                        self.consistent(Part::Std, "g(t)^2 = d(b^2)/dt - 2 F b^2", &g2, &g2_k, &grid, &env);
+                        self.consistent(
+                            Part::Std,
+                            "g(t)^2 = d(b^2)/dt - 2 F b^2",
+                            &g2,
+                            &g2_k,
+                            &grid,
+                            &env,
+                        );
                         self.check_mean_at_zero(&a, &env);
                         Coefs {
                             f,
@@ -586,7 +603,9 @@ impl Cx {
         env: &dyn Fn(&str) -> Option<f64>,
     ) {
         for d in divisors(&l.ast) {
-            let Some(e) = lower_quiet(d, scope) else { continue };
+            let Some(e) = lower_quiet(d, scope) else {
+                continue;
+            };
             let at = |t: f64, x: f64| {
                 e.eval(&|n| match n {
                     "t" => Some(t),
@@ -594,9 +613,11 @@ impl Cx {
                     _ => env(n),
                 })
             };
-            let zero = grid
-                .iter()
-                .find(|&&t| [0.7, -1.3].iter().any(|&x| matches!(at(t, x), Ok(v) if v == 0.0)));
+            let zero = grid.iter().find(|&&t| {
+                [0.7, -1.3]
+                    .iter()
+                    .any(|&x| matches!(at(t, x), Ok(v) if v == 0.0))
+            });
             let msg = if let Some(t) = zero {
                 if e.contains("t") {
                     Some(format!(
@@ -604,7 +625,9 @@ impl Cx {
                         fmt_num(*t)
                     ))
                 } else {
-                    Some("division by zero: this divisor is 0 (with the default params)".to_string())
+                    Some(
+                        "division by zero: this divisor is 0 (with the default params)".to_string(),
+                    )
                 }
             } else {
                 // A continuous divisor that changes sign between grid points passes through 0.
@@ -741,7 +764,10 @@ impl Cx {
                 let part = if g_derived { Part::Mean } else { Part::Drift };
                 self.err(Diagnostic::new(
                     part,
-                    format!("F(t) is not finite at t = {} (with the default params)", fmt_num(t)),
+                    format!(
+                        "F(t) is not finite at t = {} (with the default params)",
+                        fmt_num(t)
+                    ),
                 ));
                 return;
             }
@@ -759,7 +785,10 @@ impl Cx {
                         fmt_num(t)
                     )
                 } else {
-                    format!("{what} is not finite at t = {} (with the default params)", fmt_num(t))
+                    format!(
+                        "{what} is not finite at t = {} (with the default params)",
+                        fmt_num(t)
+                    )
                 };
                 self.err(Diagnostic::new(part, why));
                 return;
@@ -940,7 +969,12 @@ fn latex_label(label: &str) -> String {
         .replace("λ", "\\lambda")
 }
 
-fn header(lets: &[(String, Expr)], params: &[(String, f64)], t0: f64, t1: f64) -> Vec<Cow<'static, str>> {
+fn header(
+    lets: &[(String, Expr)],
+    params: &[(String, f64)],
+    t0: f64,
+    t1: f64,
+) -> Vec<Cow<'static, str>> {
     let mut h = Vec::new();
     if !params.is_empty() {
         let ps: Vec<String> = params.iter().map(|(n, v)| format!("{n} = {v}")).collect();

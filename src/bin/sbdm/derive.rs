@@ -49,7 +49,10 @@ fn split_eq(s: &str, what: &str) -> Result<(String, String)> {
 
 /// Runs `sbdm derive`.
 pub fn run(args: &DeriveArgs) -> Result<()> {
-    let given = args.drift.is_some() || args.diffusion.is_some() || args.mean.is_some() || args.std.is_some();
+    let given = args.drift.is_some()
+        || args.diffusion.is_some()
+        || args.mean.is_some()
+        || args.std.is_some();
     let derivation = match (&args.name, given) {
         (Some(name), false) => {
             if name == "help" {
