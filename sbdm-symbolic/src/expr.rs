@@ -552,6 +552,10 @@ impl Expr {
             let e = Expr::func(Func::Exp, Expr::add(exp_args));
             match e.node() {
                 Node::Num(n) => coeff *= n.get(),
+                Node::Mul(_) | Node::Pow(..) => {
+                    again = true;
+                    out.push(e);
+                }
                 _ => out.push(e),
             }
         }
@@ -649,6 +653,35 @@ impl Expr {
             let r = f.apply(v);
             if r.is_finite() {
                 return Expr::num(r);
+            }
+        }
+        // tan and tanh are quotients: one form, so that tan(u)·cos(u)^2 meets sin(u)·cos(u).
+        match f {
+            Func::Tan => return Expr::mul([arg.sin(), Expr::powi(arg.cos(), -1)]),
+            Func::Tanh => return Expr::mul([arg.sinh(), Expr::powi(arg.cosh(), -1)]),
+            _ => {}
+        }
+        if f == Func::Exp {
+            // exp(c·ln(u) + rest) = u^c · exp(rest) for a number c (where ln u is defined).
+            let log_term = |term: &Expr| {
+                let (c, r) = term.split_coeff();
+                match r.node() {
+                    Node::Func(Func::Ln, u) => Some(Expr::powf(u.clone(), c)),
+                    _ => None,
+                }
+            };
+            let terms = arg.terms();
+            let powers: Vec<Expr> = terms.iter().filter_map(log_term).collect();
+            if !powers.is_empty() {
+                let rest: Vec<Expr> = terms
+                    .into_iter()
+                    .filter(|t| log_term(t).is_none())
+                    .collect();
+                let mut factors = powers;
+                if !rest.is_empty() {
+                    factors.push(Expr::func(Func::Exp, Expr::add(rest)));
+                }
+                return Expr::mul(factors);
             }
         }
         match (f, arg.node()) {

@@ -64,6 +64,15 @@ impl Expr {
         if !self.contains(var) {
             return Ok(Expr::mul([self.clone(), Expr::sym(var)]));
         }
+        // The whole product first: `(1 + sin t)·exp(t - cos t)` is `u'·exp(u)`, which
+        // expanding would split into two groups that are not integrable on their own.
+        // (Not for polynomials: there the term-by-term rule gives the plain form, where
+        // reading a sum as `u^1` would divide by its derivative's parameters.)
+        if matches!(self.node(), Node::Mul(_)) && self.poly_coeffs(var).is_none() {
+            if let Some(f) = derivative_divides(&Expr::one(), self, var) {
+                return Ok(f);
+            }
+        }
         let mut groups: BTreeMap<Expr, Vec<Expr>> = BTreeMap::new();
         for term in self.expand().terms() {
             let (c, h) = split_term(&term, var);
@@ -186,6 +195,43 @@ fn derivative_divides(c: &Expr, h: &Expr, var: &str) -> Option<Expr> {
             if let Some(k) = quotient_free_of(&num, &du, var) {
                 return Some(Expr::mul([k, big_h]));
             }
+        }
+        if let Some(f) = split_exponential(&num, g, var) {
+            return Some(f);
+        }
+    }
+    None
+}
+
+/// `exp(w)` with `w = u + r` read as `exp(r)·exp(u)`: for every split of the terms of `w`
+/// (at most 6 terms), `∫ num·exp(r)·exp(u) = κ exp(u)` when `num·exp(r) = κ u'`.
+/// This finds `∫ c e^{kt} exp((c/k) e^{kt}) dt`, whose exponents the canonical form merges.
+fn split_exponential(num: &Expr, g: &Expr, var: &str) -> Option<Expr> {
+    let Node::Func(Func::Exp, w) = g.node() else {
+        return None;
+    };
+    let terms = w.terms();
+    let n = terms.len();
+    if !(2..=6).contains(&n) {
+        return None;
+    }
+    for mask in 1..(1u32 << n) - 1 {
+        let (mut u, mut r) = (Vec::new(), Vec::new());
+        for (i, term) in terms.iter().enumerate() {
+            if mask & (1 << i) != 0 {
+                u.push(term.clone());
+            } else {
+                r.push(term.clone());
+            }
+        }
+        let u = Expr::add(u);
+        let du = u.diff(var);
+        if du.is_zero() {
+            continue;
+        }
+        let num2 = Expr::mul([num.clone(), Expr::add(r).exp()]);
+        if let Some(k) = quotient_free_of(&num2, &du, var) {
+            return Some(Expr::mul([k, u.exp()]));
         }
     }
     None

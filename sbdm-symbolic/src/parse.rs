@@ -877,6 +877,10 @@ impl Parser<'_> {
                     range,
                 })
             }
+            ["f64", c @ ("INFINITY" | "NAN")] => Ok(Ast {
+                kind: AstKind::Num(if *c == "NAN" { f64::NAN } else { f64::INFINITY }),
+                range,
+            }),
             ["f64", f] if names.len() == 2 && !leading => {
                 let f = f.to_string();
                 if !calls {

@@ -468,8 +468,17 @@ fn latex_term(t: &Term<'_>) -> Out {
 
 /// A non-negative literal that Rust reads as this exact f64: `0.5_f64`, `20_f64`,
 /// `1e-5_f64`.
+///
+/// Non-finite values (only from folding absurd magnitudes) print as `f64::INFINITY` /
+/// `f64::NAN`, which `parse` reads back.
 fn rust_lit(v: f64) -> String {
-    format!("{}_f64", digits(v))
+    if v.is_nan() {
+        "f64::NAN".to_string()
+    } else if v.is_infinite() {
+        "f64::INFINITY".to_string()
+    } else {
+        format!("{}_f64", digits(v))
+    }
 }
 
 struct RustPrinter<'a> {

@@ -44,6 +44,29 @@ pub(crate) fn solve_for_all(lhs: &Expr, var: &str, rhs: &Expr) -> Vec<Expr> {
     out
 }
 
+/// Reads a product whose `var`-dependent factors are `sin(u)·cos(u)^-1` (or
+/// `sinh(u)·cosh(u)^-1`) as `tan(u)` (`tanh(u)`) times the rest: the function, `u`
+/// and the rest. `tan`/`tanh` below stand for atan/atanh inversion.
+fn as_tangent(factors: &[Expr], var: &str) -> Option<(Func, Expr, Vec<Expr>)> {
+    let (dep, rest): (Vec<&Expr>, Vec<&Expr>) = factors.iter().partition(|f| f.contains(var));
+    if dep.len() != 2 {
+        return None;
+    }
+    for (num, den, quot) in [
+        (Func::Sin, Func::Cos, Func::Tan),
+        (Func::Sinh, Func::Cosh, Func::Tanh),
+    ] {
+        for (a, b) in [(dep[0], dep[1]), (dep[1], dep[0])] {
+            if let (Node::Func(f, u), Node::Pow(c, p)) = (a.node(), b.node()) {
+                if *f == num && p.as_num() == Some(-1.0) && *c == Expr::func(den, u.clone()) {
+                    return Some((quot, u.clone(), rest.into_iter().cloned().collect()));
+                }
+            }
+        }
+    }
+    None
+}
+
 /// One peeling step (recursive); `lhs` contains `var`.
 fn peel(lhs: &Expr, var: &str, rhs: &Expr) -> Vec<Expr> {
     match lhs.node() {
@@ -54,7 +77,16 @@ fn peel(lhs: &Expr, var: &str, rhs: &Expr) -> Vec<Expr> {
         },
         Node::Mul(factors) => match split_dependent(factors, var) {
             Some((u, rest)) => peel(&u, var, &Expr::mul([rhs.clone(), Expr::mul(rest).recip()])),
-            None => polynomial_roots(lhs, var, rhs),
+            None => match as_tangent(factors, var) {
+                // The canonical form writes tan(u) as sin(u)/cos(u).
+                Some((f, u, rest)) => {
+                    inverse(f, &Expr::mul([rhs.clone(), Expr::mul(rest).recip()]))
+                        .iter()
+                        .flat_map(|r| peel(&u, var, r))
+                        .collect()
+                }
+                None => polynomial_roots(lhs, var, rhs),
+            },
         },
         Node::Pow(u, c) if !c.contains(var) => {
             let root = Expr::pow(rhs.clone(), c.recip());

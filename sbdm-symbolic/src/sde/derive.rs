@@ -234,7 +234,15 @@ impl Cx {
             Ok(expr) => Some(Lowered { part, ast, expr }),
             Err(es) => {
                 for e in es {
-                    self.err(Diagnostic::at(part, e.range, e.message));
+                    let message = match src.get(e.range.start..e.range.end) {
+                        Some(n @ ("t" | "x"))
+                            if !scope.contains(n) && e.message.starts_with("unknown name") =>
+                        {
+                            out_of_place(part, n)
+                        }
+                        _ => e.message,
+                    };
+                    self.err(Diagnostic::at(part, e.range, message));
                 }
                 None
             }
@@ -268,6 +276,9 @@ impl Cx {
         // 1. Params: names and default values.
         let mut seen = Vec::new();
         let mut params: Vec<(String, f64)> = Vec::new();
+        // Params whose default is missing or wrong: still in scope, so that their uses
+        // do not cascade into "unknown name" errors.
+        let mut broken: Vec<String> = Vec::new();
         let consts = Scope::new();
         for (i, p) in spec.params.iter().enumerate() {
             let name_ok = self.check_name(Part::ParamName(i), &p.name, &mut seen);
@@ -279,27 +290,32 @@ impl Cx {
                         p.name, p.name
                     ),
                 ));
+                broken.extend(name_ok.then(|| p.name.clone()));
                 continue;
             };
             let Some(l) = self.lower(Part::ParamDefault(i), src, &consts) else {
+                broken.extend(name_ok.then(|| p.name.clone()));
                 continue;
             };
             match l.expr.eval(&|_| None) {
                 Ok(v) if name_ok => params.push((p.name.clone(), v)),
                 Ok(_) => {}
-                Err(_) => self.err(Diagnostic::new(
-                    Part::ParamDefault(i),
-                    format!(
-                        "the default of `{}` must be a finite constant (no `t`, `x` or other parameters)",
-                        p.name
-                    ),
-                )),
+                Err(_) => {
+                    self.err(Diagnostic::new(
+                        Part::ParamDefault(i),
+                        format!(
+                            "the default of `{}` must be a finite constant (no `t`, `x` or other parameters)",
+                            p.name
+                        ),
+                    ));
+                    broken.extend(name_ok.then(|| p.name.clone()));
+                }
             }
         }
         let env = |name: &str| params.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
 
         let mut scope = Scope::new();
-        for (n, _) in &params {
+        for n in params.iter().map(|(n, _)| n).chain(&broken) {
             scope.insert(n, Expr::sym(n));
         }
 
@@ -500,7 +516,7 @@ impl Cx {
                         let a = int_f.as_ref().map(|i| i.exp());
                         let b2 = a.as_ref().and_then(|a| {
                             let a2 = Expr::powi(a.clone(), 2);
-                            let integrand = (&g2 / &a2).expand();
+                            let integrand = &g2 / &a2;
                             let k = integrand
                                 .integrate_definite(t, &Expr::zero(), &Expr::sym(t))
                                 .ok()?;
@@ -758,7 +774,44 @@ impl Cx {
             (false, Part::Mean) => Part::Drift,
             (false, _) => Part::Diffusion,
         };
+        // A declared kernel's own a(t), b(t) are checked before the F, g^2 derived from them.
+        let kernel_at = |t: f64| -> Option<Diagnostic> {
+            let a = b.mean_coef(t);
+            if !(a.is_finite() && a > 0.0) {
+                return Some(Diagnostic::new(
+                    kernel_part(Part::Mean),
+                    format!(
+                        "a(t) = {} must be finite and > 0 at t = {} (with the default params){}",
+                        fmt_num(a),
+                        fmt_num(t),
+                        if kernel_given {
+                            ""
+                        } else {
+                            ": a(t) = exp(∫_0^t F(s) ds) needs F integrable from 0"
+                        }
+                    ),
+                ));
+            }
+            let sd = b.std(t);
+            if !(sd.is_finite() && sd > 0.0) {
+                return Some(Diagnostic::new(
+                    kernel_part(Part::Std),
+                    format!(
+                        "b(t) = {} must be finite and > 0 at t = {} (with the default params)",
+                        fmt_num(sd),
+                        fmt_num(t)
+                    ),
+                ));
+            }
+            None
+        };
         for &t in grid {
+            if kernel_given {
+                if let Some(d) = kernel_at(t) {
+                    self.err(d);
+                    return;
+                }
+            }
             let f = b.drift_coef(t);
             if !f.is_finite() {
                 let part = if g_derived { Part::Mean } else { Part::Drift };
@@ -793,36 +846,29 @@ impl Cx {
                 self.err(Diagnostic::new(part, why));
                 return;
             }
-            let a = b.mean_coef(t);
-            if !(a.is_finite() && a > 0.0) {
-                self.err(Diagnostic::new(
-                    kernel_part(Part::Mean),
-                    format!(
-                        "a(t) = {} must be finite and > 0 at t = {} (with the default params){}",
-                        fmt_num(a),
-                        fmt_num(t),
-                        if kernel_given {
-                            ""
-                        } else {
-                            ": a(t) = exp(∫_0^t F(s) ds) needs F integrable from 0"
-                        }
-                    ),
-                ));
-                return;
-            }
-            let sd = b.std(t);
-            if !(sd.is_finite() && sd > 0.0) {
-                self.err(Diagnostic::new(
-                    kernel_part(Part::Std),
-                    format!(
-                        "b(t) = {} must be finite and > 0 at t = {} (with the default params)",
-                        fmt_num(sd),
-                        fmt_num(t)
-                    ),
-                ));
-                return;
+            if !kernel_given {
+                if let Some(d) = kernel_at(t) {
+                    self.err(d);
+                    return;
+                }
             }
         }
+    }
+}
+
+/// Why `t` or `x` may not appear in `part` (where they are not in scope).
+fn out_of_place(part: Part, name: &str) -> String {
+    match part {
+        Part::ParamDefault(_) => {
+            format!("`{name}` may not appear in a parameter's default: it must be a constant")
+        }
+        Part::TimeStart | Part::TimeEnd => format!(
+            "`{name}` may not appear in the time range: its bounds are constants (they may use the params)"
+        ),
+        _ => format!(
+            "`{name}` may not appear in {}: only the drift depends on the state; write the `x` factor in the drift itself",
+            part.describe()
+        ),
     }
 }
 
