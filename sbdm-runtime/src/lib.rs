@@ -8,6 +8,15 @@ extern crate self as sbdm;
 
 pub mod builtin;
 pub mod discrete;
+pub mod error;
+pub mod fused;
+pub mod grid;
+pub mod metrics;
+pub mod mixture;
+pub mod model;
+pub mod noise;
+pub mod prediction;
+pub mod sampler;
 pub mod sde;
 
 pub use sbdm_macros::sde;

@@ -1,0 +1,83 @@
+//! Sample-quality metrics: sliced Wasserstein-2, moments, mode coverage.
+
+use candle_core::Tensor;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::error::{invalid, Result};
+
+/// Rows of a `[N, D]` tensor as f64.
+fn rows(x: &Tensor) -> Result<Vec<Vec<f64>>> {
+    if x.rank() != 2 {
+        return Err(invalid!("expected samples of shape [N, D], got {:?}", x.dims()));
+    }
+    Ok(x.to_dtype(candle_core::DType::F64)?.to_vec2()?)
+}
+
+/// The 1-D W2² between two empirical distributions via their quantile functions
+/// (sorted samples; sizes may differ: each is evaluated at the other's mid-quantiles).
+fn w2_sq_1d(mut u: Vec<f64>, mut v: Vec<f64>) -> f64 {
+    u.sort_by(f64::total_cmp);
+    v.sort_by(f64::total_cmp);
+    let m = u.len().max(v.len());
+    let q = |s: &[f64], p: f64| s[((p * s.len() as f64) as usize).min(s.len() - 1)];
+    (0..m)
+        .map(|i| {
+            let p = (i as f64 + 0.5) / m as f64;
+            let d = q(&u, p) - q(&v, p);
+            d * d
+        })
+        .sum::<f64>()
+        / m as f64
+}
+
+/// Sliced Wasserstein-2 distance between two sample sets `[N, D]` and `[M, D]`:
+/// `sqrt(mean over `projections` random unit directions of W2²)`, seeded.
+pub fn sliced_w2(x: &Tensor, y: &Tensor, projections: usize, seed: u64) -> Result<f64> {
+    let (a, b) = (rows(x)?, rows(y)?);
+    if a.is_empty() || b.is_empty() {
+        return Err(invalid!("sliced W2 needs non-empty sample sets"));
+    }
+    let d = a[0].len();
+    if b[0].len() != d {
+        return Err(invalid!("sliced W2: dimensions {d} and {} differ", b[0].len()));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut acc = 0.0;
+    for _ in 0..projections {
+        let mut dir: Vec<f64> = (0..d).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let n = dir.iter().map(|v| v * v).sum::<f64>().sqrt();
+        dir.iter_mut().for_each(|v| *v /= n);
+        let proj = |r: &Vec<f64>| r.iter().zip(&dir).map(|(a, b)| a * b).sum::<f64>();
+        acc += w2_sq_1d(a.iter().map(proj).collect(), b.iter().map(proj).collect());
+    }
+    Ok((acc / projections as f64).sqrt())
+}
+
+/// The mean of `|x|²` over the rows and its standard error.
+pub fn second_moment(x: &Tensor) -> Result<(f64, f64)> {
+    let r = rows(x)?;
+    let v: Vec<f64> = r.iter().map(|row| row.iter().map(|a| a * a).sum()).collect();
+    Ok(mean_and_se(&v))
+}
+
+/// Mean and standard error of a sample.
+pub fn mean_and_se(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / (n - 1.0).max(1.0);
+    (m, (var / n).sqrt())
+}
+
+/// The share of each label among `labels` (`k` classes).
+pub fn shares(labels: &[usize], k: usize) -> Vec<f64> {
+    let mut c = vec![0.0; k];
+    for &l in labels {
+        if l < k {
+            c[l] += 1.0;
+        }
+    }
+    let n = labels.len().max(1) as f64;
+    c.iter().map(|v| v / n).collect()
+}

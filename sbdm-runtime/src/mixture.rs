@@ -1,0 +1,357 @@
+//! The exact oracle: a Gaussian mixture with isotropic components. Under any linear
+//! SDE its diffused density is again a mixture, `p_t = Σ w_k N(a μ_k, (a² s_k² + b²) I)`,
+//! so its score, eps, x_0, log-density, class posteriors and samples are exact at every t.
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::Deserialize;
+
+use crate::error::{invalid, Error, Result};
+use crate::model::ScoreModel;
+use crate::prediction::Prediction;
+use crate::sde::GaussianKernel;
+
+/// A Gaussian mixture `Σ_k w_k N(μ_k, s_k² I)` in `D` dimensions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GaussianMixture {
+    weights: Vec<f64>,
+    means: Vec<Vec<f64>>,
+    stds: Vec<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MixtureFile {
+    weights: Vec<f64>,
+    means: Vec<Vec<f64>>,
+    stds: Vec<f64>,
+}
+
+impl GaussianMixture {
+    /// A mixture; weights must be positive and sum to 1 (within 1e-6), every mean must
+    /// have the same dimension, every std must be > 0.
+    pub fn new(weights: Vec<f64>, means: Vec<Vec<f64>>, stds: Vec<f64>) -> Result<Self> {
+        let k = weights.len();
+        if k == 0 {
+            return Err(invalid!("mixture: no components"));
+        }
+        if means.len() != k || stds.len() != k {
+            return Err(invalid!(
+                "mixture: {k} weights but {} means and {} stds",
+                means.len(),
+                stds.len()
+            ));
+        }
+        if let Some((i, w)) = weights
+            .iter()
+            .enumerate()
+            .find(|(_, w)| !(w.is_finite() && **w > 0.0))
+        {
+            return Err(invalid!("mixture: weight {i} is {w}; weights must be > 0"));
+        }
+        let sum: f64 = weights.iter().sum();
+        if (sum - 1.0).abs() > 1e-6 {
+            return Err(invalid!("mixture: weights sum to {sum}, not 1"));
+        }
+        let d = means[0].len();
+        if d == 0 {
+            return Err(invalid!("mixture: means have dimension 0"));
+        }
+        if let Some((i, m)) = means.iter().enumerate().find(|(_, m)| m.len() != d) {
+            return Err(invalid!(
+                "mixture: ragged means: mean 0 has {d} components, mean {i} has {}",
+                m.len()
+            ));
+        }
+        if means.iter().flatten().any(|v| !v.is_finite()) {
+            return Err(invalid!("mixture: a mean is not finite"));
+        }
+        if let Some((i, s)) = stds
+            .iter()
+            .enumerate()
+            .find(|(_, s)| !(s.is_finite() && **s > 0.0))
+        {
+            return Err(invalid!("mixture: std {i} is {s}; stds must be > 0"));
+        }
+        Ok(GaussianMixture {
+            weights,
+            means,
+            stds,
+        })
+    }
+
+    /// Parses `{"weights": [...], "means": [[...], ...], "stds": [...]}`.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let f: MixtureFile = serde_json::from_str(text).map_err(|e| Error::Format {
+            path: "mixture JSON".into(),
+            message: e.to_string(),
+        })?;
+        GaussianMixture::new(f.weights, f.means, f.stds)
+    }
+
+    /// Reads a mixture JSON file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        GaussianMixture::from_json(&text).map_err(|e| match e {
+            Error::Format { message, .. } => Error::Format {
+                path: path.display().to_string(),
+                message,
+            },
+            Error::Invalid(m) => Error::Format {
+                path: path.display().to_string(),
+                message: m,
+            },
+            e => e,
+        })
+    }
+
+    /// `n` equal-weight components of std `std` on a circle of radius `radius` (2-D).
+    pub fn ring(n: usize, radius: f64, std: f64) -> Result<Self> {
+        let means = (0..n)
+            .map(|k| {
+                let a = 2.0 * std::f64::consts::PI * k as f64 / n as f64;
+                vec![radius * a.cos(), radius * a.sin()]
+            })
+            .collect();
+        GaussianMixture::new(vec![1.0 / n as f64; n], means, vec![std; n])
+    }
+
+    /// The dimension `D`.
+    pub fn dim(&self) -> usize {
+        self.means[0].len()
+    }
+    /// The number of components.
+    pub fn len(&self) -> usize {
+        self.weights.len()
+    }
+    /// Always false: a mixture has at least one component.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+    /// The weights.
+    pub fn weights(&self) -> &[f64] {
+        &self.weights
+    }
+    /// The means.
+    pub fn means(&self) -> &[Vec<f64>] {
+        &self.means
+    }
+    /// The stds.
+    pub fn stds(&self) -> &[f64] {
+        &self.stds
+    }
+
+    /// `E|x_0|² = Σ w_k (|μ_k|² + D s_k²)`.
+    pub fn second_moment(&self) -> f64 {
+        let d = self.dim() as f64;
+        self.weights
+            .iter()
+            .zip(&self.means)
+            .zip(&self.stds)
+            .map(|((w, m), s)| w * (m.iter().map(|v| v * v).sum::<f64>() + d * s * s))
+            .sum()
+    }
+
+    /// Per-component log-weights + log-densities at time `(a, b)` for one point.
+    fn log_terms(&self, x: &[f64], a: f64, b: f64, out: &mut [f64]) {
+        let d = self.dim() as f64;
+        for k in 0..self.len() {
+            let var = a * a * self.stds[k] * self.stds[k] + b * b;
+            let mut r2 = 0.0;
+            for (xi, mi) in x.iter().zip(&self.means[k]) {
+                let u = xi - a * mi;
+                r2 += u * u;
+            }
+            out[k] = self.weights[k].ln()
+                - 0.5 * d * (2.0 * std::f64::consts::PI * var).ln()
+                - 0.5 * r2 / var;
+        }
+    }
+
+    /// Posterior class probabilities `p(k | x_t)` at `(a, b)`, written into `out`;
+    /// returns `log p_t(x)`.
+    fn posterior(&self, x: &[f64], a: f64, b: f64, out: &mut [f64]) -> f64 {
+        self.log_terms(x, a, b, out);
+        let m = out.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let s: f64 = out.iter().map(|l| (l - m).exp()).sum();
+        for l in out.iter_mut() {
+            *l = (*l - m).exp() / s;
+        }
+        m + s.ln()
+    }
+
+    /// The exact score of `p_t` at one point, `(a, b)` the kernel at `t`.
+    pub fn score_at(&self, x: &[f64], a: f64, b: f64, out: &mut [f64]) {
+        let mut r = vec![0.0; self.len()];
+        self.posterior(x, a, b, &mut r);
+        out.iter_mut().for_each(|o| *o = 0.0);
+        for k in 0..self.len() {
+            let var = a * a * self.stds[k] * self.stds[k] + b * b;
+            for (i, o) in out.iter_mut().enumerate() {
+                *o -= r[k] * (x[i] - a * self.means[k][i]) / var;
+            }
+        }
+    }
+
+    /// `log p_t(x)` at one point.
+    pub fn log_prob_at(&self, x: &[f64], a: f64, b: f64) -> f64 {
+        let mut r = vec![0.0; self.len()];
+        self.posterior(x, a, b, &mut r)
+    }
+
+    /// Class posteriors `p(k | x_t)` at one point.
+    pub fn class_posterior_at(&self, x: &[f64], a: f64, b: f64) -> Vec<f64> {
+        let mut r = vec![0.0; self.len()];
+        self.posterior(x, a, b, &mut r);
+        r
+    }
+
+    /// The exact score of `p_t` for a batch `[N, D]` at time `t` of `sde`.
+    pub fn score<S: GaussianKernel + ?Sized>(&self, sde: &S, x: &Tensor, t: f64) -> Result<Tensor> {
+        let (a, b) = (sde.mean_coef(t), sde.std(t));
+        self.map_rows(x, |row, out| self.score_at(row, a, b, out))
+    }
+
+    /// `log p_t(x)` for a batch `[N, D]`, as f64 values.
+    pub fn log_prob<S: GaussianKernel + ?Sized>(&self, sde: &S, x: &Tensor, t: f64) -> Result<Vec<f64>> {
+        let (a, b) = (sde.mean_coef(t), sde.std(t));
+        let rows = rows_f64(x, self.dim())?;
+        Ok(rows.iter().map(|r| self.log_prob_at(r, a, b)).collect())
+    }
+
+    fn map_rows(&self, x: &Tensor, f: impl Fn(&[f64], &mut [f64])) -> Result<Tensor> {
+        let d = self.dim();
+        let rows = rows_f64(x, d)?;
+        let mut data = Vec::with_capacity(rows.len() * d);
+        let mut out = vec![0.0; d];
+        for r in &rows {
+            f(r, &mut out);
+            data.extend_from_slice(&out);
+        }
+        Ok(Tensor::from_vec(data, (rows.len(), d), x.device())?.to_dtype(x.dtype())?)
+    }
+
+    /// `n` exact samples of `p_0` (f32 `[n, D]`), seeded.
+    pub fn sample(&self, n: usize, seed: u64, device: &Device) -> Result<Tensor> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let d = self.dim();
+        let mut data = Vec::with_capacity(n * d);
+        let cdf: Vec<f64> = self
+            .weights
+            .iter()
+            .scan(0.0, |acc, w| {
+                *acc += w;
+                Some(*acc)
+            })
+            .collect();
+        for _ in 0..n {
+            let u: f64 = rng.random();
+            let k = cdf.iter().position(|c| u < *c).unwrap_or(self.len() - 1);
+            for i in 0..d {
+                let z: f64 = StandardNormal.sample(&mut rng);
+                data.push((self.means[k][i] + self.stds[k] * z) as f32);
+            }
+        }
+        Ok(Tensor::from_vec(data, (n, d), device)?)
+    }
+
+    /// `n` exact samples of `p_t` under `sde`: `a(t)·x_0 + b(t)·eps`, seeded.
+    pub fn sample_at<S: GaussianKernel + ?Sized>(
+        &self,
+        sde: &S,
+        t: f64,
+        n: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Tensor> {
+        let x0 = self.sample(n, seed, device)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15);
+        let eps: Vec<f32> = (0..n * self.dim())
+            .map(|_| {
+                let z: f64 = StandardNormal.sample(&mut rng);
+                z as f32
+            })
+            .collect();
+        let eps = Tensor::from_vec(eps, (n, self.dim()), device)?;
+        Ok((x0.affine(sde.mean_coef(t), 0.0)? + eps.affine(sde.std(t), 0.0)?)?)
+    }
+
+    /// The component nearest (in units of its std) to each row: a hard class label.
+    pub fn nearest_component(&self, x: &Tensor) -> Result<Vec<usize>> {
+        let rows = rows_f64(x, self.dim())?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let mut best = (0, f64::INFINITY);
+                for k in 0..self.len() {
+                    let d2: f64 = r
+                        .iter()
+                        .zip(&self.means[k])
+                        .map(|(a, b)| (a - b) * (a - b))
+                        .sum::<f64>()
+                        / (self.stds[k] * self.stds[k]);
+                    if d2 < best.1 {
+                        best = (k, d2);
+                    }
+                }
+                best.0
+            })
+            .collect())
+    }
+
+    /// The exact score model of this mixture under `sde`.
+    pub fn model<'a, S: GaussianKernel + ?Sized>(&'a self, sde: &'a S) -> MixtureScore<'a, S> {
+        MixtureScore { mixture: self, sde }
+    }
+}
+
+/// A batch `[N, D]` as rows of f64.
+pub fn rows_f64(x: &Tensor, d: usize) -> Result<Vec<Vec<f64>>> {
+    let dims = x.dims();
+    if dims.len() != 2 || dims[1] != d {
+        return Err(invalid!(
+            "expected a batch of shape [N, {d}], got {:?}",
+            dims
+        ));
+    }
+    Ok(x.to_dtype(candle_core::DType::F64)?.to_vec2()?)
+}
+
+/// The exact score of a [`GaussianMixture`] diffused by an SDE, as a [`ScoreModel`].
+pub struct MixtureScore<'a, S: ?Sized> {
+    mixture: &'a GaussianMixture,
+    sde: &'a S,
+}
+
+impl<S: GaussianKernel + ?Sized> ScoreModel for MixtureScore<'_, S> {
+    fn prediction(&self) -> Prediction {
+        Prediction::Score
+    }
+
+    fn forward(&self, x: &Tensor, t: &Tensor) -> Result<Tensor> {
+        let ts: Vec<f64> = t.to_dtype(candle_core::DType::F64)?.to_vec1()?;
+        let rows = rows_f64(x, self.mixture.dim())?;
+        if ts.len() != rows.len() {
+            return Err(invalid!("{} times for {} samples", ts.len(), rows.len()));
+        }
+        let d = self.mixture.dim();
+        let mut data = Vec::with_capacity(rows.len() * d);
+        let mut out = vec![0.0; d];
+        let mut last = (f64::NAN, 0.0, 0.0);
+        for (r, &t) in rows.iter().zip(&ts) {
+            if t != last.0 {
+                last = (t, self.sde.mean_coef(t), self.sde.std(t));
+            }
+            self.mixture.score_at(r, last.1, last.2, &mut out);
+            data.extend_from_slice(&out);
+        }
+        Ok(Tensor::from_vec(data, (rows.len(), d), x.device())?.to_dtype(x.dtype())?)
+    }
+}

@@ -1,0 +1,122 @@
+//! What a network predicts, and the conversions between predictions through the
+//! kernel `x_t = a·x_0 + b·eps`. One function per formula.
+//!
+//! With `v = a·eps − b·x_0` (Salimans & Ho; for VP `a² + b² = 1`):
+//! `x_0 = (a·x − b·v)/(a² + b²)`, `eps = (b·x + a·v)/(a² + b²)`.
+
+use candle_core::Tensor;
+
+use crate::error::Result;
+
+/// What a model's output means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Prediction {
+    /// `∇ log p_t(x)`.
+    Score,
+    /// The noise `eps`.
+    #[default]
+    Eps,
+    /// The clean data `x_0`.
+    X0,
+    /// `v = a·eps − b·x_0`.
+    V,
+}
+
+impl Prediction {
+    /// Every prediction with its CLI name.
+    pub const ALL: [(Prediction, &'static str); 4] = [
+        (Prediction::Score, "score"),
+        (Prediction::Eps, "eps"),
+        (Prediction::X0, "x0"),
+        (Prediction::V, "v"),
+    ];
+
+    /// Looks a prediction up by name.
+    pub fn from_name(name: &str) -> Option<Prediction> {
+        Prediction::ALL
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(p, _)| *p)
+    }
+
+    /// The CLI name.
+    pub fn name(self) -> &'static str {
+        Prediction::ALL
+            .iter()
+            .find(|(p, _)| *p == self)
+            .map(|(_, n)| *n)
+            .unwrap_or("eps")
+    }
+}
+
+/// `eps = −b·score`.
+pub fn eps_from_score(score: &Tensor, b: f64) -> Result<Tensor> {
+    Ok(score.affine(-b, 0.0)?)
+}
+
+/// `score = −eps / b`.
+pub fn score_from_eps(eps: &Tensor, b: f64) -> Result<Tensor> {
+    Ok(eps.affine(-1.0 / b, 0.0)?)
+}
+
+/// `x_0 = (x − b·eps) / a`.
+pub fn x0_from_eps(x: &Tensor, eps: &Tensor, a: f64, b: f64) -> Result<Tensor> {
+    Ok((x - eps.affine(b, 0.0)?)?.affine(1.0 / a, 0.0)?)
+}
+
+/// `eps = (x − a·x_0) / b`.
+pub fn eps_from_x0(x: &Tensor, x0: &Tensor, a: f64, b: f64) -> Result<Tensor> {
+    Ok((x - x0.affine(a, 0.0)?)?.affine(1.0 / b, 0.0)?)
+}
+
+/// `x_0 = (a·x − b·v) / (a² + b²)`.
+pub fn x0_from_v(x: &Tensor, v: &Tensor, a: f64, b: f64) -> Result<Tensor> {
+    let n = a * a + b * b;
+    Ok((x.affine(a / n, 0.0)? - v.affine(b / n, 0.0)?)?)
+}
+
+/// `eps = (b·x + a·v) / (a² + b²)`.
+pub fn eps_from_v(x: &Tensor, v: &Tensor, a: f64, b: f64) -> Result<Tensor> {
+    let n = a * a + b * b;
+    Ok((x.affine(b / n, 0.0)? + v.affine(a / n, 0.0)?)?)
+}
+
+/// `v = a·eps − b·x_0`.
+pub fn v_from(eps: &Tensor, x0: &Tensor, a: f64, b: f64) -> Result<Tensor> {
+    Ok((eps.affine(a, 0.0)? - x0.affine(b, 0.0)?)?)
+}
+
+/// Converts a model output `out` of kind `from` at state `x` into `to`.
+pub fn convert(
+    out: &Tensor,
+    from: Prediction,
+    to: Prediction,
+    x: &Tensor,
+    a: f64,
+    b: f64,
+) -> Result<Tensor> {
+    if from == to {
+        return Ok(out.clone());
+    }
+    let eps = match from {
+        Prediction::Eps => out.clone(),
+        Prediction::Score => eps_from_score(out, b)?,
+        Prediction::X0 => eps_from_x0(x, out, a, b)?,
+        Prediction::V => eps_from_v(x, out, a, b)?,
+    };
+    match to {
+        Prediction::Eps => Ok(eps),
+        Prediction::Score => score_from_eps(&eps, b),
+        Prediction::X0 => match from {
+            Prediction::V => x0_from_v(x, out, a, b),
+            _ => x0_from_eps(x, &eps, a, b),
+        },
+        Prediction::V => {
+            let x0 = match from {
+                Prediction::X0 => out.clone(),
+                _ => x0_from_eps(x, &eps, a, b)?,
+            };
+            v_from(&eps, &x0, a, b)
+        }
+    }
+}
