@@ -8,6 +8,8 @@
 mod ast;
 mod expand;
 mod fallback;
+#[cfg(test)]
+mod fuzz_tests;
 mod parse;
 mod tokens;
 

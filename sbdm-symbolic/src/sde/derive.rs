@@ -774,15 +774,14 @@ impl Cx {
             (false, Part::Mean) => Part::Drift,
             (false, _) => Part::Diffusion,
         };
-        // A declared kernel's own a(t), b(t) are checked before the F, g^2 derived from them.
-        let kernel_at = |t: f64| -> Option<Diagnostic> {
+        let a_at = |t: f64| -> Option<Diagnostic> {
             let a = b.mean_coef(t);
-            if !(a.is_finite() && a > 0.0) {
-                return Some(Diagnostic::new(
+            (!(a.is_finite() && a > 0.0)).then(|| {
+                Diagnostic::new(
                     kernel_part(Part::Mean),
                     format!(
-                        "a(t) = {} must be finite and > 0 at t = {} (with the default params){}",
-                        fmt_num(a),
+                        "{} at t = {} (with the default params){}",
+                        finite_positive("a(t)", a),
                         fmt_num(t),
                         if kernel_given {
                             ""
@@ -790,69 +789,80 @@ impl Cx {
                             ": a(t) = exp(∫_0^t F(s) ds) needs F integrable from 0"
                         }
                     ),
-                ));
-            }
+                )
+            })
+        };
+        let b_at = |t: f64| -> Option<Diagnostic> {
             let sd = b.std(t);
-            if !(sd.is_finite() && sd > 0.0) {
-                return Some(Diagnostic::new(
+            (!(sd.is_finite() && sd > 0.0)).then(|| {
+                Diagnostic::new(
                     kernel_part(Part::Std),
                     format!(
-                        "b(t) = {} must be finite and > 0 at t = {} (with the default params)",
-                        fmt_num(sd),
+                        "{} at t = {} (with the default params)",
+                        finite_positive("b(t)", sd),
                         fmt_num(t)
                     ),
-                ));
-            }
-            None
+                )
+            })
         };
-        for &t in grid {
-            if kernel_given {
-                if let Some(d) = kernel_at(t) {
-                    self.err(d);
-                    return;
-                }
-            }
+        let f_g2_at = |t: f64| -> Option<Diagnostic> {
             let f = b.drift_coef(t);
             if !f.is_finite() {
                 let part = if g_derived { Part::Mean } else { Part::Drift };
-                self.err(Diagnostic::new(
+                return Some(Diagnostic::new(
                     part,
                     format!(
                         "F(t) is not finite at t = {} (with the default params)",
                         fmt_num(t)
                     ),
                 ));
-                return;
             }
             let g2 = b.diffusion_sq(t);
-            if !(g2.is_finite() && g2 > 0.0) {
-                let (part, what) = if g_derived {
-                    (Part::Std, "the derived g(t)^2 = d(b^2)/dt - 2 F b^2")
-                } else {
-                    (Part::Diffusion, "g(t)^2")
-                };
-                let why = if g2.is_finite() {
-                    format!(
-                        "{what} = {} must be > 0 at t = {} (with the default params)",
-                        fmt_num(g2),
-                        fmt_num(t)
-                    )
-                } else {
-                    format!(
-                        "{what} is not finite at t = {} (with the default params)",
-                        fmt_num(t)
-                    )
-                };
-                self.err(Diagnostic::new(part, why));
+            if g2.is_finite() && g2 > 0.0 {
+                return None;
+            }
+            let (part, what) = if g_derived {
+                (Part::Std, "the derived g(t)^2 = d(b^2)/dt - 2 F b^2")
+            } else {
+                (Part::Diffusion, "g(t)^2")
+            };
+            let why = if g2.is_finite() {
+                format!(
+                    "{what} = {} must be > 0 at t = {} (with the default params)",
+                    fmt_num(g2),
+                    fmt_num(t)
+                )
+            } else {
+                format!(
+                    "{what} is not finite at t = {} (with the default params)",
+                    fmt_num(t)
+                )
+            };
+            Some(Diagnostic::new(part, why))
+        };
+        // One pass per check over the whole grid, the first error only. A declared kernel's
+        // own a, b go before the F, g^2 derived from them; otherwise the closed-form F, g^2
+        // go before a, b, which may need (nested) quadrature, slow on a bad F.
+        let passes: [&dyn Fn(f64) -> Option<Diagnostic>; 3] = if kernel_given {
+            [&a_at, &b_at, &f_g2_at]
+        } else {
+            [&f_g2_at, &a_at, &b_at]
+        };
+        for pass in passes {
+            if let Some(d) = grid.iter().find_map(|&t| pass(t)) {
+                self.err(d);
                 return;
             }
-            if !kernel_given {
-                if let Some(d) = kernel_at(t) {
-                    self.err(d);
-                    return;
-                }
-            }
         }
+    }
+}
+
+/// `what` is not finite, or `what = v` must be > 0.
+fn finite_positive(what: &str, v: f64) -> String {
+    if v.is_finite() {
+        format!("{what} = {} must be > 0", fmt_num(v))
+    } else {
+        format!("{what} is not finite")
     }
 }
 
