@@ -29,6 +29,8 @@ pub(crate) struct Decl {
     pub diffusion: Option<ExprSrc>,
     pub mean: Option<ExprSrc>,
     pub std: Option<ExprSrc>,
+    /// Recoverable syntax errors found while parsing (reported with the derivation's).
+    pub syntax_errors: Option<syn::Error>,
 }
 
 impl Decl {

@@ -23,8 +23,22 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
             "internal error in the sde! derivation: please report this declaration",
         )])
     });
-    match derived {
-        Ok(d) => match generate(&decl, &d) {
+    let syntax = decl.syntax_errors.clone().map(syn::Error::into_compile_error);
+    match (derived, syntax) {
+        (Ok(_), Some(errors)) => {
+            let mut out = errors;
+            out.extend(fallback::stub(&decl));
+            out
+        }
+        (Err(diags), syntax) => {
+            let mut out = syntax.unwrap_or_default();
+            for d in &diags {
+                out.extend(maps.error(&decl, d).into_compile_error());
+            }
+            out.extend(fallback::stub(&decl));
+            out
+        }
+        (Ok(d), None) => match generate(&decl, &d) {
             Ok(ts) => ts,
             Err(e) => {
                 let mut out = e.into_compile_error();
@@ -32,14 +46,6 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
                 out
             }
         },
-        Err(diags) => {
-            let mut out = TokenStream::new();
-            for d in &diags {
-                out.extend(maps.error(&decl, d).into_compile_error());
-            }
-            out.extend(fallback::stub(&decl));
-            out
-        }
     }
 }
 
@@ -61,7 +67,11 @@ fn map(e: &ExprSrc) -> SpanMap {
 impl Maps {
     fn new(d: &Decl) -> Self {
         Maps {
-            params: d.params.iter().map(|p| p.default.as_ref().map(map)).collect(),
+            params: d
+                .params
+                .iter()
+                .map(|p| p.default.as_ref().map(map))
+                .collect(),
             time: d.time.as_ref().map(|(a, b)| (map(a), map(b))),
             lets: d.lets.iter().map(|(_, e)| map(e)).collect(),
             drift: d.drift.as_ref().map(map),
@@ -204,7 +214,11 @@ fn generate(decl: &Decl, d: &Derived) -> syn::Result<TokenStream> {
         .iter()
         .map(|(n, v)| format!("Parameter `{n}` (default {v})."))
         .collect();
-    let defaults: Vec<Literal> = d.params.iter().map(|(_, v)| Literal::f64_suffixed(*v)).collect();
+    let defaults: Vec<Literal> = d
+        .params
+        .iter()
+        .map(|(_, v)| Literal::f64_suffixed(*v))
+        .collect();
     let c = &d.coefs;
     // Every method binds the params by name, and the constants.
     let bind = quote! {
@@ -224,9 +238,18 @@ fn generate(decl: &Decl, d: &Derived) -> syn::Result<TokenStream> {
             #p::numeric::integrate(|s: f64| #p::Sde::drift_coef(self, s), 0.0, t).exp()
         },
     };
-    let variance = match &c.b2 {
-        Some(b2) => rust(b2)?,
-        None => quote! {{
+    let variance = match (&c.a, &c.b2) {
+        (_, Some(b2)) => rust(b2)?,
+        // Neither a nor b^2 in closed form: one ODE pass for ∫F and ∫g^2/a^2 together.
+        (None, None) => quote! {{
+            let (i, k) = #p::numeric::kernel_integrals(
+                |s: f64| #p::Sde::drift_coef(self, s),
+                |s: f64| #p::Sde::diffusion_sq(self, s),
+                &[t],
+            )[0];
+            (2.0 * i).exp() * k
+        }},
+        (Some(_), None) => quote! {{
             let a = #p::GaussianKernel::mean_coef(self, t);
             a * a * #p::numeric::integrate(
                 |s: f64| {

@@ -128,9 +128,9 @@ fn parse_time(input: ParseStream, kw: &Ident) -> syn::Result<(ExprSrc, ExprSrc)>
     let content;
     let bracket = bracketed!(content in input);
     let body: TokenStream = content.parse()?;
-    input.parse::<Token![;]>().map_err(|_| {
-        syn::Error::new(kw.span(), "expected `;` after `time = [t_min, T]`")
-    })?;
+    input
+        .parse::<Token![;]>()
+        .map_err(|_| syn::Error::new(kw.span(), "expected `;` after `time = [t_min, T]`"))?;
     let parts = split_commas(body);
     if parts.len() != 2 {
         return Err(syn::Error::new(
@@ -167,6 +167,7 @@ impl Parse for Decl {
             diffusion: None,
             mean: None,
             std: None,
+            syntax_errors: None,
         };
         let mut errors: Option<syn::Error> = None;
         let mut push = |e: syn::Error| match &mut errors {
@@ -183,13 +184,16 @@ impl Parse for Decl {
                 decl.lets.push((name, e));
                 continue;
             }
-            let kw: Ident = body.parse().map_err(|e| {
-                syn::Error::new(e.span(), format!("expected one of {ITEMS}"))
-            })?;
+            let kw: Ident = body
+                .parse()
+                .map_err(|e| syn::Error::new(e.span(), format!("expected one of {ITEMS}")))?;
             let key = kw.to_string();
             if key == "params" {
                 if seen_params.is_some() {
-                    push(syn::Error::new(kw.span(), "duplicate `params { .. }`: declare all parameters in one block"));
+                    push(syn::Error::new(
+                        kw.span(),
+                        "duplicate `params { .. }`: declare all parameters in one block",
+                    ));
                 }
                 seen_params = Some(kw.clone());
                 decl.params.extend(parse_params(&body)?);
@@ -212,9 +216,8 @@ impl Parse for Decl {
                 }
                 continue;
             }
-            body.parse::<Token![=]>().map_err(|e| {
-                syn::Error::new(e.span(), format!("expected `=` after `{kw}`"))
-            })?;
+            body.parse::<Token![=]>()
+                .map_err(|e| syn::Error::new(e.span(), format!("expected `=` after `{kw}`")))?;
             let dup = |what: &str| {
                 syn::Error::new(
                     kw.span(),
@@ -250,9 +253,9 @@ impl Parse for Decl {
                 }
             }
         }
-        if let Some(e) = errors {
-            return Err(e);
-        }
+        // Recoverable mistakes (duplicates, unknown items) are kept with the declaration so
+        // that the derivation's own errors are reported in the same compile.
+        decl.syntax_errors = errors;
         Ok(decl)
     }
 }

@@ -72,9 +72,7 @@ impl SpanMap {
         let hit: Vec<Span> = self
             .pieces
             .iter()
-            .filter(|(r, _)| {
-                r.start < range.end.max(range.start + 1) && range.start < r.end
-            })
+            .filter(|(r, _)| r.start < range.end.max(range.start + 1) && range.start < r.end)
             .map(|(_, s)| *s)
             .collect();
         match (hit.first(), hit.last()) {
@@ -102,6 +100,8 @@ pub(crate) fn error_between(first: Span, last: Span, message: &str) -> syn::Erro
     a.set_span(first);
     let mut b = proc_macro2::Punct::new('#', Spacing::Alone);
     b.set_span(last);
-    let ts: TokenStream = [TokenTree::Punct(a), TokenTree::Punct(b)].into_iter().collect();
+    let ts: TokenStream = [TokenTree::Punct(a), TokenTree::Punct(b)]
+        .into_iter()
+        .collect();
     syn::Error::new_spanned(ts, message)
 }

@@ -75,7 +75,7 @@ pub fn time_grid<S: GaussianKernel + ?Sized>(
                 .collect()
         }
         Grid::Karras { rho } => {
-            if !(rho > 0.0) {
+            if rho.is_nan() || rho <= 0.0 {
                 return Err(invalid!("karras grid: rho must be > 0, got {rho}"));
             }
             let (s0, s1) = (sde.sigma(t_max), sde.sigma(t_min));

@@ -10,7 +10,10 @@ use crate::error::{invalid, Result};
 /// Rows of a `[N, D]` tensor as f64.
 fn rows(x: &Tensor) -> Result<Vec<Vec<f64>>> {
     if x.rank() != 2 {
-        return Err(invalid!("expected samples of shape [N, D], got {:?}", x.dims()));
+        return Err(invalid!(
+            "expected samples of shape [N, D], got {:?}",
+            x.dims()
+        ));
     }
     Ok(x.to_dtype(candle_core::DType::F64)?.to_vec2()?)
 }
@@ -41,7 +44,10 @@ pub fn sliced_w2(x: &Tensor, y: &Tensor, projections: usize, seed: u64) -> Resul
     }
     let d = a[0].len();
     if b[0].len() != d {
-        return Err(invalid!("sliced W2: dimensions {d} and {} differ", b[0].len()));
+        return Err(invalid!(
+            "sliced W2: dimensions {d} and {} differ",
+            b[0].len()
+        ));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut acc = 0.0;
@@ -58,7 +64,10 @@ pub fn sliced_w2(x: &Tensor, y: &Tensor, projections: usize, seed: u64) -> Resul
 /// The mean of `|x|²` over the rows and its standard error.
 pub fn second_moment(x: &Tensor) -> Result<(f64, f64)> {
     let r = rows(x)?;
-    let v: Vec<f64> = r.iter().map(|row| row.iter().map(|a| a * a).sum()).collect();
+    let v: Vec<f64> = r
+        .iter()
+        .map(|row| row.iter().map(|a| a * a).sum())
+        .collect();
     Ok(mean_and_se(&v))
 }
 

@@ -162,14 +162,14 @@ impl GaussianMixture {
     /// Per-component log-weights + log-densities at time `(a, b)` for one point.
     fn log_terms(&self, x: &[f64], a: f64, b: f64, out: &mut [f64]) {
         let d = self.dim() as f64;
-        for k in 0..self.len() {
+        for (k, o) in out.iter_mut().enumerate().take(self.len()) {
             let var = a * a * self.stds[k] * self.stds[k] + b * b;
             let mut r2 = 0.0;
             for (xi, mi) in x.iter().zip(&self.means[k]) {
                 let u = xi - a * mi;
                 r2 += u * u;
             }
-            out[k] = self.weights[k].ln()
+            *o = self.weights[k].ln()
                 - 0.5 * d * (2.0 * std::f64::consts::PI * var).ln()
                 - 0.5 * r2 / var;
         }
@@ -192,10 +192,10 @@ impl GaussianMixture {
         let mut r = vec![0.0; self.len()];
         self.posterior(x, a, b, &mut r);
         out.iter_mut().for_each(|o| *o = 0.0);
-        for k in 0..self.len() {
+        for (k, rk) in r.iter().enumerate() {
             let var = a * a * self.stds[k] * self.stds[k] + b * b;
-            for (i, o) in out.iter_mut().enumerate() {
-                *o -= r[k] * (x[i] - a * self.means[k][i]) / var;
+            for ((o, xi), mi) in out.iter_mut().zip(x).zip(&self.means[k]) {
+                *o -= rk * (xi - a * mi) / var;
             }
         }
     }
@@ -220,7 +220,12 @@ impl GaussianMixture {
     }
 
     /// `log p_t(x)` for a batch `[N, D]`, as f64 values.
-    pub fn log_prob<S: GaussianKernel + ?Sized>(&self, sde: &S, x: &Tensor, t: f64) -> Result<Vec<f64>> {
+    pub fn log_prob<S: GaussianKernel + ?Sized>(
+        &self,
+        sde: &S,
+        x: &Tensor,
+        t: f64,
+    ) -> Result<Vec<f64>> {
         let (a, b) = (sde.mean_coef(t), sde.std(t));
         let rows = rows_f64(x, self.dim())?;
         Ok(rows.iter().map(|r| self.log_prob_at(r, a, b)).collect())

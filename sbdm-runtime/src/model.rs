@@ -89,4 +89,29 @@ impl<'a, S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized> Denoiser<'a, S, M> 
     pub fn score(&self, x: &Tensor, t: f64) -> Result<Tensor> {
         self.predict(x, t, Prediction::Score)
     }
+
+    /// The model's own output at `(x, t)` with the coefficients that turn it into
+    /// `want`: `want = c_x·x + c_out·out` ([`prediction::linear_coefficients`]). A sampler
+    /// folds `c_x, c_out` into its fused step, so no converted tensor is materialised.
+    pub fn predict_linear(&self, x: &Tensor, t: f64, want: Prediction) -> Result<LinearPrediction> {
+        let n = x.dim(0)?;
+        let tt = Tensor::full(t, n, x.device())?.to_dtype(x.dtype())?;
+        let out = self.model.forward(x, &tt)?;
+        self.nfe.set(self.nfe.get() + 1);
+        let (a, b) = (self.sde.mean_coef(t), self.sde.std(t));
+        let (c_x, c_out) = prediction::linear_coefficients(self.model.prediction(), want, a, b);
+        Ok(LinearPrediction { out, c_x, c_out })
+    }
+}
+
+/// A prediction kept as the model's raw output: `want = c_x·x + c_out·out`
+/// (see [`Denoiser::predict_linear`]).
+#[derive(Clone, Debug)]
+pub struct LinearPrediction {
+    /// The model output, in the model's own [`Prediction`].
+    pub out: Tensor,
+    /// The coefficient of the state `x`.
+    pub c_x: f64,
+    /// The coefficient of `out`.
+    pub c_out: f64,
 }

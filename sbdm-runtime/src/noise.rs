@@ -50,7 +50,7 @@ impl Noise {
     }
 
     /// The next standard normal draw, shape `[n, dims..]`, f32 (see [`Noise::next_as`]).
-    pub fn next(&mut self) -> Result<Tensor> {
+    pub fn draw(&mut self) -> Result<Tensor> {
         let per: usize = self.dims.iter().product();
         let mut data = Vec::with_capacity(per * self.streams.len());
         for r in &mut self.streams {
@@ -65,6 +65,6 @@ impl Noise {
     /// The next draw in `dtype` (the f64 values are drawn as f32 then widened, so an f32
     /// and an f64 run see the same noise).
     pub fn next_as(&mut self, dtype: candle_core::DType) -> Result<Tensor> {
-        Ok(self.next()?.to_dtype(dtype)?)
+        Ok(self.draw()?.to_dtype(dtype)?)
     }
 }

@@ -120,3 +120,34 @@ pub fn convert(
         }
     }
 }
+
+/// The conversion from `from` to `to` as two coefficients `(c_x, c_out)` with
+/// `to = c_x·x + c_out·out`. Every conversion above is linear in `(x, out)`, so a
+/// sampler can fold these coefficients into its fused step instead of materialising
+/// the converted tensor.
+///
+/// Through `eps = e_x·x + e_out·out` (`Score`: `eps = −b·score`; `X0`:
+/// `eps = (x − a·x_0)/b`; `V`: `eps = (b·x + a·v)/(a² + b²)`), then `x_0 = (x − b·eps)/a`,
+/// `score = −eps/b`, `v = a·eps − b·x_0`.
+pub fn linear_coefficients(from: Prediction, to: Prediction, a: f64, b: f64) -> (f64, f64) {
+    if from == to {
+        return (0.0, 1.0);
+    }
+    let (ex, eo) = match from {
+        Prediction::Eps => (0.0, 1.0),
+        Prediction::Score => (0.0, -b),
+        Prediction::X0 => (1.0 / b, -a / b),
+        Prediction::V => {
+            let n = a * a + b * b;
+            (b / n, a / n)
+        }
+    };
+    // x_0 = (x − b·eps)/a.
+    let x0 = ((1.0 - b * ex) / a, -b * eo / a);
+    match to {
+        Prediction::Eps => (ex, eo),
+        Prediction::Score => (-ex / b, -eo / b),
+        Prediction::X0 => x0,
+        Prediction::V => (a * ex - b * x0.0, a * eo - b * x0.1),
+    }
+}

@@ -181,3 +181,34 @@ fn degenerate_inputs_never_panic() {
     let t = invert_monotone(|t: f64| -t.ln(), 3.0, 0.0, 1.0);
     assert!(rel_err(t, (-3f64).exp()) < 1e-14, "{t}");
 }
+
+/// The kernel integrals against closed forms: VP (quadratic I) and a drift whose
+/// integral needs the ODE pass, checked against nested quadrature.
+#[test]
+fn kernel_integrals_match_closed_forms_and_nested_quadrature() {
+    use sbdm_symbolic::numeric::{integrate, kernel_integrals};
+    let (bmin, bmax) = (0.1, 20.0);
+    let beta = |s: f64| bmin + s * (bmax - bmin);
+    let ts: Vec<f64> = (1..=20).map(|i| i as f64 / 20.0).collect();
+    let v = kernel_integrals(|s| -0.5 * beta(s), beta, &ts);
+    for (t, (i, k)) in ts.iter().zip(&v) {
+        let ii = -0.5 * (bmin * t + 0.5 * (bmax - bmin) * t * t);
+        assert!((i - ii).abs() <= 1e-11 * ii.abs().max(1.0), "I({t})");
+        let b2 = (2.0 * i).exp() * k;
+        let want = 1.0 - (2.0 * ii).exp();
+        assert!((b2 - want).abs() <= 1e-10 * want, "b2({t}): {b2} vs {want}");
+    }
+    // F = -(1 + e^{s^2}) has no elementary integral.
+    let f = |s: f64| -(1.0 + (s * s).exp());
+    let g2 = |s: f64| 1.0 + s.sin().powi(2);
+    let v = kernel_integrals(f, g2, &[0.3, 0.9]);
+    for (t, (i, k)) in [0.3, 0.9].iter().zip(&v) {
+        let ii = integrate(f, 0.0, *t);
+        let kk = integrate(|s| g2(s) * (-2.0 * integrate(f, 0.0, s)).exp(), 0.0, *t);
+        assert!((i - ii).abs() <= 1e-11 * ii.abs(), "I");
+        assert!((k - kk).abs() <= 1e-10 * kk.abs(), "K: {k} vs {kk}");
+    }
+    // Bad input: NaN, not a panic.
+    assert!(kernel_integrals(|_| f64::NAN, |_| 1.0, &[1.0])[0].0.is_nan());
+    assert!(kernel_integrals(|_| 1.0, |_| 1.0, &[-1.0])[0].0.is_nan());
+}

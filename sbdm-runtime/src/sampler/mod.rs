@@ -16,8 +16,8 @@ mod ode_euler;
 mod reverse_diffusion;
 mod rk45;
 
-pub use ddim::ddim_coefficients;
-pub use ddpm::{ddpm_coefficients, DdpmVariance};
+pub use ddim::{ddim_coefficients, DdimCoefficients};
+pub use ddpm::{ddpm_coefficients, DdpmCoefficients, DdpmVariance};
 
 use candle_core::Tensor;
 
@@ -61,19 +61,67 @@ pub enum SamplerKind {
 impl SamplerKind {
     /// Every sampler with its CLI name and a one-line description.
     pub const ALL: [(SamplerKind, &'static str, &'static str); 13] = [
-        (SamplerKind::Em, "em", "reverse-SDE Euler-Maruyama (stochastic, order 1 weak)"),
-        (SamplerKind::ReverseDiffusion, "reverse-diffusion", "reverse-diffusion predictor (stochastic)"),
-        (SamplerKind::Ancestral, "ancestral", "ancestral sampling from the exact posterior (stochastic)"),
-        (SamplerKind::Pc, "pc", "predictor-corrector: reverse diffusion + Langevin (--snr, --corrector-steps)"),
-        (SamplerKind::OdeEuler, "ode-euler", "probability-flow ODE, Euler (order 1)"),
-        (SamplerKind::Heun, "heun", "probability-flow ODE, Heun (order 2; --churn for EDM's stochastic variant)"),
-        (SamplerKind::Rk45, "rk45", "probability-flow ODE, adaptive Dormand-Prince (--rtol, --atol)"),
-        (SamplerKind::Ddpm, "ddpm", "DDPM ancestral (sigma^2 = beta; last step the mean)"),
-        (SamplerKind::Ddim, "ddim", "DDIM(eta) (--eta; deterministic at 0, order 1)"),
+        (
+            SamplerKind::Em,
+            "em",
+            "reverse-SDE Euler-Maruyama (stochastic, order 1 weak)",
+        ),
+        (
+            SamplerKind::ReverseDiffusion,
+            "reverse-diffusion",
+            "reverse-diffusion predictor (stochastic)",
+        ),
+        (
+            SamplerKind::Ancestral,
+            "ancestral",
+            "ancestral sampling from the exact posterior (stochastic)",
+        ),
+        (
+            SamplerKind::Pc,
+            "pc",
+            "predictor-corrector: reverse diffusion + Langevin (--snr, --corrector-steps)",
+        ),
+        (
+            SamplerKind::OdeEuler,
+            "ode-euler",
+            "probability-flow ODE, Euler (order 1)",
+        ),
+        (
+            SamplerKind::Heun,
+            "heun",
+            "probability-flow ODE, Heun (order 2; --churn for EDM's stochastic variant)",
+        ),
+        (
+            SamplerKind::Rk45,
+            "rk45",
+            "probability-flow ODE, adaptive Dormand-Prince (--rtol, --atol)",
+        ),
+        (
+            SamplerKind::Ddpm,
+            "ddpm",
+            "DDPM ancestral (sigma^2 = beta; last step the mean)",
+        ),
+        (
+            SamplerKind::Ddim,
+            "ddim",
+            "DDIM(eta) (--eta; deterministic at 0, order 1)",
+        ),
         (SamplerKind::Dpm1, "dpm1", "DPM-Solver-1 (= DDIM(0))"),
-        (SamplerKind::Dpm2, "dpm2", "DPM-Solver-2, singlestep (order 2)"),
-        (SamplerKind::DpmPp2m, "dpmpp2m", "DPM-Solver++(2M), multistep (order 2)"),
-        (SamplerKind::DpmPp3m, "dpmpp3m", "DPM-Solver++(3M), multistep (order 3)"),
+        (
+            SamplerKind::Dpm2,
+            "dpm2",
+            "DPM-Solver-2, singlestep (order 2)",
+        ),
+        (
+            SamplerKind::DpmPp2m,
+            "dpmpp2m",
+            "DPM-Solver++(2M), multistep (order 2)",
+        ),
+        (
+            SamplerKind::DpmPp3m,
+            "dpmpp3m",
+            "DPM-Solver++(3M), multistep (order 3)",
+        ),
     ];
 
     /// Looks a sampler up by CLI name.
@@ -218,10 +266,6 @@ pub fn sample<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
         SamplerKind::DpmPp2m => dpmpp::run_2m(&den, &x, &ts)?,
         SamplerKind::DpmPp3m => dpmpp::run_3m(&den, &x, &ts)?,
     }
-    let x = if cfg.denoise {
-        den.x0(&x, t_min)?
-    } else {
-        x
-    };
+    let x = if cfg.denoise { den.x0(&x, t_min)? } else { x };
     Ok(Sampled { x, nfe: den.nfe() })
 }

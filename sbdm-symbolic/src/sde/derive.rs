@@ -139,17 +139,46 @@ impl Bound<'_> {
     pub fn variance(&self, t: f64) -> f64 {
         match &self.coefs.b2 {
             Some(b2) => self.eval(b2, "t", t),
-            None => {
-                let a = self.mean_coef(t);
-                a * a
-                    * numeric::integrate(
-                        |s| {
-                            let a = self.mean_coef(s);
-                            self.diffusion_sq(s) / (a * a)
-                        },
-                        0.0,
-                        t,
-                    )
+            None => self.kernel_on(&[t])[0].1,
+        }
+    }
+
+    /// `(a(t), b(t)^2)` at increasing times `ts`: closed forms where derived; where `b^2`
+    /// is numeric, one pass over the grid (quadrature of `g^2/a^2` for a closed `a`,
+    /// [`numeric::kernel_integrals`] for a numeric one) rather than one per time.
+    pub fn kernel_on(&self, ts: &[f64]) -> Vec<(f64, f64)> {
+        match (&self.coefs.a, &self.coefs.b2) {
+            (_, Some(b2)) => ts
+                .iter()
+                .map(|&t| (self.mean_coef(t), self.eval(b2, "t", t)))
+                .collect(),
+            (Some(_), None) => {
+                let mut acc = 0.0;
+                let mut prev = 0.0;
+                ts.iter()
+                    .map(|&t| {
+                        acc += numeric::integrate(
+                            |s| {
+                                let a = self.mean_coef(s);
+                                self.diffusion_sq(s) / (a * a)
+                            },
+                            prev,
+                            t,
+                        );
+                        prev = t;
+                        let a = self.mean_coef(t);
+                        (a, a * a * acc)
+                    })
+                    .collect()
+            }
+            (None, None) => {
+                numeric::kernel_integrals(|s| self.drift_coef(s), |s| self.diffusion_sq(s), ts)
+                    .into_iter()
+                    .map(|(i, k)| {
+                        let a = i.exp();
+                        (a, a * a * k)
+                    })
+                    .collect()
             }
         }
     }
@@ -774,8 +803,14 @@ impl Cx {
             (false, Part::Mean) => Part::Drift,
             (false, _) => Part::Diffusion,
         };
+        // a and b on the whole grid in one pass (they may be numeric).
+        let kernel = b.kernel_on(grid);
+        let at = |t: f64| {
+            let i = grid.iter().position(|&g| g == t).unwrap_or(0);
+            kernel[i]
+        };
         let a_at = |t: f64| -> Option<Diagnostic> {
-            let a = b.mean_coef(t);
+            let a = at(t).0;
             (!(a.is_finite() && a > 0.0)).then(|| {
                 Diagnostic::new(
                     kernel_part(Part::Mean),
@@ -793,7 +828,10 @@ impl Cx {
             })
         };
         let b_at = |t: f64| -> Option<Diagnostic> {
-            let sd = b.std(t);
+            let sd = match &d.coefs.b {
+                Some(_) => b.std(t),
+                None => at(t).1.sqrt(),
+            };
             (!(sd.is_finite() && sd > 0.0)).then(|| {
                 Diagnostic::new(
                     kernel_part(Part::Std),
