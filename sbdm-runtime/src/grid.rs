@@ -159,3 +159,21 @@ pub fn discrete_timesteps(num_train: usize, steps: usize, spacing: Spacing) -> R
     ts.dedup();
     Ok(ts)
 }
+
+/// The sampling times of a discrete schedule subsampled to `steps` with `spacing`:
+/// timestep `i` sits at `t = (i + 1)/N` (see [`crate::discrete::DiscreteSchedule`]), and
+/// the grid ends at timestep 0 (`t = 1/N`), where DDIM's last step lands.
+pub fn discrete_times(num_train: usize, steps: usize, spacing: Spacing) -> Result<Vec<f64>> {
+    let idx = discrete_timesteps(num_train, steps, spacing)?;
+    let n = num_train as f64;
+    let mut ts: Vec<f64> = idx.iter().map(|&i| (i + 1) as f64 / n).collect();
+    if idx.last() != Some(&0) {
+        ts.push(1.0 / n);
+    }
+    if ts.len() < 2 {
+        return Err(invalid!(
+            "{steps} step(s) with {spacing:?} spacing leave nothing to integrate"
+        ));
+    }
+    Ok(ts)
+}
