@@ -72,7 +72,29 @@ impl<'a, S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized> Denoiser<'a, S, M> 
         let out = self.model.forward(x, &tt)?;
         self.nfe.set(self.nfe.get() + 1);
         let (a, b) = (self.sde.mean_coef(t), self.sde.std(t));
-        prediction::convert(&out, self.model.prediction(), want, x, a, b)
+        match self.mean_to_x0(t) {
+            Some((px, po)) => {
+                let x0 = (x.affine(px, 0.0)? + out.affine(po, 0.0)?)?;
+                prediction::convert(&x0, Prediction::X0, want, x, a, b)
+            }
+            None => prediction::convert(&out, self.model.prediction(), want, x, a, b),
+        }
+    }
+
+    /// For a posterior-mean model, `x_0 = p_x·x + p_out·μ` at `t` (inverting
+    /// `μ = c_x·x + c_0·x_0` of the step `t → s = t − 1/N`); `None` for other models.
+    fn mean_to_x0(&self, t: f64) -> Option<(f64, f64)> {
+        let Prediction::PosteriorMean { num_train } = self.model.prediction() else {
+            return None;
+        };
+        let s = (t - 1.0 / f64::from(num_train.max(1))).max(0.0);
+        let (at, bt) = (self.sde.mean_coef(t), self.sde.std(t));
+        let (as_, bs) = (self.sde.mean_coef(s), self.sde.std(s));
+        let ats = at / as_;
+        let bts2 = bt * bt - ats * ats * bs * bs;
+        let c_x = ats * bs * bs / (bt * bt);
+        let c_0 = as_ * bts2 / (bt * bt);
+        Some((-c_x / c_0, 1.0 / c_0))
     }
 
     /// `eps(x, t)`.
@@ -99,7 +121,14 @@ impl<'a, S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized> Denoiser<'a, S, M> 
         let out = self.model.forward(x, &tt)?;
         self.nfe.set(self.nfe.get() + 1);
         let (a, b) = (self.sde.mean_coef(t), self.sde.std(t));
-        let (c_x, c_out) = prediction::linear_coefficients(self.model.prediction(), want, a, b);
+        let (c_x, c_out) = match self.mean_to_x0(t) {
+            // want = e_x·x + e_0·x_0 with x_0 = p_x·x + p_out·μ.
+            Some((px, po)) => {
+                let (ex, e0) = prediction::linear_coefficients(Prediction::X0, want, a, b);
+                (ex + e0 * px, e0 * po)
+            }
+            None => prediction::linear_coefficients(self.model.prediction(), want, a, b),
+        };
         Ok(LinearPrediction { out, c_x, c_out })
     }
 }

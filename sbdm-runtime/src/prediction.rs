@@ -20,6 +20,14 @@ pub enum Prediction {
     X0,
     /// `v = a·eps − b·x_0`.
     V,
+    /// A discrete-time model's posterior mean `E[x_{t−1/N} | x_t]` (`N` training steps):
+    /// `μ = c_x·x + c_0·x_0` with the posterior coefficients of the step `t → t − 1/N`.
+    /// Converting it needs the SDE at the earlier time, so only [`crate::model::Denoiser`]
+    /// converts it.
+    PosteriorMean {
+        /// `N`, the number of training timesteps.
+        num_train: u32,
+    },
 }
 
 impl Prediction {
@@ -41,6 +49,9 @@ impl Prediction {
 
     /// The CLI name.
     pub fn name(self) -> &'static str {
+        if let Prediction::PosteriorMean { .. } = self {
+            return "posterior-mean";
+        }
         Prediction::ALL
             .iter()
             .find(|(p, _)| *p == self)
@@ -103,9 +114,11 @@ pub fn convert(
         Prediction::Score => eps_from_score(out, b)?,
         Prediction::X0 => eps_from_x0(x, out, a, b)?,
         Prediction::V => eps_from_v(x, out, a, b)?,
+        Prediction::PosteriorMean { .. } => return Err(mean_needs_sde()),
     };
     match to {
         Prediction::Eps => Ok(eps),
+        Prediction::PosteriorMean { .. } => Err(mean_needs_sde()),
         Prediction::Score => score_from_eps(&eps, b),
         Prediction::X0 => match from {
             Prediction::V => x0_from_v(x, out, a, b),
@@ -141,6 +154,9 @@ pub fn linear_coefficients(from: Prediction, to: Prediction, a: f64, b: f64) -> 
             let n = a * a + b * b;
             (b / n, a / n)
         }
+        // Needs the SDE at the previous step: Denoiser handles it; NaN here is caught by
+        // the fused step's finiteness check rather than silently used.
+        Prediction::PosteriorMean { .. } => return (f64::NAN, f64::NAN),
     };
     // x_0 = (x − b·eps)/a.
     let x0 = ((1.0 - b * ex) / a, -b * eo / a);
@@ -149,5 +165,13 @@ pub fn linear_coefficients(from: Prediction, to: Prediction, a: f64, b: f64) -> 
         Prediction::Score => (-ex / b, -eo / b),
         Prediction::X0 => x0,
         Prediction::V => (a * ex - b * x0.0, a * eo - b * x0.1),
+        Prediction::PosteriorMean { .. } => (f64::NAN, f64::NAN),
     }
+}
+
+/// Converting a posterior mean needs the SDE at the previous step.
+fn mean_needs_sde() -> crate::error::Error {
+    crate::error::invalid!(
+        "a posterior-mean prediction is converted through the SDE at the previous step: use Denoiser"
+    )
 }

@@ -1,0 +1,178 @@
+//! Files in and out: atomic writes (a temporary file beside the destination, renamed
+//! over it once complete, so a reader never sees half a file and a failed run leaves
+//! nothing behind) and f32 `.npy` arrays for NumPy interop.
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! # fn main() -> sbdm_runtime::error::Result<()> {
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("x.npy");
+//! let x = Tensor::new(&[[1f32, 2.0], [3.0, 4.0], [5.0, 6.0]], &Device::Cpu)?; // [3, 2]
+//! sbdm_runtime::io::write_npy(&path, &x)?;
+//! let back = sbdm_runtime::io::read_npy(&path, 2)?;                          // f32, rank 2
+//! assert_eq!(back.to_vec2::<f32>()?, x.to_vec2::<f32>()?);
+//! # Ok(()) }
+//! ```
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use candle_core::{DType, Tensor};
+
+use crate::error::{Error, Result};
+
+/// A file being written: the content goes to a temporary path in the destination's
+/// directory (with the destination's extension, for writers that look at it), and
+/// [`commit`](PendingFile::commit) renames it over the destination. Dropped without a
+/// commit, the temporary file is removed.
+#[derive(Debug)]
+pub struct PendingFile {
+    tmp: PathBuf,
+    dest: PathBuf,
+    committed: bool,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn io_error(path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The first line of a message (candle errors carry a backtrace when `RUST_BACKTRACE` is set).
+fn first_line(e: impl std::fmt::Display) -> String {
+    e.to_string().lines().next().unwrap_or("").to_string()
+}
+
+impl PendingFile {
+    /// Prepares to write `dest`. Fails if its directory does not exist or is not writable.
+    pub fn new(dest: impl AsRef<Path>) -> Result<Self> {
+        let dest = dest.as_ref().to_path_buf();
+        let name = dest
+            .file_name()
+            .ok_or_else(|| crate::error::invalid!("{}: not a file name", dest.display()))?
+            .to_string_lossy()
+            .into_owned();
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            return Err(io_error(
+                &dest,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("directory {} does not exist", dir.display()),
+                ),
+            ));
+        }
+        if dest.is_dir() {
+            return Err(io_error(
+                &dest,
+                std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"),
+            ));
+        }
+        let ext = dest
+            .extension()
+            .map(|e| format!(".{}", e.to_string_lossy()))
+            .unwrap_or_default();
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.{}-{n}.tmp{ext}", std::process::id()));
+        // Create it now: this checks the directory is writable before any work is done.
+        File::create_new(&tmp).map_err(|e| io_error(&dest, e))?;
+        Ok(PendingFile {
+            tmp,
+            dest,
+            committed: false,
+        })
+    }
+
+    /// The temporary path to write to.
+    pub fn path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// The destination.
+    pub fn dest(&self) -> &Path {
+        &self.dest
+    }
+
+    /// Flushes the temporary file to disk and renames it over the destination.
+    pub fn commit(mut self) -> Result<()> {
+        File::open(&self.tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io_error(&self.dest, e))?;
+        std::fs::rename(&self.tmp, &self.dest).map_err(|e| io_error(&self.dest, e))?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for PendingFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Writes `dest` atomically: `write` fills a temporary path, which is then renamed
+/// over `dest`. On any error nothing is left behind and `dest` is untouched.
+pub fn write_atomic(dest: impl AsRef<Path>, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let pending = PendingFile::new(dest)?;
+    write(pending.path())?;
+    pending.commit()
+}
+
+/// Writes the contents of a [`PendingFile`] as a float32 `.npy` array.
+pub fn write_npy_pending(pending: &PendingFile, x: &Tensor) -> Result<()> {
+    if x.dtype() != DType::F32 {
+        return Err(crate::error::invalid!(
+            "{}: .npy output is float32, got a {:?} tensor",
+            pending.dest().display(),
+            x.dtype()
+        ));
+    }
+    x.write_npy(pending.path()).map_err(|e| Error::Format {
+        path: pending.dest().display().to_string(),
+        message: first_line(e),
+    })
+}
+
+/// Writes a float32 tensor as a `.npy` array, atomically.
+pub fn write_npy(dest: impl AsRef<Path>, x: &Tensor) -> Result<()> {
+    let pending = PendingFile::new(dest)?;
+    write_npy_pending(&pending, x)?;
+    pending.commit()
+}
+
+/// Reads a float32 `.npy` array of the given rank (C order), e.g. `[N, D]` for rank 2.
+/// Any other dtype, a Fortran-order or truncated file, or another rank is an error
+/// naming the file.
+pub fn read_npy(path: impl AsRef<Path>, rank: usize) -> Result<Tensor> {
+    let path = path.as_ref();
+    let format = |message: String| Error::Format {
+        path: path.display().to_string(),
+        message,
+    };
+    File::open(path).map_err(|e| io_error(path, e))?;
+    let x = Tensor::read_npy(path)
+        .map_err(|e| format(format!("not a readable .npy array: {}", first_line(e))))?;
+    if x.dtype() != DType::F32 {
+        return Err(format(format!(
+            "dtype {:?}, expected float32 (numpy: x.astype(np.float32))",
+            x.dtype()
+        )));
+    }
+    if x.rank() != rank {
+        return Err(format(format!(
+            "shape {:?} has rank {}, expected rank {rank}",
+            x.dims(),
+            x.rank()
+        )));
+    }
+    Ok(x)
+}

@@ -1,0 +1,119 @@
+//! Atomic writes, `.npy` validation and PNG scatter plots.
+
+use candle_core::{DType, Device, Tensor};
+use sbdm_runtime::error::Error;
+use sbdm_runtime::io::{read_npy, write_atomic, write_npy, PendingFile};
+use sbdm_runtime::plot::{scatter_png, Mark, ScatterConfig, Series};
+
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_failed_write_leaves_nothing_and_keeps_the_old_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("out.txt");
+    std::fs::write(&dest, "old").unwrap();
+    let err = write_atomic(&dest, |tmp| {
+        std::fs::write(tmp, "half").unwrap();
+        Err(Error::Invalid("stopped".into()))
+    })
+    .unwrap_err();
+    assert_eq!(err.to_string(), "stopped");
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "old");
+    assert_eq!(entries(dir.path()), ["out.txt"]);
+    // An uncommitted pending file is removed when dropped.
+    let p = PendingFile::new(dir.path().join("x.npy")).unwrap();
+    assert!(p.path().exists() && p.path().extension().unwrap() == "npy");
+    drop(p);
+    assert_eq!(entries(dir.path()), ["out.txt"]);
+    // A successful write replaces the file.
+    write_atomic(&dest, |tmp| {
+        std::fs::write(tmp, "new").map_err(|source| Error::Io {
+            path: tmp.display().to_string(),
+            source,
+        })
+    })
+    .unwrap();
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "new");
+    assert_eq!(entries(dir.path()), ["out.txt"]);
+}
+
+#[test]
+fn missing_directory_is_an_error_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = PendingFile::new(dir.path().join("no/such/x.npy")).unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+}
+
+#[test]
+fn npy_round_trip_and_validation() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = Tensor::new(&[[1f32, -2.5], [3.0, 4.25]], &Device::Cpu).unwrap();
+    let p = dir.path().join("x.npy");
+    write_npy(&p, &x).unwrap();
+    assert_eq!(
+        read_npy(&p, 2).unwrap().to_vec2::<f32>().unwrap(),
+        x.to_vec2::<f32>().unwrap()
+    );
+    // Wrong rank.
+    let err = read_npy(&p, 3).unwrap_err();
+    assert!(err.to_string().contains("rank"), "{err}");
+    // float64 is rejected on read and on write.
+    let p64 = dir.path().join("x64.npy");
+    x.to_dtype(DType::F64).unwrap().write_npy(&p64).unwrap();
+    let err = read_npy(&p64, 2).unwrap_err();
+    assert!(err.to_string().contains("float32"), "{err}");
+    assert!(write_npy(dir.path().join("y.npy"), &x.to_dtype(DType::F64).unwrap()).is_err());
+    // Not an .npy file, and a missing one: one-line messages naming the file.
+    let txt = dir.path().join("t.npy");
+    std::fs::write(&txt, "hello").unwrap();
+    for path in [txt, dir.path().join("missing.npy")] {
+        let msg = read_npy(&path, 2).unwrap_err().to_string();
+        assert!(
+            msg.contains(path.file_name().unwrap().to_str().unwrap()),
+            "{msg}"
+        );
+        assert_eq!(msg.lines().count(), 1, "{msg}");
+    }
+    assert!(!dir.path().join("y.npy").exists());
+}
+
+#[test]
+fn scatter_plot_is_a_png() {
+    let dir = tempfile::tempdir().unwrap();
+    let pts: Vec<f32> = (0..400)
+        .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
+        .collect();
+    let x = Tensor::from_vec(pts, (200, 2), &Device::Cpu).unwrap();
+    let series = [
+        Series::from_tensor("samples", &x, Mark::Dot, 1000).unwrap(),
+        Series {
+            label: "means".into(),
+            points: vec![[0.0, 0.0]],
+            mark: Mark::Cross,
+        },
+    ];
+    let dest = dir.path().join("s.png");
+    let cfg = ScatterConfig {
+        title: "test".into(),
+        width: 320,
+        height: 240,
+        ..Default::default()
+    };
+    scatter_png(&dest, &series, &cfg).unwrap();
+    let bytes = std::fs::read(&dest).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    // Width and height from the IHDR chunk.
+    let be = |i: usize| u32::from_be_bytes(bytes[i..i + 4].try_into().unwrap());
+    assert_eq!((be(16), be(20)), (320, 240));
+    assert_eq!(entries(dir.path()), ["s.png"]);
+    // One-dimensional samples cannot be scattered.
+    let x1 = Tensor::zeros((5, 1), DType::F32, &Device::Cpu).unwrap();
+    assert!(Series::from_tensor("x", &x1, Mark::Dot, 10).is_err());
+}

@@ -1,0 +1,360 @@
+//! `sbdm sample` end to end: samples from an exact mixture score land in a float32
+//! `.npy` of the right shape and are close to exact samples; every bad input exits
+//! non-zero with a one-line message and writes nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use candle_core::{Device, Tensor};
+
+const MIXTURE: &str = r#"{"weights": [0.25, 0.25, 0.25, 0.25],
+  "means": [[2, 0], [0, 2], [-2, 0], [0, -2]], "stds": [0.3, 0.3, 0.3, 0.3]}"#;
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn sbdm(args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_sbdm"))
+        .args(args)
+        .output()
+        .expect("run sbdm");
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A temp dir with `in/` (inputs: the mixture JSON) and an empty `out/`.
+struct Dirs {
+    _root: tempfile::TempDir,
+    input: PathBuf,
+    out: PathBuf,
+}
+
+impl Dirs {
+    fn new() -> Dirs {
+        let root = tempfile::tempdir().unwrap();
+        let (input, out) = (root.path().join("in"), root.path().join("out"));
+        std::fs::create_dir(&input).unwrap();
+        std::fs::create_dir(&out).unwrap();
+        std::fs::write(input.join("gmm.json"), MIXTURE).unwrap();
+        Dirs {
+            _root: root,
+            input,
+            out,
+        }
+    }
+    fn model(&self) -> String {
+        format!("gmm:{}", self.input.join("gmm.json").display())
+    }
+    fn write_model(&self, name: &str, json: &str) -> String {
+        std::fs::write(self.input.join(name), json).unwrap();
+        format!("gmm:{}", self.input.join(name).display())
+    }
+    fn out_file(&self, name: &str) -> String {
+        self.out.join(name).display().to_string()
+    }
+    fn out_entries(&self) -> Vec<String> {
+        std::fs::read_dir(&self.out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+/// The number in the first column after `label` in the printed table.
+fn value(stdout: &str, label: &str) -> f64 {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(label))
+        .unwrap_or_else(|| panic!("no `{label}` line in:\n{stdout}"));
+    line[label.len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no number on `{line}`"))
+}
+
+/// The number in the second column (the reference) after `label`.
+fn second_value(stdout: &str, label: &str) -> f64 {
+    let line = stdout.lines().find(|l| l.starts_with(label)).unwrap();
+    line[label.len()..]
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no reference on `{line}`"))
+}
+
+fn read_npy(path: &Path) -> Tensor {
+    sbdm_runtime::io::read_npy(path, 2).expect("a float32 [N, D] .npy")
+}
+
+#[test]
+fn ddim_samples_are_close_to_exact_samples() {
+    let d = Dirs::new();
+    let (out, png) = (d.out_file("s.npy"), d.out_file("s.png"));
+    let model = d.model();
+    let args = [
+        "sample",
+        "--sde",
+        "vp",
+        "--model",
+        &model,
+        "--sampler",
+        "ddim",
+        "--steps",
+        "50",
+        "--n",
+        "2000",
+        "--seed",
+        "3",
+        "--out",
+        &out,
+        "--plot",
+        &png,
+    ];
+    let r = sbdm(&args);
+    assert!(r.ok, "{}", r.stderr);
+    let x = read_npy(Path::new(&out));
+    assert_eq!(x.dims(), [2000, 2]);
+    assert_eq!(value(&r.stdout, "NFE"), 50.0);
+    // Exact sets of 2000 are ~0.1 apart (the floor printed beside the value); a wrong
+    // score or sampler is > 1 away. With this seed the samples are 0.07 from exact ones.
+    let w2 = value(&r.stdout, "sliced W2");
+    let floor = second_value(&r.stdout, "sliced W2");
+    assert!(w2 < 0.2 && w2 < 2.0 * floor, "sliced W2 {w2}\n{}", r.stdout);
+    // E|x|^2 = 4 + 2·(a²·0.3² + b²) = 4.180 at t_min; DDIM's 50-step bias is about -2%.
+    let m2 = value(&r.stdout, "E|x|^2");
+    assert!((m2 - 4.18).abs() < 0.05 * 4.18, "E|x|^2 {m2}\n{}", r.stdout);
+    let png_bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&png_bytes[..8], b"\x89PNG\r\n\x1a\n");
+    // Only the two outputs: no temporary files left behind.
+    let mut entries = d.out_entries();
+    entries.sort();
+    assert_eq!(entries, ["s.npy", "s.png"]);
+
+    // The same seed gives the same samples, bit for bit.
+    let again = d.out_file("again.npy");
+    let mut args2 = args.to_vec();
+    let i = args2.iter().position(|a| *a == out.as_str()).unwrap();
+    args2[i] = &again;
+    args2.truncate(args2.len() - 2); // no plot
+    assert!(sbdm(&args2).ok);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
+}
+
+#[test]
+fn init_is_used_as_given() {
+    let d = Dirs::new();
+    let init = d.input.join("x_T.npy");
+    // 64 points of N(0, I), the VP prior: deterministic values, no RNG needed.
+    let v: Vec<f32> = (0..128)
+        .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+        .collect();
+    Tensor::from_vec(v, (64, 2), &Device::Cpu)
+        .unwrap()
+        .write_npy(&init)
+        .unwrap();
+    let out = d.out_file("s.npy");
+    let model = d.model();
+    let init_s = init.display().to_string();
+    let r = sbdm(&[
+        "sample",
+        "--sde",
+        "vp",
+        "--model",
+        &model,
+        "--sampler",
+        "ddim",
+        "--steps",
+        "20",
+        "--init",
+        &init_s,
+        "--out",
+        &out,
+    ]);
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(read_npy(Path::new(&out)).dims(), [64, 2]);
+}
+
+#[test]
+fn help_lists_every_name() {
+    let r = sbdm(&["sample", "--sampler", "help"]);
+    assert!(r.ok);
+    for name in [
+        "em",
+        "reverse-diffusion",
+        "ancestral",
+        "pc",
+        "ode-euler",
+        "heun",
+        "rk45",
+        "ddpm",
+        "ddim",
+        "dpm1",
+        "dpm2",
+        "dpmpp2m",
+        "dpmpp3m",
+    ] {
+        assert!(
+            r.stdout
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(name)),
+            "{name} missing from:\n{}",
+            r.stdout
+        );
+    }
+    let r = sbdm(&["sample", "--sde", "help"]);
+    assert!(r.ok);
+    for name in [
+        "vp",
+        "subvp",
+        "ve",
+        "edm",
+        "cosine",
+        "ddpm-linear",
+        "ddpm-scaled-linear",
+        "ddpm-cosine",
+    ] {
+        assert!(
+            r.stdout
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(name)),
+            "{name} missing from:\n{}",
+            r.stdout
+        );
+    }
+}
+
+#[test]
+fn discrete_schedule_samples() {
+    let d = Dirs::new();
+    let out = d.out_file("s.npy");
+    let model = d.model();
+    let r = sbdm(&[
+        "sample",
+        "--sde",
+        "ddpm-linear",
+        "--model",
+        &model,
+        "--sampler",
+        "ddim",
+        "--steps",
+        "50",
+        "--n",
+        "500",
+        "--out",
+        &out,
+    ]);
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(read_npy(Path::new(&out)).dims(), [500, 2]);
+}
+
+/// Runs `sbdm sample` with one thing wrong: it must fail with one line naming the
+/// problem (`expect` in it) and leave `out/` empty.
+fn rejects(d: &Dirs, changes: &[(&str, &str)], expect: &str) {
+    let out = d.out_file("s.npy");
+    let png = d.out_file("s.png");
+    let model = d.model();
+    let mut args: Vec<(&str, String)> = vec![
+        ("--sde", "vp".into()),
+        ("--model", model),
+        ("--sampler", "ddim".into()),
+        ("--steps", "10".into()),
+        ("--n", "100".into()),
+        ("--out", out),
+        ("--plot", png),
+    ];
+    for (flag, v) in changes {
+        match args.iter_mut().find(|(f, _)| f == flag) {
+            Some(a) => a.1 = v.to_string(),
+            None => args.push((flag, v.to_string())),
+        }
+    }
+    if changes.iter().any(|(f, _)| *f == "--init") {
+        args.retain(|(f, _)| *f != "--n");
+    }
+    let mut argv = vec!["sample".to_string()];
+    for (f, v) in args {
+        argv.push(f.to_string());
+        argv.push(v);
+    }
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let r = sbdm(&argv);
+    assert!(!r.ok, "{changes:?} succeeded:\n{}", r.stdout);
+    let msg = r.stderr.trim();
+    assert_eq!(msg.lines().count(), 1, "{changes:?}: not one line:\n{msg}");
+    assert!(
+        msg.contains(expect),
+        "{changes:?}: `{msg}` does not mention `{expect}`"
+    );
+    assert!(
+        d.out_entries().is_empty(),
+        "{changes:?} wrote {:?}",
+        d.out_entries()
+    );
+}
+
+#[test]
+fn bad_input_fails_with_one_line_and_writes_nothing() {
+    let d = Dirs::new();
+    // Mixture JSON: malformed, weights not summing to 1, ragged means, std <= 0, missing.
+    let m = d.write_model("bad.json", r#"{"weights": [1.0], "means": [[0, 0]"#);
+    rejects(&d, &[("--model", &m)], "bad.json");
+    let m = d.write_model(
+        "sum.json",
+        r#"{"weights": [0.5, 0.6], "means": [[0, 0], [1, 1]], "stds": [1, 1]}"#,
+    );
+    rejects(&d, &[("--model", &m)], "sum to");
+    let m = d.write_model(
+        "ragged.json",
+        r#"{"weights": [0.5, 0.5], "means": [[0, 0], [1]], "stds": [1, 1]}"#,
+    );
+    rejects(&d, &[("--model", &m)], "ragged");
+    let m = d.write_model(
+        "std.json",
+        r#"{"weights": [0.5, 0.5], "means": [[0, 0], [1, 1]], "stds": [1, 0]}"#,
+    );
+    rejects(&d, &[("--model", &m)], "std");
+    let missing = format!("gmm:{}", d.input.join("nope.json").display());
+    rejects(&d, &[("--model", &missing)], "nope.json");
+    rejects(&d, &[("--model", "mlp:net.safetensors")], "gmm:FILE.json");
+    // x_T of the wrong dimension, and a file that is not .npy.
+    let init3 = d.input.join("x3.npy");
+    Tensor::zeros((5, 3), candle_core::DType::F32, &Device::Cpu)
+        .unwrap()
+        .write_npy(&init3)
+        .unwrap();
+    rejects(
+        &d,
+        &[("--init", &init3.display().to_string())],
+        "dimension 3",
+    );
+    let notnpy = d.input.join("gmm.json").display().to_string();
+    rejects(&d, &[("--init", &notnpy)], "npy");
+    let init64 = d.input.join("x64.npy");
+    Tensor::zeros((5, 2), candle_core::DType::F64, &Device::Cpu)
+        .unwrap()
+        .write_npy(&init64)
+        .unwrap();
+    rejects(&d, &[("--init", &init64.display().to_string())], "float32");
+    // Unknown names list the valid ones.
+    rejects(&d, &[("--sde", "vq")], "ddpm-linear");
+    rejects(&d, &[("--sampler", "dpmpp4m")], "dpmpp3m");
+    rejects(&d, &[("--grid", "cubic")], "karras");
+    // Numbers out of range.
+    rejects(&d, &[("--steps", "0")], "--steps");
+    rejects(&d, &[("--eta", "-0.5")], "--eta");
+    rejects(&d, &[("--n", "0")], "--n");
+    // A time range the SDE does not cover.
+    rejects(&d, &[("--t-min", "0")], "time range");
+    rejects(&d, &[("--t-max", "2")], "time range");
+    rejects(&d, &[("--sde", "edm"), ("--t-max", "100")], "time range");
+    // An output directory that does not exist.
+    let nodir = d.out.join("no/such/dir/s.npy").display().to_string();
+    rejects(&d, &[("--out", &nodir)], "does not exist");
+}
