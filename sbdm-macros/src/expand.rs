@@ -23,7 +23,10 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
             "internal error in the sde! derivation: please report this declaration",
         )])
     });
-    let syntax = decl.syntax_errors.clone().map(syn::Error::into_compile_error);
+    let syntax = decl
+        .syntax_errors
+        .clone()
+        .map(syn::Error::into_compile_error);
     match (derived, syntax) {
         (Ok(_), Some(errors)) => {
             let mut out = errors;

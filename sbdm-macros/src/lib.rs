@@ -17,7 +17,7 @@ use proc_macro::TokenStream;
 
 /// Declares a forward SDE and derives everything a diffusion model needs from it.
 ///
-/// ```ignore
+/// ```text
 /// sbdm::sde! {
 ///     /// Variance-preserving SDE with a linear schedule.
 ///     pub struct VpSde {

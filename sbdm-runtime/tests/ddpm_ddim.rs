@@ -588,7 +588,7 @@ fn folded_conversions_equal_convert() {
 /// The discrete spacings of the DDIM/diffusers schedulers (1000 training steps).
 #[test]
 fn discrete_spacings() {
-    use sbdm_runtime::grid::{discrete_timesteps, discrete_times, Spacing};
+    use sbdm_runtime::grid::{discrete_times, discrete_timesteps, Spacing};
     // leading, 10 steps: 0, 100, ..., 900 (decreasing).
     let l = discrete_timesteps(1000, 10, Spacing::Leading).unwrap();
     assert_eq!(l, (0..10).rev().map(|i| i * 100).collect::<Vec<_>>());
@@ -597,7 +597,10 @@ fn discrete_spacings() {
     assert_eq!(t, (0..10).rev().map(|i| i * 100 + 99).collect::<Vec<_>>());
     // linspace, 10 steps: round(linspace(0, 999, 10)).
     let s = discrete_timesteps(1000, 10, Spacing::Linspace).unwrap();
-    let want: Vec<usize> = (0..10).rev().map(|i| (i as f64 * 999.0 / 9.0).round() as usize).collect();
+    let want: Vec<usize> = (0..10)
+        .rev()
+        .map(|i| (i as f64 * 999.0 / 9.0).round() as usize)
+        .collect();
     assert_eq!(s, want);
     // Times: (i + 1)/N, ending at timestep 0.
     let ts = discrete_times(1000, 10, Spacing::Trailing).unwrap();

@@ -22,7 +22,9 @@ struct MeanModel<'a> {
 
 impl ScoreModel for MeanModel<'_> {
     fn prediction(&self) -> Prediction {
-        Prediction::PosteriorMean { num_train: self.sde.num_steps() as u32 }
+        Prediction::PosteriorMean {
+            num_train: self.sde.num_steps() as u32,
+        }
     }
     fn forward(&self, x: &Tensor, t: &Tensor) -> Result<Tensor> {
         let t0 = t.to_dtype(DType::F64)?.to_vec1::<f64>()?[0];
@@ -45,8 +47,15 @@ fn posterior_mean_model_samples_like_x0_model() {
     let sde = DiscreteSchedule::new(BetaSchedule::linear(), 1000).unwrap();
     let mix = GaussianMixture::ring(4, 2.0, 0.3).unwrap();
     let exact = mix.model(&sde);
-    let mean = MeanModel { mix: &mix, sde: &sde };
-    let x_t = mix.sample_at(&sde, 1.0, 16, 3, &Device::Cpu).unwrap().to_dtype(DType::F64).unwrap();
+    let mean = MeanModel {
+        mix: &mix,
+        sde: &sde,
+    };
+    let x_t = mix
+        .sample_at(&sde, 1.0, 16, 3, &Device::Cpu)
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap();
     let ts = discrete_times(1000, 1000, Spacing::Leading).unwrap();
     let cfg = SamplerConfig {
         steps: ts.len() - 1,
@@ -55,9 +64,32 @@ fn posterior_mean_model_samples_like_x0_model() {
         ..Default::default()
     };
     for kind in [SamplerKind::Ddpm, SamplerKind::Ddim] {
-        let a = sample(kind, &sde, &exact, &x_t, &cfg, &mut Noise::new(1, 0, 16, &[2], &Device::Cpu)).unwrap();
-        let b = sample(kind, &sde, &mean, &x_t, &cfg, &mut Noise::new(1, 0, 16, &[2], &Device::Cpu)).unwrap();
-        let d = (a.x - b.x).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+        let a = sample(
+            kind,
+            &sde,
+            &exact,
+            &x_t,
+            &cfg,
+            &mut Noise::new(1, 0, 16, &[2], &Device::Cpu),
+        )
+        .unwrap();
+        let b = sample(
+            kind,
+            &sde,
+            &mean,
+            &x_t,
+            &cfg,
+            &mut Noise::new(1, 0, 16, &[2], &Device::Cpu),
+        )
+        .unwrap();
+        let d = (a.x - b.x)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
         assert!(d < 1e-6, "{kind:?}: max |difference| {d}");
     }
 }

@@ -209,6 +209,8 @@ fn kernel_integrals_match_closed_forms_and_nested_quadrature() {
         assert!((k - kk).abs() <= 1e-10 * kk.abs(), "K: {k} vs {kk}");
     }
     // Bad input: NaN, not a panic.
-    assert!(kernel_integrals(|_| f64::NAN, |_| 1.0, &[1.0])[0].0.is_nan());
+    assert!(kernel_integrals(|_| f64::NAN, |_| 1.0, &[1.0])[0]
+        .0
+        .is_nan());
     assert!(kernel_integrals(|_| 1.0, |_| 1.0, &[-1.0])[0].0.is_nan());
 }
