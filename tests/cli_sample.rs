@@ -358,3 +358,52 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
     let nodir = d.out.join("no/such/dir/s.npy").display().to_string();
     rejects(&d, &[("--out", &nodir)], "does not exist");
 }
+
+/// Discrete schedules sample on their own timesteps with `--spacing`; other SDEs refuse it.
+#[test]
+fn discrete_spacing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mix = dir.path().join("mix.json");
+    std::fs::write(
+        &mix,
+        r#"{"weights":[0.5,0.5],"means":[[-2,0],[2,0]],"stds":[0.5,0.5]}"#,
+    )
+    .unwrap();
+    let model = format!("gmm:{}", mix.display());
+    let out = dir.path().join("s.npy");
+    let run = |sde: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sbdm"))
+            .args([
+                "sample",
+                "--sde",
+                sde,
+                "--model",
+                &model,
+                "--sampler",
+                "ddim",
+                "--steps",
+                "200",
+            ])
+            .args(["--spacing", "trailing", "--n", "2000", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let ok = run("ddpm-linear");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(text.contains("trailing spacing"), "{text}");
+    // E|x|^2 within 5% of the exact 4.25 + 2·0.25 at 200 DDIM steps (first-order bias ~0.5%).
+    let line = text.lines().find(|l| l.starts_with("E|x|^2")).unwrap();
+    let v: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!((v - 4.5).abs() < 0.05 * 4.5, "{line}");
+    std::fs::remove_file(&out).unwrap();
+    let bad = run("vp");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--spacing applies to the discrete"));
+    assert!(!out.exists());
+}

@@ -10,7 +10,7 @@ use sbdm_runtime::mixture::GaussianMixture;
 use sbdm_runtime::model::{Denoiser, ScoreModel};
 use sbdm_runtime::noise::Noise;
 use sbdm_runtime::prediction::Prediction;
-use sbdm_runtime::sampler::{sample, SamplerConfig, SamplerKind};
+use sbdm_runtime::sampler::{sample_on, SamplerConfig, SamplerKind};
 use sbdm_runtime::sde::GaussianKernel;
 
 /// The exact mixture's x_0 prediction, re-expressed as the DDPM posterior mean
@@ -56,28 +56,26 @@ fn posterior_mean_model_samples_like_x0_model() {
         .unwrap()
         .to_dtype(DType::F64)
         .unwrap();
-    let ts = discrete_times(1000, 1000, Spacing::Leading).unwrap();
-    let cfg = SamplerConfig {
-        steps: ts.len() - 1,
-        t_min: Some(*ts.last().unwrap()),
-        t_max: Some(ts[0]),
-        ..Default::default()
-    };
+    // DDIM-style subsampling: 50 of the 1000 training steps.
+    let ts = discrete_times(1000, 50, Spacing::Leading).unwrap();
+    let cfg = SamplerConfig::default();
     for kind in [SamplerKind::Ddpm, SamplerKind::Ddim] {
-        let a = sample(
+        let a = sample_on(
             kind,
             &sde,
             &exact,
             &x_t,
+            &ts,
             &cfg,
             &mut Noise::new(1, 0, 16, &[2], &Device::Cpu),
         )
         .unwrap();
-        let b = sample(
+        let b = sample_on(
             kind,
             &sde,
             &mean,
             &x_t,
+            &ts,
             &cfg,
             &mut Noise::new(1, 0, 16, &[2], &Device::Cpu),
         )

@@ -241,13 +241,41 @@ pub fn sample<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
     if cfg.steps == 0 {
         return Err(invalid!("steps must be at least 1"));
     }
-    if !(cfg.eta >= 0.0 && cfg.eta.is_finite()) {
-        return Err(invalid!("eta must be >= 0, got {}", cfg.eta));
-    }
     let (lo, hi) = sde.time_range();
     let t_min = cfg.t_min.unwrap_or(lo);
     let t_max = cfg.t_max.unwrap_or(hi);
     let ts = time_grid(sde, cfg.grid, cfg.steps, t_min, t_max)?;
+    sample_on(kind, sde, model, x_t, &ts, cfg, noise)
+}
+
+/// Samples on an explicit decreasing time grid `ts` (e.g. a discrete schedule's
+/// [`crate::grid::discrete_times`]); `cfg.steps`, `cfg.grid`, `cfg.t_min` and `cfg.t_max`
+/// are ignored (RK45 integrates from `ts[0]` to the last time).
+pub fn sample_on<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
+    kind: SamplerKind,
+    sde: &S,
+    model: &M,
+    x_t: &Tensor,
+    ts: &[f64],
+    cfg: &SamplerConfig,
+    noise: &mut Noise,
+) -> Result<Sampled> {
+    if !(cfg.eta >= 0.0 && cfg.eta.is_finite()) {
+        return Err(invalid!("eta must be >= 0, got {}", cfg.eta));
+    }
+    if ts.len() < 2 || ts.iter().any(|t| !t.is_finite()) || ts.windows(2).any(|w| w[1] >= w[0]) {
+        return Err(invalid!(
+            "the time grid must be at least two finite, strictly decreasing times"
+        ));
+    }
+    let (lo, hi) = sde.time_range();
+    let (t_max, t_min) = (ts[0], ts[ts.len() - 1]);
+    if t_min < lo - 1e-12 || t_max > hi + 1e-12 {
+        return Err(invalid!(
+            "time range [{t_min}, {t_max}] is not inside the SDE's [{lo}, {hi}]"
+        ));
+    }
+    let ts = ts.to_vec();
     let den = Denoiser::new(sde, model);
     // A fresh contiguous buffer the samplers update in place.
     let x = x_t.contiguous()?.copy()?;

@@ -15,7 +15,7 @@ use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
 use sbdm_runtime::discrete::{BetaSchedule, DiscreteSchedule};
-use sbdm_runtime::grid::Grid;
+use sbdm_runtime::grid::{discrete_times, Grid, Spacing};
 use sbdm_runtime::io::{self, PendingFile};
 use sbdm_runtime::metrics;
 use sbdm_runtime::mixture::GaussianMixture;
@@ -47,6 +47,10 @@ pub struct SampleArgs {
     /// The time grid: uniform, quadratic, logsnr or karras (ρ = 7).
     #[arg(long, default_value = "uniform")]
     pub grid: String,
+    /// For the discrete `ddpm-*` schedules: sample on `--steps` of the 1000 training
+    /// timesteps with this spacing (leading, trailing or linspace) instead of `--grid`.
+    #[arg(long)]
+    pub spacing: Option<String>,
     /// Langevin corrector signal-to-noise ratio (pc).
     #[arg(long, default_value_t = 0.16, allow_negative_numbers = true)]
     pub snr: f64,
@@ -171,6 +175,8 @@ struct Plan {
     mixture: GaussianMixture,
     kind: SamplerKind,
     cfg: SamplerConfig,
+    /// An explicit time grid (discrete spacings), else `cfg`'s grid.
+    times: Option<Vec<f64>>,
     t_min: f64,
     t_max: f64,
     init: Option<Tensor>,
@@ -206,8 +212,29 @@ fn plan(args: &SampleArgs) -> Result<Plan> {
     check_range("--rtol", args.rtol, args.rtol > 0.0, "> 0")?;
     check_range("--atol", args.atol, args.atol > 0.0, "> 0")?;
     let (lo, hi) = sde.time_range();
-    let t_min = args.t_min.unwrap_or(lo);
-    let t_max = args.t_max.unwrap_or(hi);
+    let times = match &args.spacing {
+        None => None,
+        Some(name) => {
+            let spacing = Spacing::from_name(name).ok_or_else(|| {
+                anyhow!(
+                    "unknown spacing `{name}`; valid: {}",
+                    Spacing::NAMES.join(", ")
+                )
+            })?;
+            if !sde_name.starts_with("ddpm-") {
+                bail!("--spacing applies to the discrete ddpm-* schedules, not `{sde_name}`");
+            }
+            Some(discrete_times(1000, steps, spacing).map_err(one_line)?)
+        }
+    };
+    let t_min = match &times {
+        Some(ts) => ts[ts.len() - 1],
+        None => args.t_min.unwrap_or(lo),
+    };
+    let t_max = match &times {
+        Some(ts) => ts[0],
+        None => args.t_max.unwrap_or(hi),
+    };
     if !(t_min.is_finite() && t_max.is_finite() && t_min >= lo && t_max <= hi && t_min < t_max) {
         bail!("time range [{t_min}, {t_max}] is not inside {sde_name}'s [{lo}, {hi}]");
     }
@@ -270,6 +297,7 @@ fn plan(args: &SampleArgs) -> Result<Plan> {
         mixture,
         kind,
         cfg,
+        times,
         t_min,
         t_max,
         init,
@@ -335,7 +363,10 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         p.cfg.steps
     ));
     let start = Instant::now();
-    let result = sampler::sample(p.kind, &p.sde, &model, &x_t, &p.cfg, &mut noise);
+    let result = match &p.times {
+        Some(ts) => sampler::sample_on(p.kind, &p.sde, &model, &x_t, ts, &p.cfg, &mut noise),
+        None => sampler::sample(p.kind, &p.sde, &model, &x_t, &p.cfg, &mut noise),
+    };
     let wall = start.elapsed();
     // Before the metrics below, which hold several copies of the samples as f64 rows.
     let sampling_peak = peak_rss();
@@ -416,12 +447,15 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         format!("p_t at t = {t_ref}")
     };
     println!(
-        "{} on {} ({}), {} steps, {} grid, t from {} to {}, seed {}",
+        "{} on {} ({}), {} steps, {}, t from {} to {}, seed {}",
         p.kind.name(),
         p.sde_name,
         p.sde.name(),
         p.cfg.steps,
-        args.grid,
+        match &args.spacing {
+            Some(s) => format!("{s} spacing of 1000 timesteps"),
+            None => format!("{} grid", args.grid),
+        },
         p.t_max,
         p.t_min,
         args.seed
