@@ -16,6 +16,9 @@
 //!
 //! `‖z‖` and `‖g‖` are per-sample norms averaged over the batch, as in `score_sde`;
 //! so unlike the other samplers, a sample's path depends (weakly) on its batch.
+//! Per-sample norms were tried and are unstable: a sample where the score nearly
+//! vanishes (between modes) gets a huge step (on a 2-D mixture, sliced-W2 68× the
+//! exact-vs-exact floor on VE), which the batch average prevents.
 //! `α = a_{t|s}²`: the forward step the predictor has just reversed. On VE this is 1, as
 //! in `score_sde`; on VP it is `1 − β` of that step, `score_sde`'s `alphas[i]` up to a
 //! shift of one grid step (a difference of order `Δ²`). The norms cost two reduction
