@@ -407,3 +407,54 @@ fn discrete_spacing() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--spacing applies to the discrete"));
     assert!(!out.exists());
 }
+
+/// EDM defaults to the Karras grid, on which 20 DPM-Solver++(2M) steps are accurate;
+/// uniform steps in t = σ are far worse there.
+#[test]
+fn edm_defaults_to_karras() {
+    let dir = tempfile::tempdir().unwrap();
+    let mix = dir.path().join("mix.json");
+    std::fs::write(
+        &mix,
+        r#"{"weights":[0.5,0.5],"means":[[-2,0],[2,0]],"stds":[0.5,0.5]}"#,
+    )
+    .unwrap();
+    let model = format!("gmm:{}", mix.display());
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sbdm"))
+            .args([
+                "sample",
+                "--sde",
+                "edm",
+                "--model",
+                &model,
+                "--sampler",
+                "dpmpp2m",
+            ])
+            .args(["--steps", "20", "--n", "2000", "--out"])
+            .arg(dir.path().join("s.npy"))
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("sliced W2"))
+            .unwrap()
+            .to_string();
+        let w2: f64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+        (text, w2)
+    };
+    let (text, auto) = run(&[]);
+    assert!(text.contains("Karras grid"), "{text}");
+    let (_, uniform) = run(&["--grid", "uniform"]);
+    assert!(
+        auto < 0.3 && uniform > 2.0 * auto,
+        "auto {auto}, uniform {uniform}"
+    );
+}

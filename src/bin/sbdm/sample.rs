@@ -44,8 +44,10 @@ pub struct SampleArgs {
     /// DDIM's η: 0 is deterministic, 1 is DDPM-like.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub eta: f64,
-    /// The time grid: uniform, quadratic, logsnr or karras (ρ = 7).
-    #[arg(long, default_value = "uniform")]
+    /// The time grid: uniform, quadratic, logsnr or karras (ρ = 7); `auto` (the default)
+    /// is karras for edm (σ = t, where uniform steps in t waste the small-σ end) and
+    /// uniform otherwise.
+    #[arg(long, default_value = "auto")]
     pub grid: String,
     /// For the discrete `ddpm-*` schedules: sample on `--steps` of the 1000 training
     /// timesteps with this spacing (leading, trailing or linspace) instead of `--grid`.
@@ -152,7 +154,7 @@ fn sampler_by_name(name: &str) -> Result<SamplerKind> {
 
 fn grid_by_name(name: &str) -> Result<Grid> {
     Grid::from_name(name)
-        .ok_or_else(|| anyhow!("unknown grid `{name}`; valid: {}", list(Grid::NAMES)))
+        .ok_or_else(|| anyhow!("unknown grid `{name}`; valid: auto, {}", list(Grid::NAMES)))
 }
 
 fn ddpm_variance_by_name(name: &str) -> Result<DdpmVariance> {
@@ -200,7 +202,15 @@ fn plan(args: &SampleArgs) -> Result<Plan> {
     let sde_name = require(&args.sde, "--sde")?;
     let sde = sde_by_name(&sde_name)?;
     let kind = sampler_by_name(&require(&args.sampler, "--sampler")?)?;
-    let grid = grid_by_name(&args.grid)?;
+    let grid = if args.grid == "auto" {
+        if sde_name.eq_ignore_ascii_case("edm") {
+            Grid::Karras { rho: 7.0 }
+        } else {
+            Grid::Uniform
+        }
+    } else {
+        grid_by_name(&args.grid)?
+    };
     let ddpm_variance = ddpm_variance_by_name(&args.ddpm_variance)?;
     let steps = require(&args.steps, "--steps")?;
     if steps == 0 {
@@ -454,7 +464,12 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         p.cfg.steps,
         match &args.spacing {
             Some(s) => format!("{s} spacing of 1000 timesteps"),
-            None => format!("{} grid", args.grid),
+            None => match p.cfg.grid {
+                Grid::Uniform => "uniform grid".to_string(),
+                Grid::Quadratic => "quadratic grid".to_string(),
+                Grid::LogSnr => "log-SNR grid".to_string(),
+                Grid::Karras { rho } => format!("Karras grid (rho = {rho})"),
+            },
         },
         p.t_max,
         p.t_min,
