@@ -359,102 +359,85 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
     rejects(&d, &[("--out", &nodir)], "does not exist");
 }
 
+/// Two unit-std-0.5 components at (±2, 0): E|x_0|² = 4 + 2·0.25 = 4.5.
+const PAIR: &str = r#"{"weights":[0.5,0.5],"means":[[-2,0],[2,0]],"stds":[0.5,0.5]}"#;
+
 /// Discrete schedules sample on their own timesteps with `--spacing`; other SDEs refuse it.
 #[test]
 fn discrete_spacing() {
-    let dir = tempfile::tempdir().unwrap();
-    let mix = dir.path().join("mix.json");
-    std::fs::write(
-        &mix,
-        r#"{"weights":[0.5,0.5],"means":[[-2,0],[2,0]],"stds":[0.5,0.5]}"#,
-    )
-    .unwrap();
-    let model = format!("gmm:{}", mix.display());
-    let out = dir.path().join("s.npy");
+    let d = Dirs::new();
+    let model = d.write_model("pair.json", PAIR);
+    let out = d.out_file("s.npy");
     let run = |sde: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_sbdm"))
-            .args([
-                "sample",
-                "--sde",
-                sde,
-                "--model",
-                &model,
-                "--sampler",
-                "ddim",
-                "--steps",
-                "200",
-            ])
-            .args(["--spacing", "trailing", "--n", "2000", "--out"])
-            .arg(&out)
-            .output()
-            .unwrap()
+        sbdm(&[
+            "sample",
+            "--sde",
+            sde,
+            "--model",
+            &model,
+            "--sampler",
+            "ddim",
+            "--steps",
+            "200",
+            "--spacing",
+            "trailing",
+            "--n",
+            "2000",
+            "--out",
+            &out,
+        ])
     };
     let ok = run("ddpm-linear");
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    let text = String::from_utf8_lossy(&ok.stdout);
-    assert!(text.contains("trailing spacing"), "{text}");
-    // E|x|^2 within 5% of the exact 4.25 + 2·0.25 at 200 DDIM steps (first-order bias ~0.5%).
-    let line = text.lines().find(|l| l.starts_with("E|x|^2")).unwrap();
-    let v: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    assert!((v - 4.5).abs() < 0.05 * 4.5, "{line}");
+    assert!(ok.ok, "{}", ok.stderr);
+    assert!(ok.stdout.contains("trailing spacing"), "{}", ok.stdout);
+    // E|x|² within 5% of the exact 4.5 at 200 DDIM steps (first-order bias ~0.5%).
+    let m2 = value(&ok.stdout, "E|x|^2");
+    assert!((m2 - 4.5).abs() < 0.05 * 4.5, "E|x|^2 = {m2}");
     std::fs::remove_file(&out).unwrap();
     let bad = run("vp");
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--spacing applies to the discrete"));
-    assert!(!out.exists());
+    assert!(!bad.ok);
+    assert!(
+        bad.stderr.contains("--spacing applies to the discrete"),
+        "{}",
+        bad.stderr
+    );
+    assert!(d.out_entries().is_empty());
 }
 
 /// EDM defaults to the Karras grid, on which 20 DPM-Solver++(2M) steps are accurate;
 /// uniform steps in t = σ are far worse there.
 #[test]
 fn edm_defaults_to_karras() {
-    let dir = tempfile::tempdir().unwrap();
-    let mix = dir.path().join("mix.json");
-    std::fs::write(
-        &mix,
-        r#"{"weights":[0.5,0.5],"means":[[-2,0],[2,0]],"stds":[0.5,0.5]}"#,
-    )
-    .unwrap();
-    let model = format!("gmm:{}", mix.display());
+    let d = Dirs::new();
+    let model = d.write_model("pair.json", PAIR);
+    let out = d.out_file("s.npy");
     let run = |extra: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sbdm"))
-            .args([
-                "sample",
-                "--sde",
-                "edm",
-                "--model",
-                &model,
-                "--sampler",
-                "dpmpp2m",
-            ])
-            .args(["--steps", "20", "--n", "2000", "--out"])
-            .arg(dir.path().join("s.npy"))
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let line = text
-            .lines()
-            .find(|l| l.starts_with("sliced W2"))
-            .unwrap()
-            .to_string();
-        let w2: f64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
-        (text, w2)
+        let mut args = vec![
+            "sample",
+            "--sde",
+            "edm",
+            "--model",
+            &model,
+            "--sampler",
+            "dpmpp2m",
+            "--steps",
+            "20",
+            "--n",
+            "2000",
+            "--out",
+            &out,
+        ];
+        args.extend_from_slice(extra);
+        let r = sbdm(&args);
+        assert!(r.ok, "{}", r.stderr);
+        r
     };
-    let (text, auto) = run(&[]);
-    assert!(text.contains("Karras grid"), "{text}");
-    let (_, uniform) = run(&["--grid", "uniform"]);
-    assert!(
-        auto < 0.3 && uniform > 2.0 * auto,
-        "auto {auto}, uniform {uniform}"
+    let auto = run(&[]);
+    assert!(auto.stdout.contains("Karras grid"), "{}", auto.stdout);
+    let uniform = run(&["--grid", "uniform"]);
+    let (a, u) = (
+        value(&auto.stdout, "sliced W2"),
+        value(&uniform.stdout, "sliced W2"),
     );
+    assert!(a < 0.3 && u > 2.0 * a, "auto {a}, uniform {u}");
 }
