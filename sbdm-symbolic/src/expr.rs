@@ -524,6 +524,7 @@ impl Expr {
                 _ => push_pow(&mut num_pows, f.clone(), 1.0),
             }
         }
+        merge_tanh(&mut num_pows);
         let mut out: Vec<Expr> = Vec::new();
         let mut again = false;
         for (b, p) in num_pows {
@@ -655,11 +656,11 @@ impl Expr {
                 return Expr::num(r);
             }
         }
-        // tan and tanh are quotients: one form, so that tan(u)·cos(u)^2 meets sin(u)·cos(u).
-        match f {
-            Func::Tan => return Expr::mul([arg.sin(), Expr::powi(arg.cos(), -1)]),
-            Func::Tanh => return Expr::mul([arg.sinh(), Expr::powi(arg.cosh(), -1)]),
-            _ => {}
+        // tan is a quotient: one form, so that tan(u)·cos(u)^2 meets sin(u)·cos(u). (tanh
+        // stays a function: sinh/cosh overflows to inf/inf where tanh is ±1; products
+        // sinh(u)·cosh(u)^-1 are merged into tanh(u) instead, see `Expr::mul`.)
+        if f == Func::Tan {
+            return Expr::mul([arg.sin(), Expr::powi(arg.cos(), -1)]);
         }
         if f == Func::Exp {
             // exp(c·ln(u) + rest) = u^c · exp(rest) for a number c (where ln u is defined).
@@ -857,6 +858,33 @@ impl Expr {
             coeffs.push(Vec::new());
         }
         Some(coeffs.into_iter().map(Expr::add).collect())
+    }
+}
+
+/// `sinh(u)^p · cosh(u)^-p = tanh(u)^p` (true wherever the left side is defined, and
+/// finite where the left side overflows to inf/inf).
+fn merge_tanh(pows: &mut Vec<(Expr, f64)>) {
+    let mut i = 0;
+    while i < pows.len() {
+        let found = match pows[i].0.node() {
+            Node::Func(Func::Sinh, u) => {
+                let (p, target) = (pows[i].1, Expr::func(Func::Cosh, u.clone()));
+                pows.iter()
+                    .position(|(b, q)| *b == target && *q == -p)
+                    .map(|j| (j, Expr::func(Func::Tanh, u.clone()), p))
+            }
+            _ => None,
+        };
+        match found {
+            Some((j, tanh, p)) => {
+                pows[i] = (tanh, p);
+                pows.remove(j);
+                if j < i {
+                    i -= 1;
+                }
+            }
+            None => i += 1,
+        }
     }
 }
 
