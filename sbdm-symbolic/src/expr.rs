@@ -1053,6 +1053,14 @@ mod tests {
     }
 
     #[test]
+    fn tanh_stays_finite_and_absorbs_sinh_over_cosh() {
+        let u = 3.0 * t();
+        assert_eq!(u.tanh().eval_at(&[("t", 1000.0)]), Ok(1.0));
+        assert_eq!(u.sinh() / u.cosh(), u.tanh());
+        assert_eq!((u.sinh() / u.cosh()).eval_at(&[("t", 1000.0)]), Ok(1.0));
+    }
+
+    #[test]
     fn eval_binds_symbols() {
         let e = t().exp() + Expr::sym("p");
         assert!((e.eval_at(&[("t", 0.0), ("p", 2.0)]).unwrap() - 3.0).abs() < 1e-15);
