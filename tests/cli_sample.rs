@@ -89,6 +89,16 @@ fn second_value(stdout: &str, label: &str) -> f64 {
         .unwrap_or_else(|| panic!("no reference on `{line}`"))
 }
 
+/// `name` starts a line of a `help` listing.
+fn assert_listed(stdout: &str, name: &str) {
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(name)),
+        "{name} missing from:\n{stdout}"
+    );
+}
+
 fn read_npy(path: &Path) -> Tensor {
     sbdm_runtime::io::read_npy(path, 2).expect("a float32 [N, D] .npy")
 }
@@ -200,13 +210,7 @@ fn help_lists_every_name() {
         "dpmpp2m",
         "dpmpp3m",
     ] {
-        assert!(
-            r.stdout
-                .lines()
-                .any(|l| l.split_whitespace().next() == Some(name)),
-            "{name} missing from:\n{}",
-            r.stdout
-        );
+        assert_listed(&r.stdout, name);
     }
     let r = sbdm(&["sample", "--sde", "help"]);
     assert!(r.ok);
@@ -220,13 +224,7 @@ fn help_lists_every_name() {
         "ddpm-scaled-linear",
         "ddpm-cosine",
     ] {
-        assert!(
-            r.stdout
-                .lines()
-                .any(|l| l.split_whitespace().next() == Some(name)),
-            "{name} missing from:\n{}",
-            r.stdout
-        );
+        assert_listed(&r.stdout, name);
     }
 }
 

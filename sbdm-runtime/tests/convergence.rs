@@ -261,21 +261,23 @@ impl<M: ScoreModel> ScoreModel for Reparam<'_, M> {
     }
 }
 
+/// The deterministic PF-ODE samplers this file owns.
+const ODE_SAMPLERS: [SamplerKind; 7] = [
+    SamplerKind::OdeEuler,
+    SamplerKind::Heun,
+    SamplerKind::Rk45,
+    SamplerKind::Dpm1,
+    SamplerKind::Dpm2,
+    SamplerKind::DpmPp2m,
+    SamplerKind::DpmPp3m,
+];
+
 #[test]
 fn samplers_agree_across_model_parameterisations() {
     let sde = VeSde::default();
     let x_t = x_t(&sde);
     let mix = mixture();
-    let kinds = [
-        SamplerKind::OdeEuler,
-        SamplerKind::Heun,
-        SamplerKind::Rk45,
-        SamplerKind::Dpm1,
-        SamplerKind::Dpm2,
-        SamplerKind::DpmPp2m,
-        SamplerKind::DpmPp3m,
-    ];
-    for kind in kinds {
+    for kind in ODE_SAMPLERS {
         let cfg = SamplerConfig {
             rtol: 1e-6,
             atol: 1e-6,
@@ -324,16 +326,7 @@ fn a_non_finite_state_stops_sampling_at_its_step() {
     let x_t = x_t(&sde);
     let mix = mixture();
     let model = NanBelowHalf(mix.model(&sde));
-    let kinds = [
-        SamplerKind::OdeEuler,
-        SamplerKind::Heun,
-        SamplerKind::Rk45,
-        SamplerKind::Dpm1,
-        SamplerKind::Dpm2,
-        SamplerKind::DpmPp2m,
-        SamplerKind::DpmPp3m,
-    ];
-    for kind in kinds {
+    for kind in ODE_SAMPLERS {
         let cfg = SamplerConfig {
             grid: Grid::Uniform,
             ..fixed(10)

@@ -131,6 +131,11 @@ fn ddpm_coefficients_are_the_papers() {
     }
 }
 
+/// DDIM's σ (Song, Meng, Ermon 2021, eq. 16): η·sqrt((1−ᾱ_s)/(1−ᾱ_t))·sqrt(1−ᾱ_t/ᾱ_s).
+fn paper_ddim_sigma(abt: f64, abs: f64, eta: f64) -> f64 {
+    eta * ((1.0 - abs) / (1.0 - abt)).sqrt() * (1.0 - abt / abs).sqrt()
+}
+
 #[test]
 fn ddim_coefficients_are_the_papers() {
     let ab = alpha_bars();
@@ -139,7 +144,7 @@ fn ddim_coefficients_are_the_papers() {
         for eta in [0.0, 0.5, 1.0] {
             let c = ddim_coefficients(abt, abs, eta);
             let what = format!("DDIM {t}->{s} eta {eta}");
-            let sigma = eta * ((1.0 - abs) / (1.0 - abt)).sqrt() * (1.0 - abt / abs).sqrt();
+            let sigma = paper_ddim_sigma(abt, abs, eta);
             close(c.sigma, sigma, &format!("{what} sigma"));
             close(c.c_x, abs.sqrt() / abt.sqrt(), &format!("{what} c_x"));
             close(
@@ -306,7 +311,7 @@ fn continuous_ddim_at_knots_is_the_papers() {
     for (t, s) in PAIRS {
         let (abt, abs) = (ab[t], ab[s]);
         for eta in [0.0, 0.5, 1.0] {
-            let sigma = eta * ((1.0 - abs) / (1.0 - abt)).sqrt() * (1.0 - abt / abs).sqrt();
+            let sigma = paper_ddim_sigma(abt, abs, eta);
             let c_x = abs.sqrt() / abt.sqrt();
             let c_eps =
                 (1.0 - abs - sigma * sigma).sqrt() - abs.sqrt() * (1.0 - abt).sqrt() / abt.sqrt();
