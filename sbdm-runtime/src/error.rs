@@ -19,6 +19,17 @@ pub enum Error {
         /// What became non-finite.
         what: &'static str,
     },
+    /// Training stopped: a loss or gradient became non-finite. The weights are those of
+    /// the previous step; checkpoints already written are untouched.
+    #[error(
+        "training stopped at step {step}: {message}; the last good weights and checkpoint are kept"
+    )]
+    Training {
+        /// The step (1-based) that failed.
+        step: u64,
+        /// What went wrong.
+        message: String,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

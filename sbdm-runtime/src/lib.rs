@@ -7,19 +7,24 @@
 extern crate self as sbdm;
 
 pub mod builtin;
+pub mod data;
 pub mod discrete;
 pub mod error;
 pub mod fused;
 pub mod grid;
+pub mod imgrid;
 pub mod io;
 pub mod metrics;
 pub mod mixture;
 pub mod model;
+pub mod netmodel;
+pub mod nn;
 pub mod noise;
 pub mod plot;
 pub mod prediction;
 pub mod sampler;
 pub mod sde;
+pub mod train;
 
 pub use sbdm_macros::sde;
 pub use sbdm_symbolic::sde::{Derivation, Entry, Method};

@@ -9,7 +9,10 @@ use candle_core::Tensor;
 use crate::error::Result;
 
 /// What a model's output means.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum Prediction {
     /// `∇ log p_t(x)`.
     Score,

@@ -1,14 +1,17 @@
-//! `sbdm sample`: draw samples with any sampler from an exact Gaussian-mixture score,
-//! write them as `.npy` (and a PNG), and report how close they are to the exact
-//! distribution.
+//! `sbdm sample`: draw samples with any sampler from an exact Gaussian-mixture score
+//! (`gmm:FILE.json`) or from a network trained by `sbdm train` (`ckpt:FILE.safetensors`,
+//! its EMA weights), write them as `.npy` (and a PNG), and report how close they are to
+//! the exact distribution when there is one (the mixture).
 //!
 //! The prior is `N(0, b(T)²·I)` with `b(T)` the SDE's kernel std at `T` (`--t-max`):
 //! `x_T = b(T)·z`, `z` drawn from stream `i` of `--seed` for sample `i`. The sampler's
 //! own noise continues the same per-sample streams, so sample `i` of a batch is the
 //! same as sample `i` drawn alone. `--init x_T.npy` replaces the prior draw (used as
-//! given, no rescaling).
+//! given, no rescaling). Samples have the model's shape: `[N, D]` for vectors,
+//! `[N, C, H, W]` for a checkpoint trained on images.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
@@ -16,23 +19,31 @@ use candle_core::{DType, Device, Tensor};
 use clap::Args;
 use sbdm_runtime::discrete::{BetaSchedule, DiscreteSchedule};
 use sbdm_runtime::grid::{discrete_times, Grid, Spacing};
+use sbdm_runtime::imgrid::image_grid_png;
 use sbdm_runtime::io::{self, PendingFile};
 use sbdm_runtime::metrics;
 use sbdm_runtime::mixture::GaussianMixture;
+use sbdm_runtime::model::ScoreModel;
+use sbdm_runtime::netmodel::NetModel;
 use sbdm_runtime::noise::Noise;
 use sbdm_runtime::plot::{self, Mark, ScatterConfig, Series};
-use sbdm_runtime::sampler::{self, DdpmVariance, SamplerConfig, SamplerKind};
-use sbdm_runtime::GaussianKernel;
+use sbdm_runtime::sampler::{self, DdpmVariance, Sampled, SamplerConfig, SamplerKind};
+use sbdm_runtime::train::{checkpoint, load_model};
+use sbdm_runtime::{builtin, GaussianKernel};
+
+use crate::{list, one_line, print_listing, require, Listing};
 
 /// Arguments of `sbdm sample`. Without `--init`, x_T is drawn from the prior
 /// N(0, b(T)²·I), b(T) the SDE's kernel std at T (or `--t-max`).
 #[derive(Args, Debug)]
 pub struct SampleArgs {
-    /// The forward SDE (`help` lists them): a built-in or a discrete DDPM table.
+    /// The forward SDE (`help` lists them): a built-in or a discrete DDPM table. With a
+    /// checkpoint it may be left out: the built-in SDE the checkpoint was trained for.
     #[arg(long)]
     pub sde: Option<String>,
     /// The score model: `gmm:FILE.json`, the exact score of a Gaussian mixture
-    /// `{"weights": [...], "means": [[...], ...], "stds": [...]}`.
+    /// `{"weights": [...], "means": [[...], ...], "stds": [...]}`, or
+    /// `ckpt:FILE.safetensors`, a network trained by `sbdm train` (its EMA weights).
     #[arg(long)]
     pub model: Option<String>,
     /// The sampler (`help` lists them).
@@ -77,7 +88,8 @@ pub struct SampleArgs {
     /// Stop at this time instead of the SDE's t_min.
     #[arg(long, allow_negative_numbers = true)]
     pub t_min: Option<f64>,
-    /// The initial state x_T, a float32 .npy of shape [N, D], used as is.
+    /// The initial state x_T, a float32 .npy of shape [N, D] (or [N, C, H, W] for an
+    /// image model), used as is.
     #[arg(long, value_name = "X_T.npy", conflicts_with = "n")]
     pub init: Option<PathBuf>,
     /// Number of samples drawn from the prior N(0, b(T)² I) (default 1000).
@@ -89,10 +101,11 @@ pub struct SampleArgs {
     /// Replace the final state by the model's x_0 prediction at t_min (Tweedie).
     #[arg(long)]
     pub denoise: bool,
-    /// Where to write the samples: float32 .npy, shape [N, D].
+    /// Where to write the samples: float32 .npy, shape [N, D] (or [N, C, H, W]).
     #[arg(long, value_name = "SAMPLES.npy")]
     pub out: Option<PathBuf>,
-    /// Also write a PNG scatter plot (the first two coordinates).
+    /// Also write a PNG: a scatter plot of the first two coordinates, or for an image
+    /// model a grid of the first 64 images.
     #[arg(long, value_name = "SAMPLES.png")]
     pub plot: Option<PathBuf>,
 }
@@ -114,21 +127,17 @@ const DISCRETE: &[(&str, &str)] = &[
 ];
 
 /// Every SDE the CLI knows, with a description.
-fn sde_names() -> Vec<(&'static str, &'static str)> {
-    sbdm_runtime::builtin::NAMES
-        .iter()
-        .chain(DISCRETE)
-        .copied()
-        .collect()
+pub fn sde_names() -> Listing {
+    builtin::NAMES.iter().chain(DISCRETE).copied().collect()
 }
 
-fn list(names: impl IntoIterator<Item = &'static str>) -> String {
-    names.into_iter().collect::<Vec<_>>().join(", ")
+fn sampler_names() -> Listing {
+    SamplerKind::ALL.iter().map(|(_, n, d)| (*n, *d)).collect()
 }
 
 /// The SDE named `name` (a built-in or a discrete table).
 pub fn sde_by_name(name: &str) -> Result<Box<dyn GaussianKernel>> {
-    if let Some(sde) = sbdm_runtime::builtin::by_name(name) {
+    if let Some(sde) = builtin::by_name(name) {
         return Ok(sde);
     }
     let kind = match name {
@@ -141,6 +150,14 @@ pub fn sde_by_name(name: &str) -> Result<Box<dyn GaussianKernel>> {
         ),
     };
     Ok(Box::new(DiscreteSchedule::new(kind, 1000)?))
+}
+
+/// The CLI name of the built-in SDE whose `Sde::name` is `struct_name` (`VpSde` → `vp`).
+fn builtin_name(struct_name: &str) -> Option<&'static str> {
+    builtin::NAMES
+        .iter()
+        .map(|(n, _)| *n)
+        .find(|n| builtin::by_name(n).is_some_and(|s| s.name() == struct_name))
 }
 
 fn sampler_by_name(name: &str) -> Result<SamplerKind> {
@@ -165,16 +182,90 @@ fn ddpm_variance_by_name(name: &str) -> Result<DdpmVariance> {
     }
 }
 
-/// The one line of an error (candle's carry a backtrace when RUST_BACKTRACE is set).
-fn one_line(e: impl std::fmt::Display) -> anyhow::Error {
-    anyhow!("{}", e.to_string().lines().next().unwrap_or("error"))
+/// `--model` before it is loaded.
+enum ModelSpec {
+    /// `gmm:FILE.json`.
+    Mixture(PathBuf),
+    /// `ckpt:FILE.safetensors`.
+    Checkpoint(PathBuf),
+}
+
+impl ModelSpec {
+    fn parse(spec: &str) -> Result<ModelSpec> {
+        if let Some(file) = spec.strip_prefix("gmm:") {
+            return Ok(ModelSpec::Mixture(file.into()));
+        }
+        if let Some(file) = spec.strip_prefix("ckpt:") {
+            return Ok(ModelSpec::Checkpoint(file.into()));
+        }
+        bail!(
+            "unknown model `{spec}`; valid: gmm:FILE.json (the exact score of a Gaussian \
+             mixture), ckpt:FILE.safetensors (a network trained by `sbdm train`)"
+        )
+    }
+
+    /// The CLI name of the SDE a checkpoint was trained for, if it is a built-in.
+    fn trained_sde(path: &Path) -> Result<String> {
+        let info = checkpoint::load(path, &Device::Cpu).map_err(one_line)?.info;
+        builtin_name(&info.sde).map(str::to_string).ok_or_else(|| {
+            anyhow!(
+                "{}: the checkpoint was trained for the SDE {}, which is not a built-in; \
+                 name it with --sde",
+                path.display(),
+                info.sde
+            )
+        })
+    }
+
+    /// Loads the model for `sde` (a checkpoint must have been trained for it).
+    fn load(&self, sde: &Arc<dyn GaussianKernel>) -> Result<Source> {
+        Ok(match self {
+            ModelSpec::Mixture(path) => {
+                Source::Mixture(GaussianMixture::load(path).map_err(one_line)?)
+            }
+            ModelSpec::Checkpoint(path) => {
+                let (model, _) =
+                    load_model(path, sde.clone(), true, &Device::Cpu).map_err(one_line)?;
+                Source::Net(Box::new(model))
+            }
+        })
+    }
+}
+
+/// The score model of `--model`.
+enum Source {
+    /// The exact score of a Gaussian mixture.
+    Mixture(GaussianMixture),
+    /// A trained network with its EMA weights.
+    Net(Box<NetModel<Arc<dyn GaussianKernel>>>),
+}
+
+impl Source {
+    /// The shape of one sample: `[D]` or `[C, H, W]`.
+    fn sample_shape(&self) -> Vec<usize> {
+        match self {
+            Source::Mixture(m) => vec![m.dim()],
+            Source::Net(m) => m.config().net.sample_shape(),
+        }
+    }
+}
+
+/// A sample shape for messages: `2` or `1x16x16`.
+fn shape_text(shape: &[usize]) -> String {
+    shape
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("x")
 }
 
 /// Everything `sbdm sample` needs, validated before any work is done.
 struct Plan {
     sde_name: String,
-    sde: Box<dyn GaussianKernel>,
-    mixture: GaussianMixture,
+    sde: Arc<dyn GaussianKernel>,
+    source: Source,
+    /// The shape of one sample.
+    shape: Vec<usize>,
     kind: SamplerKind,
     cfg: SamplerConfig,
     /// An explicit time grid (discrete spacings), else `cfg`'s grid.
@@ -186,11 +277,6 @@ struct Plan {
     out: PathBuf,
 }
 
-fn require<T: Clone>(v: &Option<T>, flag: &str) -> Result<T> {
-    v.clone()
-        .ok_or_else(|| anyhow!("missing {flag} (see `sbdm sample --help`)"))
-}
-
 fn check_range(name: &str, v: f64, ok: bool, what: &str) -> Result<()> {
     if !(v.is_finite() && ok) {
         bail!("{name} must be {what}, got {v}");
@@ -198,9 +284,55 @@ fn check_range(name: &str, v: f64, ok: bool, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Reads `--init`: a finite float32 array `[N, ..shape]` with `N ≥ 1`.
+fn read_init(path: &Path, shape: &[usize]) -> Result<Tensor> {
+    let x = io::read_npy(path, 1 + shape.len()).map_err(one_line)?;
+    let got = &x.dims()[1..];
+    if got != shape {
+        if let ([dx], [d]) = (got, shape) {
+            bail!(
+                "{}: x_T has dimension {dx} but the model has dimension {d}",
+                path.display()
+            );
+        }
+        bail!(
+            "{}: x_T holds samples of shape {got:?} but the model's have shape {shape:?}",
+            path.display()
+        );
+    }
+    let n = x.dim(0)?;
+    if n == 0 {
+        bail!("{}: x_T has no rows", path.display());
+    }
+    let flat: Vec<f32> = x.flatten_all()?.to_vec1()?;
+    let per = flat.len() / n;
+    if let Some(i) = flat.iter().position(|v| !v.is_finite()) {
+        bail!("{}: row {} of x_T is not finite", path.display(), i / per);
+    }
+    Ok(x)
+}
+
+/// Checks that `--plot` can draw samples of this shape.
+fn check_plot(shape: &[usize]) -> Result<()> {
+    match shape {
+        [d] if *d < 2 => {
+            bail!("--plot needs samples of dimension >= 2; the model has dimension {d}")
+        }
+        [c, _, _] if *c != 1 && *c != 3 => {
+            bail!("--plot draws images of 1 or 3 channels; the model's have {c}")
+        }
+        [_] | [_, _, _] => Ok(()),
+        s => bail!("--plot draws vectors or [C, H, W] images, not samples of shape {s:?}"),
+    }
+}
+
 fn plan(args: &SampleArgs) -> Result<Plan> {
-    let sde_name = require(&args.sde, "--sde")?;
-    let sde = sde_by_name(&sde_name)?;
+    let spec = ModelSpec::parse(&require(&args.model, "--model")?)?;
+    let sde_name = match (&args.sde, &spec) {
+        (None, ModelSpec::Checkpoint(path)) => ModelSpec::trained_sde(path)?,
+        _ => require(&args.sde, "--sde")?,
+    };
+    let sde: Arc<dyn GaussianKernel> = Arc::from(sde_by_name(&sde_name)?);
     let kind = sampler_by_name(&require(&args.sampler, "--sampler")?)?;
     let grid = if args.grid == "auto" {
         if sde_name.eq_ignore_ascii_case("edm") {
@@ -248,31 +380,12 @@ fn plan(args: &SampleArgs) -> Result<Plan> {
     if !(t_min.is_finite() && t_max.is_finite() && t_min >= lo && t_max <= hi && t_min < t_max) {
         bail!("time range [{t_min}, {t_max}] is not inside {sde_name}'s [{lo}, {hi}]");
     }
-    let spec = require(&args.model, "--model")?;
-    let file = spec.strip_prefix("gmm:").ok_or_else(|| {
-        anyhow!(
-            "unknown model `{spec}`; valid: gmm:FILE.json (the exact score of a Gaussian mixture)"
-        )
-    })?;
-    let mixture = GaussianMixture::load(Path::new(file)).map_err(one_line)?;
-    let d = mixture.dim();
+    let source = spec.load(&sde)?;
+    let shape = source.sample_shape();
     let (init, n) = match (&args.init, args.n) {
         (Some(path), _) => {
-            let x = io::read_npy(path, 2).map_err(one_line)?;
-            let (n, dx) = x.dims2()?;
-            if dx != d {
-                bail!(
-                    "{}: x_T has dimension {dx} but the model has dimension {d}",
-                    path.display()
-                );
-            }
-            if n == 0 {
-                bail!("{}: x_T has no rows", path.display());
-            }
-            let flat: Vec<f32> = x.flatten_all()?.to_vec1()?;
-            if let Some(i) = flat.iter().position(|v| !v.is_finite()) {
-                bail!("{}: row {} of x_T is not finite", path.display(), i / d);
-            }
+            let x = read_init(path, &shape)?;
+            let n = x.dim(0)?;
             (Some(x), n)
         }
         (None, Some(0)) => bail!("--n must be at least 1, got 0"),
@@ -280,9 +393,7 @@ fn plan(args: &SampleArgs) -> Result<Plan> {
     };
     let out = require(&args.out, "--out")?;
     if let Some(p) = &args.plot {
-        if d < 2 {
-            bail!("--plot needs samples of dimension >= 2; the model has dimension {d}");
-        }
+        check_plot(&shape)?;
         if p == &out {
             bail!("--plot and --out name the same file {}", out.display());
         }
@@ -304,7 +415,8 @@ fn plan(args: &SampleArgs) -> Result<Plan> {
     Ok(Plan {
         sde_name,
         sde,
-        mixture,
+        source,
+        shape,
         kind,
         cfg,
         times,
@@ -334,23 +446,127 @@ fn spinner(message: String) -> indicatif::ProgressBar {
     bar
 }
 
+/// Runs the plan's sampler with `model` from `x_t`.
+fn draw<M: ScoreModel + ?Sized>(
+    p: &Plan,
+    model: &M,
+    x_t: &Tensor,
+    noise: &mut Noise,
+) -> sbdm_runtime::error::Result<Sampled> {
+    match &p.times {
+        Some(ts) => sampler::sample_on(p.kind, &p.sde, model, x_t, ts, &p.cfg, noise),
+        None => sampler::sample(p.kind, &p.sde, model, x_t, &p.cfg, noise),
+    }
+}
+
+/// Samples compared with the exact distribution of a mixture at the final time.
+struct Comparison {
+    /// Sliced W2 against exact sets, and between exact sets (the floor).
+    w2: f64,
+    w2_floor: f64,
+    /// The exact `E|x|²`.
+    m2_exact: f64,
+    /// The largest gap between a component's share of the samples and its weight.
+    share_err: f64,
+    /// What the reference is.
+    label: String,
+}
+
+fn compare(p: &Plan, mixture: &GaussianMixture, x: &Tensor, seed: u64) -> Result<Comparison> {
+    let dev = Device::Cpu;
+    // Exact reference at the final time: p_{t_min}, or p_0 after the denoising step.
+    let (t_ref, a, b) = if p.cfg.denoise {
+        (0.0, 1.0, 0.0)
+    } else {
+        (p.t_min, p.sde.mean_coef(p.t_min), p.sde.std(p.t_min))
+    };
+    let exact = |seed: u64| -> Result<Tensor> {
+        Ok(if p.cfg.denoise {
+            mixture.sample(p.n, seed, &dev)?
+        } else {
+            mixture.sample_at(&p.sde, p.t_min, p.n, seed, &dev)?
+        })
+    };
+    // Sliced W2 of a multimodal set fluctuates with the sampled mode shares, so both the
+    // value and its floor are averaged: the samples against each of 3 exact sets, and
+    // the 3 exact sets against each other. Their seeds are independent of the sampler's
+    // streams (which are ChaCha streams of `seed`).
+    let ref_seed = seed ^ 0x5851_f42d_4c95_7f2d;
+    let refs = (0..3)
+        .map(|i| exact(ref_seed.wrapping_add(i)))
+        .collect::<Result<Vec<_>>>()?;
+    let sw2 = |a: &Tensor, b: &Tensor| metrics::sliced_w2(a, b, 64, 7);
+    let mut w2 = 0.0;
+    let mut w2_floor = 0.0;
+    for (i, r) in refs.iter().enumerate() {
+        w2 += sw2(x, r)? / 3.0;
+        w2_floor += sw2(r, &refs[(i + 1) % 3])? / 3.0;
+    }
+    let d = mixture.dim() as f64;
+    let m2_exact = a * a * mixture.second_moment() + d * b * b;
+    let shares = metrics::shares(&mixture.nearest_component(x)?, mixture.len());
+    let share_err = shares
+        .iter()
+        .zip(mixture.weights())
+        .map(|(s, w)| (s - w).abs())
+        .fold(0.0, f64::max);
+    let t_label = if p.cfg.denoise {
+        "p_0 (denoised)".to_string()
+    } else {
+        format!("p_t at t = {t_ref}")
+    };
+    Ok(Comparison {
+        w2,
+        w2_floor,
+        m2_exact,
+        share_err,
+        label: format!("3 sets of {} from {t_label}", p.n),
+    })
+}
+
+/// The images drawn by `--plot` for an image model (at most this many, the first ones).
+const GRID_IMAGES: usize = 64;
+
+/// Writes the `--plot` PNG of the samples `x` to `dest`.
+fn draw_plot(p: &Plan, dest: &Path, x: &Tensor) -> Result<()> {
+    if let [_, _, w] = p.shape[..] {
+        let k = p.n.min(GRID_IMAGES);
+        let cols = (k as f64).sqrt().ceil() as usize;
+        let scale = (64 / w).max(1);
+        return image_grid_png(dest, &x.narrow(0, 0, k)?, cols, scale).map_err(one_line);
+    }
+    let mut series = vec![Series::from_tensor("samples", x, Mark::Dot, 20_000)?];
+    if let Source::Mixture(m) = &p.source {
+        series.push(Series {
+            label: "component means".into(),
+            points: m.means().iter().map(|m| [m[0], m[1]]).collect(),
+            mark: Mark::Cross,
+        });
+    }
+    let cfg = ScatterConfig {
+        title: format!(
+            "{} on {}, {} steps: {} samples",
+            p.kind.name(),
+            p.sde_name,
+            p.cfg.steps,
+            p.n
+        ),
+        ..Default::default()
+    };
+    plot::draw_scatter(dest, &series, &cfg).map_err(one_line)
+}
+
 /// Runs `sbdm sample`.
 pub fn run(args: &SampleArgs) -> Result<()> {
-    if args.sde.as_deref() == Some("help") {
-        for (n, d) in sde_names() {
-            println!("{n:<19} {d}");
-        }
-        return Ok(());
-    }
-    if args.sampler.as_deref() == Some("help") {
-        for (_, n, d) in SamplerKind::ALL {
-            println!("{n:<18} {d}");
-        }
+    if print_listing(&[
+        (args.sde.as_deref(), sde_names),
+        (args.sampler.as_deref(), sampler_names),
+    ]) {
         return Ok(());
     }
     let p = plan(args)?;
     let dev = Device::Cpu;
-    let d = p.mixture.dim();
+    let shape = shape_text(&p.shape);
     // Claim the output paths first: a missing or unwritable directory fails before sampling.
     let out = PendingFile::new(&p.out).map_err(one_line)?;
     let png = args
@@ -360,22 +576,21 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         .transpose()
         .map_err(one_line)?;
 
-    let mut noise = Noise::new(args.seed, 0, p.n, &[d], &dev);
+    let mut noise = Noise::new(args.seed, 0, p.n, &p.shape, &dev);
     let x_t = match &p.init {
         Some(x) => x.clone(),
         None => noise.draw()?.affine(p.sde.std(p.t_max), 0.0)?,
     };
-    let model = p.mixture.model(&p.sde);
     let bar = spinner(format!(
-        "sampling {} x {d} with {}, {} steps",
+        "sampling {} x {shape} with {}, {} steps",
         p.n,
         p.kind.name(),
         p.cfg.steps
     ));
     let start = Instant::now();
-    let result = match &p.times {
-        Some(ts) => sampler::sample_on(p.kind, &p.sde, &model, &x_t, ts, &p.cfg, &mut noise),
-        None => sampler::sample(p.kind, &p.sde, &model, &x_t, &p.cfg, &mut noise),
+    let result = match &p.source {
+        Source::Mixture(m) => draw(&p, &m.model(&p.sde), &x_t, &mut noise),
+        Source::Net(net) => draw(&p, net.as_ref(), &x_t, &mut noise),
     };
     let wall = start.elapsed();
     // Before the metrics below, which hold several copies of the samples as f64 rows.
@@ -383,79 +598,23 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     bar.finish_and_clear();
     let sampled = result.map_err(one_line)?;
     let x = sampled.x.to_dtype(DType::F32)?;
-
-    // Exact reference at the final time: p_{t_min}, or p_0 after the denoising step.
-    let (t_ref, a, b) = if p.cfg.denoise {
-        (0.0, 1.0, 0.0)
-    } else {
-        (p.t_min, p.sde.mean_coef(p.t_min), p.sde.std(p.t_min))
+    let rows = x.flatten_from(1)?;
+    let (m2, m2_se) = metrics::second_moment(&rows)?;
+    let comparison = match &p.source {
+        Source::Mixture(m) => Some(compare(&p, m, &x, args.seed)?),
+        Source::Net(_) => None,
     };
-    let exact = |seed: u64| -> Result<Tensor> {
-        Ok(if p.cfg.denoise {
-            p.mixture.sample(p.n, seed, &dev)?
-        } else {
-            p.mixture.sample_at(&p.sde, p.t_min, p.n, seed, &dev)?
-        })
-    };
-    // Sliced W2 of a multimodal set fluctuates with the sampled mode shares, so both the
-    // value and its floor are averaged: the samples against each of 3 exact sets, and
-    // the 3 exact sets against each other. Their seeds are independent of the sampler's
-    // streams (which are ChaCha streams of `seed`).
-    let ref_seed = args.seed ^ 0x5851_f42d_4c95_7f2d;
-    let refs = (0..3)
-        .map(|i| exact(ref_seed.wrapping_add(i)))
-        .collect::<Result<Vec<_>>>()?;
-    let sw2 = |a: &Tensor, b: &Tensor| metrics::sliced_w2(a, b, 64, 7);
-    let mut w2 = 0.0;
-    let mut w2_floor = 0.0;
-    for (i, r) in refs.iter().enumerate() {
-        w2 += sw2(&x, r)? / 3.0;
-        w2_floor += sw2(r, &refs[(i + 1) % 3])? / 3.0;
-    }
-    let (m2, m2_se) = metrics::second_moment(&x)?;
-    let m2_exact = a * a * p.mixture.second_moment() + d as f64 * b * b;
-    let shares = metrics::shares(&p.mixture.nearest_component(&x)?, p.mixture.len());
-    let share_err = shares
-        .iter()
-        .zip(p.mixture.weights())
-        .map(|(s, w)| (s - w).abs())
-        .fold(0.0, f64::max);
 
     // Write both outputs to their temporary files, then rename them into place.
     io::write_npy_pending(&out, &x).map_err(one_line)?;
     if let Some(png) = &png {
-        let title = format!(
-            "{} on {}, {} steps: {} samples",
-            p.kind.name(),
-            p.sde_name,
-            p.cfg.steps,
-            p.n
-        );
-        let means: Vec<[f64; 2]> = p.mixture.means().iter().map(|m| [m[0], m[1]]).collect();
-        let series = [
-            Series::from_tensor("samples", &x, Mark::Dot, 20_000)?,
-            Series {
-                label: "component means".into(),
-                points: means,
-                mark: Mark::Cross,
-            },
-        ];
-        let cfg = ScatterConfig {
-            title,
-            ..Default::default()
-        };
-        plot::draw_scatter(png.path(), &series, &cfg).map_err(one_line)?;
+        draw_plot(&p, png.path(), &x)?;
     }
     out.commit().map_err(one_line)?;
     if let Some(png) = png {
         png.commit().map_err(one_line)?;
     }
 
-    let t_label = if p.cfg.denoise {
-        "p_0 (denoised)".to_string()
-    } else {
-        format!("p_t at t = {t_ref}")
-    };
     println!(
         "{} on {} ({}), {} steps, {}, t from {} to {}, seed {}",
         p.kind.name(),
@@ -476,21 +635,29 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         args.seed
     );
     println!("{:<24} {:>14}   reference", "", "value");
-    println!("{:<24} {:>14}", "samples", format!("{} x {d}", p.n));
+    println!("{:<24} {:>14}", "samples", format!("{} x {shape}", p.n));
     println!("{:<24} {:>14}", "NFE", sampled.nfe);
     println!("{:<24} {:>14.3}", "wall time (s)", wall.as_secs_f64());
-    println!(
-        "{:<24} {:>14.5}   {:.5} exact vs exact (floor); both vs 3 sets of {} from {t_label}",
-        "sliced W2", w2, w2_floor, p.n
-    );
-    println!(
-        "{:<24} {:>14.5}   {:.5} exact; sample s.e. {:.5}",
-        "E|x|^2", m2, m2_exact, m2_se
-    );
-    println!(
-        "{:<24} {:>14.5}   0 (nearest component vs weights)",
-        "max |share - weight|", share_err
-    );
+    match &comparison {
+        Some(c) => {
+            println!(
+                "{:<24} {:>14.5}   {:.5} exact vs exact (floor); both vs {}",
+                "sliced W2", c.w2, c.w2_floor, c.label
+            );
+            println!(
+                "{:<24} {:>14.5}   {:.5} exact; sample s.e. {:.5}",
+                "E|x|^2", m2, c.m2_exact, m2_se
+            );
+            println!(
+                "{:<24} {:>14.5}   0 (nearest component vs weights)",
+                "max |share - weight|", c.share_err
+            );
+        }
+        None => println!(
+            "{:<24} {:>14.5}   none exact (a trained model); sample s.e. {:.5}",
+            "E|x|^2", m2, m2_se
+        ),
+    }
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     if let (Some(sampling), Some(total)) = (sampling_peak, peak_rss()) {
         println!(

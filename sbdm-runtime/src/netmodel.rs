@@ -1,0 +1,294 @@
+//! A neural score model for a declared SDE: a [`Network`] with the SDE-aware input
+//! scaling, noise conditioning and output parameterisation around it.
+//!
+//! For `x_t = a·x_0 + b·ε` with `σ = b/a` and data standard deviation `σ_d`
+//! (Karras et al. 2022, written for any linear SDE):
+//! - the network sees `c_in·x_t` with `c_in = 1/√(b² + a²σ_d²)` (unit variance input for
+//!   every SDE: VP, VE and EDM alike) and the conditioning `c_noise = ln(σ)/4`;
+//! - its output `F` means the chosen [`Prediction`] directly, or, with `precondition`,
+//!   `x_0 = c_skip·x_t/a + c_out·F` with `c_skip = σ_d²/(σ² + σ_d²)`,
+//!   `c_out = σ·σ_d/√(σ² + σ_d²)` (then the model reports [`Prediction::X0`]).
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{invalid, Result};
+use crate::model::ScoreModel;
+use crate::nn::{seeded_varbuilder, NetConfig, Network};
+use crate::prediction::Prediction;
+use crate::sde::GaussianKernel;
+
+/// A score model's configuration: network, parameterisation, preconditioning.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// The network.
+    pub net: NetConfig,
+    /// What the network's output means (without `precondition`).
+    pub prediction: Prediction,
+    /// EDM-style output preconditioning: the output is a skip-connected `x_0`.
+    pub precondition: bool,
+    /// The data's standard deviation per coordinate, `σ_d` (input scaling, and the
+    /// preconditioning's skip weights).
+    pub sigma_data: f64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            net: NetConfig::Mlp(Default::default()),
+            prediction: Prediction::Eps,
+            precondition: false,
+            sigma_data: 1.0,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Checks the configuration: a finite positive `σ_d`, a trainable prediction.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.sigma_data.is_finite() && self.sigma_data > 0.0) {
+            return Err(invalid!(
+                "sigma_data must be finite and > 0, got {}",
+                self.sigma_data
+            ));
+        }
+        if let Prediction::PosteriorMean { .. } = self.prediction {
+            return Err(invalid!(
+                "a network cannot be trained to predict a posterior mean; choose one of {}",
+                prediction_names()
+            ));
+        }
+        Ok(())
+    }
+
+    /// What the model's output means after the preconditioning.
+    pub fn output(&self) -> Prediction {
+        if self.precondition {
+            Prediction::X0
+        } else {
+            self.prediction
+        }
+    }
+}
+
+/// The trainable predictions' names, comma separated.
+pub fn prediction_names() -> String {
+    Prediction::ALL
+        .iter()
+        .map(|(_, n)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Per-row coefficients of the wrapper at times `t`.
+#[derive(Clone, Debug)]
+pub struct Coefficients {
+    /// `a(t)`.
+    pub a: Vec<f64>,
+    /// `b(t)`.
+    pub b: Vec<f64>,
+    /// The input scale `c_in`.
+    pub c_in: Vec<f64>,
+    /// The noise conditioning `ln(σ)/4`.
+    pub c_noise: Vec<f64>,
+    /// Preconditioning skip weight on `x_t/a` (0 without preconditioning).
+    pub c_skip: Vec<f64>,
+    /// Preconditioning output weight (1 without preconditioning).
+    pub c_out: Vec<f64>,
+}
+
+/// A network score model for the SDE `S`.
+pub struct NetModel<S> {
+    sde: S,
+    cfg: ModelConfig,
+    net: Box<dyn Network>,
+    varmap: VarMap,
+    device: Device,
+}
+
+impl<S: GaussianKernel> NetModel<S> {
+    /// A freshly initialised model; weights are a pure function of `seed`.
+    pub fn new(sde: S, cfg: ModelConfig, seed: u64, device: &Device) -> Result<Self> {
+        cfg.validate()?;
+        let varmap = VarMap::new();
+        let vb = seeded_varbuilder(&varmap, seed, DType::F32, device);
+        let net = cfg.net.build(vb)?;
+        Ok(NetModel {
+            sde,
+            cfg,
+            net,
+            varmap,
+            device: device.clone(),
+        })
+    }
+
+    /// The SDE.
+    pub fn sde(&self) -> &S {
+        &self.sde
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The weights.
+    pub fn varmap(&self) -> &VarMap {
+        &self.varmap
+    }
+
+    /// The weights as `(name, var)`, sorted by name.
+    pub fn vars(&self) -> Vec<(String, candle_core::Var)> {
+        let data = self.varmap.data().lock().expect("varmap lock");
+        let mut v: Vec<_> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Overwrites the weights by name; every variable must be given, with its shape.
+    pub fn set_weights(&self, weights: &[(String, Tensor)]) -> Result<()> {
+        let vars = self.vars();
+        if vars.len() != weights.len() {
+            return Err(invalid!(
+                "the model has {} weight tensors, {} were given",
+                vars.len(),
+                weights.len()
+            ));
+        }
+        let map: std::collections::HashMap<&str, &Tensor> =
+            weights.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        for (name, var) in &vars {
+            let w = map
+                .get(name.as_str())
+                .ok_or_else(|| invalid!("weight `{name}` is missing"))?;
+            if w.dims() != var.dims() {
+                return Err(invalid!(
+                    "weight `{name}` has shape {:?}, the model expects {:?}",
+                    w.dims(),
+                    var.dims()
+                ));
+            }
+            var.set(&w.to_dtype(var.dtype())?.to_device(&self.device)?)?;
+        }
+        Ok(())
+    }
+
+    /// The wrapper's coefficients at times `t`.
+    pub fn coefficients(&self, t: &[f64]) -> Coefficients {
+        let sd = self.cfg.sigma_data;
+        let n = t.len();
+        let mut c = Coefficients {
+            a: Vec::with_capacity(n),
+            b: Vec::with_capacity(n),
+            c_in: Vec::with_capacity(n),
+            c_noise: Vec::with_capacity(n),
+            c_skip: Vec::with_capacity(n),
+            c_out: Vec::with_capacity(n),
+        };
+        for &ti in t {
+            let (a, b) = (self.sde.mean_coef(ti), self.sde.std(ti));
+            let sigma = b / a;
+            let s2 = sigma * sigma + sd * sd;
+            c.a.push(a);
+            c.b.push(b);
+            c.c_in.push(1.0 / (b * b + a * a * sd * sd).sqrt());
+            c.c_noise.push(0.25 * sigma.ln());
+            if self.cfg.precondition {
+                c.c_skip.push(sd * sd / s2);
+                c.c_out.push(sigma * sd / s2.sqrt());
+            } else {
+                c.c_skip.push(0.0);
+                c.c_out.push(1.0);
+            }
+        }
+        c
+    }
+
+    /// The raw network output `F` at `x` (f32) with the coefficients of its rows.
+    pub fn network_output(
+        &self,
+        x: &Tensor,
+        c: &Coefficients,
+        labels: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let xin = x.broadcast_mul(&row_tensor(&c.c_in, x)?)?;
+        let cn = Tensor::from_vec(
+            c.c_noise.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+            c.c_noise.len(),
+            x.device(),
+        )?;
+        Ok(self.net.forward(&xin, &cn, labels)?)
+    }
+
+    /// The model output (in [`ModelConfig::output`]) at `x`, times `t` `[N]`, with
+    /// optional class labels (`None`: unconditional).
+    pub fn forward_labels(
+        &self,
+        x: &Tensor,
+        t: &Tensor,
+        labels: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let ts = t.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        self.forward_times(x, &ts, labels)
+    }
+
+    /// [`forward_labels`](Self::forward_labels) with the times as a slice.
+    pub fn forward_times(&self, x: &Tensor, ts: &[f64], labels: Option<&Tensor>) -> Result<Tensor> {
+        let dtype = x.dtype();
+        if ts.len() != x.dim(0)? {
+            return Err(invalid!("{} times for a batch of {}", ts.len(), x.dim(0)?));
+        }
+        let x = x.to_dtype(DType::F32)?;
+        let c = self.coefficients(ts);
+        let out = self.output_with(&x, &c, labels)?;
+        Ok(out.to_dtype(dtype)?)
+    }
+
+    /// The model output for f32 `x` with precomputed coefficients.
+    pub fn output_with(
+        &self,
+        x: &Tensor,
+        c: &Coefficients,
+        labels: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let f = self.network_output(x, c, labels)?;
+        if !self.cfg.precondition {
+            return Ok(f);
+        }
+        let skip: Vec<f64> = c.c_skip.iter().zip(&c.a).map(|(s, a)| s / a).collect();
+        Ok((x.broadcast_mul(&row_tensor(&skip, x)?)?
+            + f.broadcast_mul(&row_tensor(&c.c_out, x)?)?)?)
+    }
+}
+
+impl<S: GaussianKernel> ScoreModel for NetModel<S> {
+    fn prediction(&self) -> Prediction {
+        self.cfg.output()
+    }
+
+    fn forward(&self, x: &Tensor, t: &Tensor) -> Result<Tensor> {
+        self.forward_labels(x, t, None)
+    }
+}
+
+/// Per-row values as a tensor of `like`'s dtype shaped `[N, 1, …]` to broadcast against it.
+pub(crate) fn row_tensor(v: &[f64], like: &Tensor) -> Result<Tensor> {
+    let mut shape = vec![1usize; like.rank()];
+    shape[0] = v.len();
+    let t = match like.dtype() {
+        DType::F64 => Tensor::from_vec(v.to_vec(), shape, like.device())?,
+        _ => Tensor::from_vec(
+            v.iter().map(|&x| x as f32).collect::<Vec<_>>(),
+            shape,
+            like.device(),
+        )?
+        .to_dtype(like.dtype())?,
+    };
+    Ok(t)
+}

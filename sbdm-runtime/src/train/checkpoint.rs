@@ -1,0 +1,251 @@
+//! Training checkpoints: one safetensors file holding the weights, their EMA and the
+//! optimiser's moments, with the configuration as metadata.
+//!
+//! Tensors are named `net/NAME`, `ema/NAME`, `adam.m/NAME`, `adam.v/NAME`. The metadata
+//! holds `format` ([`FORMAT`]), `info` ([`CheckpointInfo`] as JSON) and `checksum`
+//! (FNV-1a 64 over the names and bytes of every tensor, in name order), so truncation
+//! and corruption are reported rather than loaded. Files are written atomically: a crash
+//! or Ctrl-C during a save leaves the previous checkpoint intact.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::netmodel::ModelConfig;
+use crate::sde::GaussianKernel;
+use crate::train::TrainConfig;
+
+/// The format tag in every checkpoint's metadata.
+pub const FORMAT: &str = "sbdm-checkpoint/1";
+
+/// What a checkpoint was trained as.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointInfo {
+    /// The SDE's name (`VpSde`, …).
+    pub sde: String,
+    /// [`sde_fingerprint`] of the SDE: identifies its parameters.
+    pub sde_fingerprint: Vec<f64>,
+    /// The model configuration.
+    pub model: ModelConfig,
+    /// The training configuration (absent for weights-only files).
+    pub train: Option<TrainConfig>,
+    /// The training data's name (dataset name or `.npy` path).
+    pub data: Option<String>,
+    /// Training steps taken.
+    pub step: u64,
+    /// The optimiser's step count (bias correction).
+    pub adam_t: u64,
+    /// The sbdm version that wrote the file.
+    pub version: String,
+}
+
+/// A loaded checkpoint.
+pub struct Checkpoint {
+    /// The metadata.
+    pub info: CheckpointInfo,
+    /// Every tensor, by its full name.
+    pub tensors: HashMap<String, Tensor>,
+}
+
+impl Checkpoint {
+    /// The tensors under `prefix/`, with the prefix removed, sorted by name.
+    pub fn group(&self, prefix: &str) -> Vec<(String, Tensor)> {
+        let p = format!("{prefix}/");
+        let mut v: Vec<_> = self
+            .tensors
+            .iter()
+            .filter_map(|(k, t)| k.strip_prefix(&p).map(|n| (n.to_string(), t.clone())))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+}
+
+/// `a(t)` and `b(t)` at the ends and seven interior points of the SDE's time range,
+/// after the range itself: equal fingerprints mean the same kernel.
+pub fn sde_fingerprint<S: GaussianKernel + ?Sized>(sde: &S) -> Vec<f64> {
+    let (t0, t1) = sde.time_range();
+    let mut f = vec![t0, t1];
+    for i in 0..=8 {
+        let t = t0 + (t1 - t0) * f64::from(i) / 8.0;
+        f.push(sde.mean_coef(t));
+        f.push(sde.std(t));
+    }
+    f
+}
+
+/// Refuses a checkpoint trained for another SDE (other name or other parameters).
+pub fn check_sde<S: GaussianKernel + ?Sized>(
+    info: &CheckpointInfo,
+    sde: &S,
+    path: &Path,
+) -> Result<()> {
+    if info.sde != sde.name() {
+        return Err(format_error(
+            path,
+            format!(
+                "the checkpoint was trained for the SDE {}, not {}",
+                info.sde,
+                sde.name()
+            ),
+        ));
+    }
+    let f = sde_fingerprint(sde);
+    let same = f.len() == info.sde_fingerprint.len()
+        && f.iter()
+            .zip(&info.sde_fingerprint)
+            .all(|(x, y)| (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1e-300));
+    if !same {
+        return Err(format_error(
+            path,
+            format!(
+                "the checkpoint was trained for {} with other parameters (time range \
+                 [{}, {}], a/b differ from this SDE's)",
+                info.sde,
+                info.sde_fingerprint.first().copied().unwrap_or(f64::NAN),
+                info.sde_fingerprint.get(1).copied().unwrap_or(f64::NAN)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a checkpoint whose model configuration differs from `expected`.
+pub fn check_model(info: &CheckpointInfo, expected: &ModelConfig, path: &Path) -> Result<()> {
+    if &info.model != expected {
+        let show = |m: &ModelConfig| serde_json::to_string(m).unwrap_or_default();
+        return Err(format_error(
+            path,
+            format!(
+                "the checkpoint's model configuration differs: checkpoint {} vs requested {}",
+                show(&info.model),
+                show(expected)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn format_error(path: &Path, message: String) -> Error {
+    Error::Format {
+        path: path.display().to_string(),
+        message,
+    }
+}
+
+/// FNV-1a 64 over `(name, bytes)` pairs in the given order.
+fn checksum<'a>(items: impl Iterator<Item = (&'a str, &'a [u8])>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for (name, data) in items {
+        eat(name.as_bytes());
+        eat(&(data.len() as u64).to_le_bytes());
+        eat(data);
+    }
+    h
+}
+
+/// Writes a checkpoint atomically. Every tensor is stored as f32.
+pub fn save(
+    dest: impl AsRef<Path>,
+    info: &CheckpointInfo,
+    tensors: &[(String, Tensor)],
+) -> Result<()> {
+    let mut named: Vec<(String, Tensor)> = Vec::with_capacity(tensors.len());
+    for (k, t) in tensors {
+        named.push((k.clone(), t.to_dtype(DType::F32)?.contiguous()?));
+    }
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let bytes: Vec<Vec<u8>> = named
+        .iter()
+        .map(|(_, t)| {
+            let v = t.flatten_all()?.to_vec1::<f32>()?;
+            Ok(v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        })
+        .collect::<Result<_>>()?;
+    let sum = checksum(
+        named
+            .iter()
+            .zip(&bytes)
+            .map(|((k, _), b)| (k.as_str(), b.as_slice())),
+    );
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), FORMAT.to_string());
+    meta.insert(
+        "info".to_string(),
+        serde_json::to_string(info).map_err(|e| crate::error::invalid!("checkpoint info: {e}"))?,
+    );
+    meta.insert("checksum".to_string(), format!("{sum:016x}"));
+    let buf = safetensors::serialize(named.iter().map(|(k, t)| (k.as_str(), t)), Some(meta))
+        .map_err(|e| crate::error::invalid!("serialising the checkpoint: {e}"))?;
+    crate::io::write_atomic(dest, |tmp| {
+        std::fs::write(tmp, &buf).map_err(|source| Error::Io {
+            path: tmp.display().to_string(),
+            source,
+        })
+    })
+}
+
+/// Reads and verifies a checkpoint (format tag, checksum, metadata).
+pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Checkpoint> {
+    let path = path.as_ref();
+    let buf = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let st = safetensors::SafeTensors::deserialize(&buf).map_err(|e| {
+        format_error(
+            path,
+            format!("not a readable safetensors checkpoint (truncated or corrupt?): {e}"),
+        )
+    })?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&buf)
+        .map_err(|e| format_error(path, format!("unreadable header: {e}")))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    match meta.get("format") {
+        Some(f) if f == FORMAT => {}
+        Some(f) => {
+            return Err(format_error(
+                path,
+                format!("checkpoint format `{f}` is not supported (this sbdm reads {FORMAT})"),
+            ))
+        }
+        None => {
+            return Err(format_error(
+                path,
+                "not an sbdm checkpoint (no `format` in its metadata)".into(),
+            ))
+        }
+    }
+    let mut names: Vec<&str> = st.names().into_iter().collect();
+    names.sort_unstable();
+    let views: Vec<_> = names
+        .iter()
+        .map(|n| {
+            st.tensor(n)
+                .map_err(|e| format_error(path, format!("tensor `{n}`: {e}")))
+        })
+        .collect::<Result<_>>()?;
+    let sum = checksum(names.iter().zip(&views).map(|(n, v)| (*n, v.data())));
+    let want = meta.get("checksum").cloned().unwrap_or_default();
+    if want != format!("{sum:016x}") {
+        return Err(format_error(
+            path,
+            "checksum mismatch: the file is corrupt".into(),
+        ));
+    }
+    let info: CheckpointInfo =
+        serde_json::from_str(meta.get("info").map(String::as_str).unwrap_or(""))
+            .map_err(|e| format_error(path, format!("checkpoint metadata is unreadable: {e}")))?;
+    let tensors = candle_core::safetensors::load_buffer(&buf, device)
+        .map_err(|e| format_error(path, format!("loading tensors: {e}")))?;
+    Ok(Checkpoint { info, tensors })
+}

@@ -1,0 +1,429 @@
+//! Denoising-score-matching training of [`NetModel`]s for any declared linear SDE.
+//!
+//! One step: draw a batch `x_0` (and labels), times `t ~ U(t_min, T)` and noise `ε`,
+//! perturb `x_t = a·x_0 + b·ε`, regress the model output on its target with the chosen
+//! [`Weighting`], clip the global gradient norm, take an AdamW step with warm-up, and
+//! fold the weights into their EMA. All randomness of step `k` comes from a ChaCha8
+//! stream `(seed, k)`, so training is reproducible and a resumed run continues exactly:
+//! N steps straight and N/2 + resume + N/2 give identical weights.
+
+use candle_core::{Tensor, Var};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+use serde::{Deserialize, Serialize};
+
+use crate::data::Dataset;
+use crate::error::{invalid, Error, Result};
+use crate::netmodel::NetModel;
+use crate::sde::GaussianKernel;
+
+pub mod checkpoint;
+pub mod loss;
+pub mod optim;
+
+pub use checkpoint::{Checkpoint, CheckpointInfo};
+pub use loss::Weighting;
+
+/// The learning-rate schedule after the linear warm-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrSchedule {
+    /// Constant at `lr`.
+    Constant,
+    /// Cosine decay from `lr` to `lr/10` at the last step.
+    Cosine,
+}
+
+/// Training hyper-parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Total optimiser steps.
+    pub steps: u64,
+    /// Batch size.
+    pub batch: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Linear warm-up steps.
+    pub warmup: u64,
+    /// Schedule after warm-up.
+    pub schedule: LrSchedule,
+    /// AdamW's decoupled weight decay.
+    pub weight_decay: f64,
+    /// AdamW `β₁`.
+    pub beta1: f64,
+    /// AdamW `β₂`.
+    pub beta2: f64,
+    /// AdamW `ε`.
+    pub adam_eps: f64,
+    /// Global gradient-norm clip (0: off).
+    pub clip: f64,
+    /// EMA decay of the weights.
+    pub ema_decay: f64,
+    /// The loss weighting.
+    pub weighting: Weighting,
+    /// For class-conditional models: the probability a label is replaced by the null
+    /// class (classifier-free guidance).
+    pub label_dropout: f64,
+    /// The seed of the initialisation and of every step's randomness.
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            steps: 10_000,
+            batch: 512,
+            lr: 1e-3,
+            warmup: 100,
+            schedule: LrSchedule::Constant,
+            weight_decay: 0.0,
+            beta1: 0.9,
+            beta2: 0.999,
+            adam_eps: 1e-8,
+            clip: 1.0,
+            ema_decay: 0.999,
+            weighting: Weighting::B2,
+            label_dropout: 0.1,
+            seed: 0,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks ranges, naming the offending field.
+    pub fn validate(&self) -> Result<()> {
+        let unit = |name: &str, v: f64| {
+            if (0.0..1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(invalid!("{name} must be in [0, 1), got {v}"))
+            }
+        };
+        if self.batch == 0 {
+            return Err(invalid!("batch must be > 0"));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(invalid!("lr must be finite and > 0, got {}", self.lr));
+        }
+        unit("beta1", self.beta1)?;
+        unit("beta2", self.beta2)?;
+        unit("ema decay", self.ema_decay)?;
+        if !(0.0..=1.0).contains(&self.label_dropout) {
+            return Err(invalid!(
+                "label dropout must be in [0, 1], got {}",
+                self.label_dropout
+            ));
+        }
+        if !(self.clip.is_finite() && self.clip >= 0.0) {
+            return Err(invalid!("clip must be finite and >= 0, got {}", self.clip));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(invalid!(
+                "weight decay must be finite and >= 0, got {}",
+                self.weight_decay
+            ));
+        }
+        if !(self.adam_eps.is_finite() && self.adam_eps > 0.0) {
+            return Err(invalid!(
+                "adam eps must be finite and > 0, got {}",
+                self.adam_eps
+            ));
+        }
+        Ok(())
+    }
+
+    /// The learning rate of step `k` (0-based).
+    pub fn lr_at(&self, k: u64) -> f64 {
+        if k < self.warmup {
+            return self.lr * (k + 1) as f64 / self.warmup as f64;
+        }
+        match self.schedule {
+            LrSchedule::Constant => self.lr,
+            LrSchedule::Cosine => {
+                let span = self.steps.saturating_sub(self.warmup).max(1) as f64;
+                let p = ((k - self.warmup) as f64 / span).min(1.0);
+                self.lr * (0.1 + 0.45 * (1.0 + (std::f64::consts::PI * p).cos()))
+            }
+        }
+    }
+}
+
+/// What one step did.
+#[derive(Clone, Copy, Debug)]
+pub struct StepStats {
+    /// Steps completed, this one included.
+    pub step: u64,
+    /// The batch loss.
+    pub loss: f64,
+    /// The gradient norm before clipping.
+    pub grad_norm: f64,
+    /// The learning rate used.
+    pub lr: f64,
+}
+
+/// A DSM training run: model, data, optimiser, EMA and step count.
+pub struct Trainer<S> {
+    model: NetModel<S>,
+    data: Dataset,
+    data_name: String,
+    cfg: TrainConfig,
+    names: Vec<String>,
+    vars: Vec<Var>,
+    opt: optim::AdamW,
+    ema: optim::Ema,
+    step: u64,
+}
+
+impl<S: GaussianKernel + Clone> Trainer<S> {
+    /// A run from the model's current weights. `data_name` is recorded in checkpoints
+    /// (a resumed run must use the same data).
+    pub fn new(
+        model: NetModel<S>,
+        data: Dataset,
+        data_name: impl Into<String>,
+        cfg: TrainConfig,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        let want = model.config().net.sample_shape();
+        let got = data.sample_shape();
+        if want != got {
+            return Err(invalid!(
+                "the data's samples have shape {got:?} but the {} model expects {want:?}",
+                model.config().net.name()
+            ));
+        }
+        let (names, vars): (Vec<_>, Vec<_>) = model.vars().into_iter().unzip();
+        let opt = optim::AdamW::new(&vars, cfg.beta1, cfg.beta2, cfg.adam_eps, cfg.weight_decay)?;
+        let ema = optim::Ema::new(&vars, cfg.ema_decay)?;
+        Ok(Trainer {
+            model,
+            data,
+            data_name: data_name.into(),
+            cfg,
+            names,
+            vars,
+            opt,
+            ema,
+            step: 0,
+        })
+    }
+
+    /// Steps completed.
+    pub fn steps_done(&self) -> u64 {
+        self.step
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.cfg
+    }
+
+    /// Changes the total number of steps (e.g. to extend a resumed run).
+    pub fn set_total_steps(&mut self, steps: u64) {
+        self.cfg.steps = steps;
+    }
+
+    /// The model with its current (raw) weights.
+    pub fn model(&self) -> &NetModel<S> {
+        &self.model
+    }
+
+    /// A copy of the model carrying the EMA weights (what one samples from).
+    pub fn ema_model(&self) -> Result<NetModel<S>> {
+        let m = NetModel::new(
+            self.model.sde().clone(),
+            self.model.config().clone(),
+            self.cfg.seed,
+            self.model.device(),
+        )?;
+        let w: Vec<(String, Tensor)> = self
+            .names
+            .iter()
+            .cloned()
+            .zip(self.ema.values.iter().cloned())
+            .collect();
+        m.set_weights(&w)?;
+        Ok(m)
+    }
+
+    /// One optimiser step. A non-finite loss or gradient stops with an error naming the
+    /// step, before any weight is touched.
+    pub fn step(&mut self) -> Result<StepStats> {
+        let k = self.step;
+        let mut rng = ChaCha8Rng::seed_from_u64(self.cfg.seed);
+        rng.set_stream(k + 1);
+        let device = self.model.device().clone();
+        let (x0, labels) = self.data.batch(self.cfg.batch, &mut rng, &device)?;
+        let sde = self.model.sde();
+        let (t0, t1) = sde.time_range();
+        let n = self.cfg.batch;
+        let ts: Vec<f64> = (0..n)
+            .map(|_| t0 + (t1 - t0) * rng.random::<f64>())
+            .collect();
+        let numel = x0.elem_count();
+        let eps: Vec<f32> = (0..numel).map(|_| rng.sample(StandardNormal)).collect();
+        let eps = Tensor::from_vec(eps, x0.shape(), &device)?;
+        let labels = match (self.model.config().net.num_classes(), labels) {
+            (0, _) | (_, None) => None,
+            (k, Some(y)) => {
+                let mut y = y.to_vec1::<u32>()?;
+                for v in y.iter_mut() {
+                    if rng.random::<f64>() < self.cfg.label_dropout {
+                        *v = k as u32;
+                    }
+                }
+                Some(Tensor::from_vec(y, n, &device)?)
+            }
+        };
+        let c = self.model.coefficients(&ts);
+        let xt = loss::perturb(&x0, &eps, &c.a, &c.b)?;
+        let out = self.model.output_with(&xt, &c, labels.as_ref())?;
+        let kind = self.model.config().output();
+        let c_out = self
+            .model
+            .config()
+            .precondition
+            .then_some(c.c_out.as_slice());
+        let w = loss::row_weights(self.cfg.weighting, sde, kind, &ts, c_out)?;
+        let target = loss::target(kind, &x0, &eps, &c.a, &c.b)?;
+        let l = loss::weighted_mse(&out, &target, &w)?;
+        let lv = f64::from(l.to_scalar::<f32>()?);
+        if !lv.is_finite() {
+            return Err(Error::Training {
+                step: k + 1,
+                message: format!("the loss is {lv}"),
+            });
+        }
+        let grads = l.backward()?;
+        let gn = optim::grad_norm(&self.vars, &grads)?;
+        if !gn.is_finite() {
+            return Err(Error::Training {
+                step: k + 1,
+                message: format!("the gradient norm is {gn}"),
+            });
+        }
+        let scale = if self.cfg.clip > 0.0 && gn > self.cfg.clip {
+            self.cfg.clip / gn
+        } else {
+            1.0
+        };
+        let lr = self.cfg.lr_at(k);
+        self.opt.step(&self.vars, &grads, lr, scale)?;
+        self.ema.update(&self.vars, k)?;
+        self.step += 1;
+        Ok(StepStats {
+            step: self.step,
+            loss: lv,
+            grad_norm: gn,
+            lr,
+        })
+    }
+
+    /// The checkpoint metadata of the run as it stands.
+    pub fn info(&self) -> CheckpointInfo {
+        CheckpointInfo {
+            sde: self.model.sde().name().to_string(),
+            sde_fingerprint: checkpoint::sde_fingerprint(self.model.sde()),
+            model: self.model.config().clone(),
+            train: Some(self.cfg.clone()),
+            data: Some(self.data_name.clone()),
+            step: self.step,
+            adam_t: self.opt.t,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
+    /// Writes weights, EMA, optimiser state and metadata to `dest`, atomically.
+    pub fn save(&self, dest: impl AsRef<std::path::Path>) -> Result<()> {
+        let mut tensors = Vec::with_capacity(4 * self.names.len());
+        for (i, name) in self.names.iter().enumerate() {
+            tensors.push((format!("net/{name}"), self.vars[i].as_tensor().clone()));
+            tensors.push((format!("ema/{name}"), self.ema.values[i].clone()));
+            tensors.push((format!("adam.m/{name}"), self.opt.m[i].clone()));
+            tensors.push((format!("adam.v/{name}"), self.opt.v[i].clone()));
+        }
+        checkpoint::save(dest, &self.info(), &tensors)
+    }
+
+    /// Continues from a checkpoint of this same run: the SDE, model configuration, data
+    /// and training configuration (all but the total step count) must match.
+    pub fn restore(&mut self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        let path = path.as_ref();
+        let ck = checkpoint::load(path, self.model.device())?;
+        checkpoint::check_sde(&ck.info, self.model.sde(), path)?;
+        checkpoint::check_model(&ck.info, self.model.config(), path)?;
+        let fmt = |message: String| Error::Format {
+            path: path.display().to_string(),
+            message,
+        };
+        let Some(train) = &ck.info.train else {
+            return Err(fmt(
+                "the checkpoint has no training state (weights only)".into()
+            ));
+        };
+        let mut mine = self.cfg.clone();
+        mine.steps = train.steps;
+        if &mine != train {
+            return Err(fmt(format!(
+                "the checkpoint was trained with other settings: {} (resume needs the same; \
+                 only --steps may change)",
+                serde_json::to_string(train).unwrap_or_default()
+            )));
+        }
+        if ck.info.data.as_deref() != Some(self.data_name.as_str()) {
+            return Err(fmt(format!(
+                "the checkpoint was trained on `{}`, not `{}`",
+                ck.info.data.as_deref().unwrap_or("?"),
+                self.data_name
+            )));
+        }
+        let group = |p: &str| -> Result<Vec<Tensor>> {
+            let g = ck.group(p);
+            let names: Vec<&String> = g.iter().map(|(n, _)| n).collect();
+            if names.len() != self.names.len()
+                || names.iter().zip(&self.names).any(|(a, b)| *a != b)
+            {
+                return Err(fmt(format!(
+                    "the checkpoint's `{p}` tensors do not match the model's"
+                )));
+            }
+            Ok(g.into_iter().map(|(_, t)| t).collect())
+        };
+        let net = group("net")?;
+        let ema = group("ema")?;
+        let m = group("adam.m")?;
+        let v = group("adam.v")?;
+        let w: Vec<(String, Tensor)> = self.names.iter().cloned().zip(net).collect();
+        self.model.set_weights(&w)?;
+        self.ema.values = ema;
+        self.opt.m = m;
+        self.opt.v = v;
+        self.opt.t = ck.info.adam_t;
+        self.step = ck.info.step;
+        Ok(())
+    }
+}
+
+/// Loads a model from a checkpoint for sampling: the EMA weights if `ema` (else the raw
+/// ones). The checkpoint must have been trained for `sde` (same name and parameters).
+pub fn load_model<S: GaussianKernel>(
+    path: impl AsRef<std::path::Path>,
+    sde: S,
+    ema: bool,
+    device: &candle_core::Device,
+) -> Result<(NetModel<S>, CheckpointInfo)> {
+    let path = path.as_ref();
+    let ck = checkpoint::load(path, device)?;
+    checkpoint::check_sde(&ck.info, &sde, path)?;
+    let model = NetModel::new(sde, ck.info.model.clone(), 0, device)?;
+    let mut w = ck.group(if ema { "ema" } else { "net" });
+    if w.is_empty() {
+        w = ck.group("net");
+    }
+    model.set_weights(&w).map_err(|e| Error::Format {
+        path: path.display().to_string(),
+        message: format!("the weights do not fit the stored model configuration: {e}"),
+    })?;
+    Ok((model, ck.info))
+}

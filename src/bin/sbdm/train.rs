@@ -1,0 +1,709 @@
+//! `sbdm train`: train a score network by denoising score matching, for any SDE the
+//! CLI knows, on a 2-D toy, a generated image set or a float32 `.npy` file.
+//!
+//! Every flag is checked and the data, model and (with `--resume`) checkpoint are
+//! loaded before anything is written. `--out DIR` then receives `model.safetensors`
+//! (every `--checkpoint-every` steps and at the end), `loss.csv` (`step,loss,grad_norm,lr`,
+//! rewritten with each checkpoint) and `loss.png` (raw and smoothed loss), each written
+//! atomically. A checkpoint is never overwritten without `--resume`, which continues it
+//! with the same flags up to a larger `--steps`; the run's randomness is a function of
+//! the seed and the step, so 10 steps + 10 resumed give the weights of 20 straight.
+//! A non-finite loss stops the run with an error naming the step; the last periodic
+//! checkpoint stays as it was.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Result};
+use candle_core::{DType, Device};
+use clap::Args;
+use sbdm_runtime::data::{Dataset, Toy, SHAPES_DATASETS, TOYS};
+use sbdm_runtime::io::{self, PendingFile};
+use sbdm_runtime::netmodel::{prediction_names, ModelConfig, NetModel};
+use sbdm_runtime::nn::{MlpConfig, NetConfig, UNetConfig};
+use sbdm_runtime::plot::{self, LineSeries};
+use sbdm_runtime::prediction::Prediction;
+use sbdm_runtime::train::{checkpoint, LrSchedule, StepStats, TrainConfig, Trainer, Weighting};
+use sbdm_runtime::GaussianKernel;
+
+use crate::sample::{sde_by_name, sde_names};
+use crate::{list, one_line, print_listing, require, Listing};
+
+/// Arguments of `sbdm train`. `help` as the value of `--sde`, `--data`, `--model`,
+/// `--param` or `--weighting` lists the valid names.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// The forward SDE (`help` lists them): a built-in or a discrete DDPM table.
+    #[arg(long)]
+    pub sde: Option<String>,
+    /// The training data (`help` lists them): a dataset name, or a float32 FILE.npy of
+    /// shape [N, D] (vectors) or [N, C, H, W] (images).
+    #[arg(long, value_name = "NAME|FILE.npy")]
+    pub data: Option<String>,
+    /// The network (`help` lists them): mlp for vectors, unet for images.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// What the network predicts (`help` lists them).
+    #[arg(long, default_value = "eps")]
+    pub param: String,
+    /// EDM preconditioning: the network's output is skip-connected into an x_0 estimate.
+    #[arg(long)]
+    pub precondition: bool,
+    /// The loss weighting (`help` lists them); min-snr:GAMMA sets min-SNR's γ.
+    #[arg(long, default_value = "b2")]
+    pub weighting: String,
+    /// Train to this many steps in all (with --resume: the new total).
+    #[arg(long, value_name = "N")]
+    pub steps: Option<u64>,
+    /// Batch size [default: 512 for mlp, 64 for unet].
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Peak learning rate [default: 1e-3 for mlp, 2e-4 for unet].
+    #[arg(long, allow_hyphen_values = true)]
+    pub lr: Option<f64>,
+    /// Steps of linear learning-rate warm-up.
+    #[arg(long, default_value_t = 100)]
+    pub warmup: u64,
+    /// The learning rate after the warm-up: constant, or cosine (decays to lr/10 at
+    /// the last step).
+    #[arg(long, default_value = "constant")]
+    pub schedule: String,
+    /// EMA decay of the weights (a checkpoint is sampled with its EMA weights).
+    #[arg(long, default_value_t = 0.999, allow_hyphen_values = true)]
+    pub ema: f64,
+    /// Clip the global gradient norm to this (0: no clipping).
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
+    pub clip: f64,
+    /// AdamW's decoupled weight decay.
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    pub weight_decay: f64,
+    /// Seed of the initial weights and of every step's batch, times and noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// MLP hidden width [default: 256], or U-Net base channels [default: 32].
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// MLP hidden layers [default: 3], or U-Net res blocks per level [default: 1].
+    #[arg(long)]
+    pub depth: Option<usize>,
+    /// A U-Net without self-attention in its middle block.
+    #[arg(long)]
+    pub no_attention: bool,
+    /// Condition on the data's class labels (dropped 10% of the time, for
+    /// classifier-free guidance).
+    #[arg(long)]
+    pub conditional: bool,
+    /// The data's std per coordinate σ_d (input scaling, preconditioning): a number,
+    /// or auto, the pooled per-coordinate std of 4096 held-out samples.
+    #[arg(
+        long,
+        default_value = "auto",
+        value_name = "auto|X",
+        allow_hyphen_values = true
+    )]
+    pub sigma_data: String,
+    /// The number of images generated for a shapes dataset [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub n_data: Option<usize>,
+    /// Write the checkpoint and loss.csv every K steps as well as at the end (0: only
+    /// at the end).
+    #[arg(long, value_name = "K", default_value_t = 1000)]
+    pub checkpoint_every: u64,
+    /// Continue the checkpoint in --out, with the same flags, up to --steps (a cosine
+    /// schedule then decays over the new total).
+    #[arg(long)]
+    pub resume: bool,
+    /// The output directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// Per-network defaults of the flags that depend on it.
+struct NetDefaults {
+    name: &'static str,
+    description: &'static str,
+    width: usize,
+    depth: usize,
+    batch: usize,
+    lr: f64,
+}
+
+const NETS: [NetDefaults; 2] = [
+    NetDefaults {
+        name: "mlp",
+        description: "an MLP for vectors [N, D]; --width: hidden width (256), --depth: layers (3)",
+        width: 256,
+        depth: 3,
+        batch: 512,
+        lr: 1e-3,
+    },
+    NetDefaults {
+        name: "unet",
+        description: "a U-Net for square images [N, C, H, W]; --width: base channels (32), \
+                      --depth: res blocks per level (1)",
+        width: 32,
+        depth: 1,
+        batch: 64,
+        lr: 2e-4,
+    },
+];
+
+/// The images generated for a shapes dataset unless `--n-data` says otherwise.
+const DEFAULT_N_DATA: usize = 10_000;
+/// The seed of generated image sets: the data is fixed, whatever `--seed`.
+const DATA_SEED: u64 = 0;
+/// Samples behind `--sigma-data auto`, and the seed of a toy's held-out draw (stream 0
+/// of this seed; training steps draw from streams 1, 2, … of `--seed`).
+const SIGMA_SAMPLES: usize = 4096;
+const SIGMA_SEED: u64 = 0x5d5d;
+/// The weight of each new loss in the smoothed loss (about the last 50 steps).
+const SMOOTHING: f64 = 0.02;
+/// The files written in `--out`.
+const CHECKPOINT: &str = "model.safetensors";
+const LOSS_CSV: &str = "loss.csv";
+const LOSS_PNG: &str = "loss.png";
+const CSV_HEADER: &str = "step,loss,grad_norm,lr";
+
+fn data_names() -> Listing {
+    TOYS.iter()
+        .copied()
+        .chain(SHAPES_DATASETS.iter().map(|(n, _, _, d)| (*n, *d)))
+        .chain([(
+            "FILE.npy",
+            "a float32 array, [N, D] (vectors) or [N, C, H, W] (images)",
+        )])
+        .collect()
+}
+
+fn model_names() -> Listing {
+    NETS.iter().map(|n| (n.name, n.description)).collect()
+}
+
+fn param_names() -> Listing {
+    Prediction::ALL
+        .iter()
+        .map(|&(p, n)| {
+            let description = match p {
+                Prediction::Score => "the score ∇log p_t(x)",
+                Prediction::Eps => "the noise ε (DDPM)",
+                Prediction::X0 => "the clean data x_0",
+                _ => "v = a·ε − b·x_0 (Salimans & Ho)",
+            };
+            (n, description)
+        })
+        .collect()
+}
+
+fn weighting_names() -> Listing {
+    Weighting::NAMES.to_vec()
+}
+
+/// The data of `--data` and the name checkpoints record for it.
+fn load_data(spec: &str, n_data: Option<usize>, device: &Device) -> Result<(Dataset, String)> {
+    let is_npy = Path::new(spec)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    if (is_npy || Toy::from_name(spec).is_some()) && n_data.is_some() {
+        bail!("--n-data applies to the generated shapes datasets, not to `{spec}`");
+    }
+    if is_npy {
+        let data = Dataset::from_npy(spec, device).map_err(one_line)?;
+        let name =
+            std::fs::canonicalize(spec).map_or(spec.to_string(), |p| p.display().to_string());
+        return Ok((data, name));
+    }
+    if let Some(toy) = Toy::from_name(spec) {
+        return Ok((Dataset::Toy(toy), toy.name().to_string()));
+    }
+    let n = n_data.unwrap_or(DEFAULT_N_DATA);
+    let data = Dataset::from_name(spec, n, DATA_SEED, device).map_err(one_line)?;
+    let key = |s: &str| s.to_ascii_lowercase().replace(['-', '_'], "");
+    let name = SHAPES_DATASETS
+        .iter()
+        .find(|s| key(s.0) == key(spec))
+        .map_or(spec, |s| s.0);
+    Ok((data, format!("{name} ({n} images)")))
+}
+
+/// `--sigma-data`: the number given, or the pooled per-coordinate standard deviation
+/// `sqrt(mean_j var_j)` of 4096 held-out samples (all of a smaller finite set), rounded
+/// to 6 significant digits so that it reads back exactly from the checkpoint's JSON.
+fn sigma_data(spec: &str, data: &Dataset, device: &Device) -> Result<f64> {
+    if spec != "auto" {
+        let v: f64 = spec
+            .parse()
+            .map_err(|_| anyhow!("--sigma-data must be auto or a number, got `{spec}`"))?;
+        if !(v.is_finite() && v > 0.0) {
+            bail!("--sigma-data must be finite and > 0, got {v}");
+        }
+        return Ok(v);
+    }
+    let n = data
+        .len()
+        .map_or(SIGMA_SAMPLES, |len| len.min(SIGMA_SAMPLES));
+    let x = data
+        .held_out(n, SIGMA_SEED, device)
+        .map_err(one_line)?
+        .flatten_from(1)?
+        .to_dtype(DType::F64)?;
+    let centred = x.broadcast_sub(&x.mean_keepdim(0)?)?;
+    let var = (centred.sqr()?.sum_keepdim(0)? / n.saturating_sub(1).max(1) as f64)?;
+    let s = var.mean_all()?.to_scalar::<f64>()?.sqrt();
+    if !(s.is_finite() && s > 0.0) {
+        bail!("cannot estimate --sigma-data: the data's std is {s}; give --sigma-data X");
+    }
+    Ok(format!("{s:.5e}").parse()?)
+}
+
+/// The network for `net` on samples of `shape`.
+fn net_config(
+    net: &NetDefaults,
+    args: &TrainArgs,
+    shape: &[usize],
+    num_classes: usize,
+) -> Result<NetConfig> {
+    let width = args.width.unwrap_or(net.width);
+    let depth = args.depth.unwrap_or(net.depth);
+    if width == 0 || depth == 0 {
+        bail!("--width and --depth must be at least 1");
+    }
+    Ok(match (net.name, shape) {
+        ("mlp", [dim]) => {
+            if args.no_attention {
+                bail!("--no-attention applies to --model unet");
+            }
+            NetConfig::Mlp(MlpConfig {
+                dim: *dim,
+                width,
+                depth,
+                num_classes,
+                ..Default::default()
+            })
+        }
+        ("mlp", s) => bail!(
+            "--model mlp is for vectors [N, D], but the data holds samples of shape {s:?}; \
+             use --model unet for images"
+        ),
+        ("unet", [c, h, w]) if h == w => NetConfig::Unet(UNetConfig {
+            channels: *c,
+            image_size: *h,
+            base_channels: width,
+            num_res_blocks: depth,
+            attention: !args.no_attention,
+            groups: gcd(width, 8),
+            num_classes,
+            ..Default::default()
+        }),
+        ("unet", [_, h, w]) => bail!("--model unet needs square images; the data's are {h}x{w}"),
+        (_, s) => bail!(
+            "--model unet is for images [N, C, H, W], but the data holds samples of shape \
+             {s:?}; use --model mlp for vectors"
+        ),
+    })
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// One row of `loss.csv`.
+#[derive(Clone, Copy, Debug)]
+struct Row {
+    step: u64,
+    loss: f64,
+    grad_norm: f64,
+    lr: f64,
+}
+
+impl From<StepStats> for Row {
+    fn from(s: StepStats) -> Row {
+        Row {
+            step: s.step,
+            loss: s.loss,
+            grad_norm: s.grad_norm,
+            lr: s.lr,
+        }
+    }
+}
+
+/// The rows of an earlier run's `loss.csv` up to step `upto` (none if there is no file).
+fn read_log(path: &Path, upto: u64) -> Result<Vec<Row>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => bail!("{}: {e}", path.display()),
+    };
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let v: Vec<&str> = line.split(',').collect();
+        let row = match v[..] {
+            [s, l, g, r] => (|| {
+                Some(Row {
+                    step: s.parse().ok()?,
+                    loss: l.parse().ok()?,
+                    grad_norm: g.parse().ok()?,
+                    lr: r.parse().ok()?,
+                })
+            })(),
+            _ => None,
+        };
+        let row = row.ok_or_else(|| {
+            anyhow!(
+                "{}: line {} is not `{CSV_HEADER}`; move the file away to start a new log",
+                path.display(),
+                i + 1
+            )
+        })?;
+        if row.step <= upto {
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+/// Writes `loss.csv` atomically.
+fn write_log(path: &Path, rows: &[Row]) -> Result<()> {
+    let mut text = format!("{CSV_HEADER}\n");
+    for r in rows {
+        // `{}` of an f64 is the shortest text that reads back as the same number.
+        let _ = writeln!(text, "{},{},{},{}", r.step, r.loss, r.grad_norm, r.lr);
+    }
+    io::write_atomic(path, |tmp| {
+        std::fs::write(tmp, &text).map_err(|source| sbdm_runtime::error::Error::Io {
+            path: tmp.display().to_string(),
+            source,
+        })
+    })
+    .map_err(one_line)
+}
+
+/// [`plot::smooth`], one value at a time: the debiased exponential moving average.
+#[derive(Default)]
+struct Smoothed {
+    m: f64,
+    w: f64,
+}
+
+impl Smoothed {
+    fn push(&mut self, y: f64) -> f64 {
+        self.m = (1.0 - SMOOTHING) * self.m + SMOOTHING * y;
+        self.w = (1.0 - SMOOTHING) * self.w + SMOOTHING;
+        self.value()
+    }
+
+    fn value(&self) -> f64 {
+        self.m / self.w
+    }
+}
+
+/// A progress bar over the steps, the smoothed loss as its message.
+fn progress(total: u64, done: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total).with_position(done);
+    let template = "{bar:30} {pos}/{len} loss {msg} ({per_sec}, ETA {eta})";
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar.reset_eta();
+    bar
+}
+
+/// A validated run, ready to train.
+struct Plan {
+    trainer: Trainer<Arc<dyn GaussianKernel>>,
+    sde_name: String,
+    data_name: String,
+    net: &'static str,
+    out: PathBuf,
+    /// `loss.csv` rows kept from the run being resumed.
+    rows: Vec<Row>,
+    /// The step of the checkpoint in `out`, if any.
+    saved: Option<u64>,
+    total: u64,
+    every: u64,
+}
+
+fn plan(args: &TrainArgs) -> Result<Plan> {
+    let sde_name = require(&args.sde, "--sde")?;
+    let sde: Arc<dyn GaussianKernel> = Arc::from(sde_by_name(&sde_name)?);
+    let data_spec = require(&args.data, "--data")?;
+    let model_name = require(&args.model, "--model")?;
+    let net = NETS.iter().find(|n| n.name == model_name).ok_or_else(|| {
+        anyhow!(
+            "unknown model `{model_name}`; valid: {}",
+            list(NETS.iter().map(|n| n.name))
+        )
+    })?;
+    let prediction = Prediction::from_name(&args.param).ok_or_else(|| {
+        anyhow!(
+            "unknown --param `{}`; valid: {}",
+            args.param,
+            prediction_names()
+        )
+    })?;
+    let weighting = Weighting::from_name(&args.weighting).map_err(one_line)?;
+    let schedule = match args.schedule.as_str() {
+        "constant" => LrSchedule::Constant,
+        "cosine" => LrSchedule::Cosine,
+        s => bail!("unknown --schedule `{s}`; valid: constant, cosine"),
+    };
+    let total = require(&args.steps, "--steps")?;
+    if total == 0 {
+        bail!("--steps must be at least 1, got 0");
+    }
+    let batch = args.batch.unwrap_or(net.batch);
+    if batch == 0 {
+        bail!("--batch must be at least 1, got 0");
+    }
+    let lr = args.lr.unwrap_or(net.lr);
+    if !(lr.is_finite() && lr > 0.0) {
+        bail!("--lr must be finite and > 0, got {lr}");
+    }
+    let cfg = TrainConfig {
+        steps: total,
+        batch,
+        lr,
+        warmup: args.warmup,
+        schedule,
+        weight_decay: args.weight_decay,
+        clip: args.clip,
+        ema_decay: args.ema,
+        weighting,
+        seed: args.seed,
+        ..Default::default()
+    };
+    cfg.validate().map_err(one_line)?;
+
+    let out = require(&args.out, "--out")?;
+    if out.exists() && !out.is_dir() {
+        bail!("--out {} exists and is not a directory", out.display());
+    }
+    let device = Device::Cpu;
+    let ckpt = out.join(CHECKPOINT);
+    let existing = ckpt.exists();
+    match (existing, args.resume) {
+        (true, false) => match checkpoint::load(&ckpt, &device) {
+            Ok(c) => bail!(
+                "{} already holds a checkpoint at step {}; pass --resume to continue it or \
+                 choose another --out",
+                out.display(),
+                c.info.step
+            ),
+            Err(e) => bail!(
+                "{} already holds {CHECKPOINT}, which is unreadable ({}); choose another --out",
+                out.display(),
+                one_line(e)
+            ),
+        },
+        (false, true) => bail!(
+            "--resume: {} holds no checkpoint ({CHECKPOINT}) to continue",
+            out.display()
+        ),
+        _ => {}
+    }
+
+    let (data, data_name) = load_data(&data_spec, args.n_data, &device)?;
+    let num_classes = if args.conditional {
+        match data.num_classes() {
+            0 => bail!("--conditional: `{data_name}` has no class labels"),
+            k => k,
+        }
+    } else {
+        0
+    };
+    let model_cfg = ModelConfig {
+        net: net_config(net, args, &data.sample_shape(), num_classes)?,
+        prediction,
+        precondition: args.precondition,
+        sigma_data: sigma_data(&args.sigma_data, &data, &device)?,
+    };
+    let model = NetModel::new(sde, model_cfg, args.seed, &device).map_err(one_line)?;
+    let mut trainer = Trainer::new(model, data, data_name.clone(), cfg).map_err(one_line)?;
+    let (rows, saved) = if args.resume {
+        trainer.restore(&ckpt).map_err(one_line)?;
+        let done = trainer.steps_done();
+        if total <= done {
+            bail!(
+                "{} is already trained to {done} steps; pass a larger --steps to continue it",
+                ckpt.display()
+            );
+        }
+        (read_log(&out.join(LOSS_CSV), done)?, Some(done))
+    } else {
+        (Vec::new(), None)
+    };
+    Ok(Plan {
+        trainer,
+        sde_name,
+        data_name,
+        net: net.name,
+        out,
+        rows,
+        saved,
+        total,
+        every: args.checkpoint_every,
+    })
+}
+
+/// Draws `loss.png`: every step's loss, light, and the smoothed loss over it.
+fn plot_loss(dest: &Path, title: &str, rows: &[Row]) -> Result<()> {
+    let raw: Vec<(f64, f64)> = rows.iter().map(|r| (r.step as f64, r.loss)).collect();
+    let series = [
+        LineSeries {
+            label: "loss".into(),
+            points: raw.clone(),
+            color: (170, 190, 225),
+        },
+        LineSeries {
+            label: "smoothed".into(),
+            points: plot::smooth(&raw, SMOOTHING),
+            color: (20, 50, 140),
+        },
+    ];
+    plot::line_png(dest, title, "step", "loss", &series, true).map_err(one_line)
+}
+
+/// Runs `sbdm train`.
+pub fn run(args: &TrainArgs) -> Result<()> {
+    if print_listing(&[
+        (args.sde.as_deref(), sde_names),
+        (args.data.as_deref(), data_names),
+        (args.model.as_deref(), model_names),
+        (Some(args.param.as_str()), param_names),
+        (Some(args.weighting.as_str()), weighting_names),
+    ]) {
+        return Ok(());
+    }
+    let Plan {
+        mut trainer,
+        sde_name,
+        data_name,
+        net,
+        out,
+        mut rows,
+        mut saved,
+        total,
+        every,
+    } = plan(args)?;
+    std::fs::create_dir_all(&out).map_err(|e| anyhow!("{}: {e}", out.display()))?;
+    let (ckpt, csv, png) = (out.join(CHECKPOINT), out.join(LOSS_CSV), out.join(LOSS_PNG));
+    // Fail now, not at the first checkpoint, if the directory is not writable.
+    drop(PendingFile::new(&csv).map_err(one_line)?);
+
+    let model_cfg = trainer.model().config().clone();
+    let params: usize = trainer
+        .model()
+        .vars()
+        .iter()
+        .map(|(_, v)| v.as_tensor().elem_count())
+        .sum();
+    let cfg = trainer.config().clone();
+    let first = trainer.steps_done();
+    println!(
+        "training {net} ({params} parameters) on {data_name} for {sde_name} ({}): {} \
+         prediction{}, {} weighting, sigma_data {}, batch {}, lr {}, steps {first}..{total}",
+        trainer.model().sde().name(),
+        model_cfg.prediction.name(),
+        if model_cfg.precondition {
+            ", preconditioned"
+        } else {
+            ""
+        },
+        cfg.weighting.name(),
+        model_cfg.sigma_data,
+        cfg.batch,
+        cfg.lr
+    );
+
+    let mut smoothed = Smoothed::default();
+    for r in &rows {
+        smoothed.push(r.loss);
+    }
+    let bar = progress(total, first);
+    let start = Instant::now();
+    let mut failure = None;
+    while trainer.steps_done() < total {
+        let stats = match trainer.step() {
+            Ok(s) => s,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        rows.push(stats.into());
+        bar.set_message(format!("{:.4}", smoothed.push(stats.loss)));
+        bar.inc(1);
+        if every > 0 && stats.step % every == 0 && stats.step < total {
+            trainer.save(&ckpt).map_err(one_line)?;
+            write_log(&csv, &rows)?;
+            saved = Some(stats.step);
+        }
+    }
+    let wall = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    if let Some(e) = failure {
+        // The checkpoint stays at its last good step; the log shows the steps taken.
+        write_log(&csv, &rows)?;
+        let kept = match saved {
+            Some(k) => format!("{} holds step {k}", ckpt.display()),
+            None => "no checkpoint was written".to_string(),
+        };
+        bail!("{}; {kept}", one_line(e));
+    }
+    trainer.save(&ckpt).map_err(one_line)?;
+    write_log(&csv, &rows)?;
+    let title = format!(
+        "DSM loss: {net} on {data_name}, {sde_name}, {} weighting",
+        cfg.weighting.name()
+    );
+    plot_loss(&png, &title, &rows)?;
+
+    let run = total - first;
+    println!("{:<24} {total} ({run} this run)", "steps");
+    println!("{:<24} {:.5}", "final loss (smoothed)", smoothed.value());
+    println!("{:<24} {wall:.3}", "wall time (s)");
+    println!("{:<24} {:.1}", "steps/s", run as f64 / wall.max(1e-9));
+    for path in [&ckpt, &csv, &png] {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smoothed_matches_plot_smooth() {
+        let ys = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0];
+        let points: Vec<(f64, f64)> = ys.iter().enumerate().map(|(i, y)| (i as f64, *y)).collect();
+        let mut s = Smoothed::default();
+        for ((_, want), y) in plot::smooth(&points, SMOOTHING).iter().zip(ys) {
+            assert!((s.push(y) - want).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn log_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOSS_CSV);
+        let rows: Vec<Row> = (1..=5)
+            .map(|k| Row {
+                step: k,
+                loss: 1.0 / k as f64,
+                grad_norm: 0.1 * k as f64,
+                lr: 1e-3,
+            })
+            .collect();
+        write_log(&path, &rows).unwrap();
+        let back = read_log(&path, 3).unwrap();
+        assert_eq!(back.len(), 3);
+        assert_eq!(back[2].loss, 1.0 / 3.0);
+        assert_eq!(read_log(&dir.path().join("none.csv"), 9).unwrap().len(), 0);
+    }
+}
