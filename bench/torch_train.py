@@ -85,34 +85,31 @@ class ResBlock(nn.Module):
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else None
 
-    def forward(self, x, temb):
+    def forward(self, x, temb_act):
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.temb(F.silu(temb))[:, :, None, None]
+        h = h + self.temb(temb_act)[:, :, None, None]
         h = self.conv2(F.silu(self.norm2(h)))
         skip = x if self.skip is None else self.skip(x)
         return skip + h
 
 
 class Attention(nn.Module):
-    """Single-head self-attention over the H·W positions, with a residual."""
+    """Single-head self-attention over the H·W positions, with a residual. q/k/v are one
+    fused C → 3C projection (= three 1×1 convs; same parameters as sbdm's `mid.attn.qkv`)."""
 
     def __init__(self, ch, groups):
         super().__init__()
         self.norm = nn.GroupNorm(groups, ch)
-        self.q = nn.Conv2d(ch, ch, 1)
-        self.k = nn.Conv2d(ch, ch, 1)
-        self.v = nn.Conv2d(ch, ch, 1)
-        self.proj = nn.Conv2d(ch, ch, 1)
+        self.qkv = nn.Linear(ch, 3 * ch)
+        self.proj = nn.Linear(ch, ch)
 
     def forward(self, x):
         n, ch, hh, ww = x.shape
-        h = self.norm(x)
-        q = self.q(h).reshape(n, ch, hh * ww).transpose(1, 2)  # [N, HW, C]
-        k = self.k(h).reshape(n, ch, hh * ww)  # [N, C, HW]
-        v = self.v(h).reshape(n, ch, hh * ww).transpose(1, 2)  # [N, HW, C]
-        w = torch.softmax(torch.bmm(q, k) / math.sqrt(ch), dim=-1)  # [N, HW, HW]
-        a = torch.bmm(w, v).transpose(1, 2).reshape(n, ch, hh, ww)
-        return x + self.proj(a)
+        h = self.norm(x).reshape(n, ch, hh * ww).transpose(1, 2)  # [N, HW, C]
+        q, k, v = self.qkv(h).split(ch, dim=2)
+        w = torch.softmax(torch.bmm(q, k.transpose(1, 2)) / math.sqrt(ch), dim=-1)
+        a = self.proj(torch.bmm(w, v))  # [N, HW, C]
+        return x + a.transpose(1, 2).reshape(n, ch, hh, ww)
 
 
 class UNetScore(nn.Module):
@@ -163,20 +160,20 @@ class UNetScore(nn.Module):
         self.conv_out = nn.Conv2d(ch, channels, 3, padding=1)
 
     def forward(self, x, c):
-        temb = self.temb2(F.silu(self.temb1(sinusoidal(c, self.temb_in))))
+        temb_act = F.silu(self.temb2(F.silu(self.temb1(sinusoidal(c, self.temb_in)))))
         h = self.conv_in(x)
         hs = [h]
         for stage in self.down:
             for block in stage.blocks:
-                h = block(h, temb)
+                h = block(h, temb_act)
                 hs.append(h)
             if stage.downsample is not None:
                 h = stage.downsample(h)
                 hs.append(h)
-        h = self.mid2(self.mid_attn(self.mid1(h, temb)), temb)
+        h = self.mid2(self.mid_attn(self.mid1(h, temb_act)), temb_act)
         for stage in self.up:
             for block in stage.blocks:
-                h = block(torch.cat([h, hs.pop()], dim=1), temb)
+                h = block(torch.cat([h, hs.pop()], dim=1), temb_act)
             if stage.upsample is not None:
                 h = stage.upsample(F.interpolate(h, scale_factor=2.0, mode="nearest"))
         return self.conv_out(F.silu(self.norm_out(h)))

@@ -52,7 +52,7 @@ struct Options {
 
 fn options() -> Result<Options> {
     let mut o = Options {
-        steps: 4000,
+        steps: 7000,
         out: PathBuf::from("quickstart-output"),
         seed: 0,
     };
@@ -65,7 +65,7 @@ fn options() -> Result<Options> {
             "--seed" => o.seed = value()?.parse().context("--seed")?,
             "-h" | "--help" => {
                 println!(
-                    "quickstart [--steps N (4000)] [--out DIR (quickstart-output)] [--seed S (0)]"
+                    "quickstart [--steps N (7000)] [--out DIR (quickstart-output)] [--seed S (0)]"
                 );
                 std::process::exit(0);
             }
@@ -93,6 +93,7 @@ struct Row {
 }
 
 fn main() -> Result<()> {
+    sbdm_runtime::train::prefer_batch_parallelism();
     let opts = options()?;
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("creating {}", opts.out.display()))?;

@@ -98,6 +98,20 @@ pub struct Coefficients {
     pub c_out: Vec<f64>,
 }
 
+impl Coefficients {
+    /// The coefficients of rows `start..end`.
+    pub fn rows(&self, start: usize, end: usize) -> Coefficients {
+        Coefficients {
+            a: self.a[start..end].to_vec(),
+            b: self.b[start..end].to_vec(),
+            c_in: self.c_in[start..end].to_vec(),
+            c_noise: self.c_noise[start..end].to_vec(),
+            c_skip: self.c_skip[start..end].to_vec(),
+            c_out: self.c_out[start..end].to_vec(),
+        }
+    }
+}
+
 /// A network score model for the SDE `S`.
 pub struct NetModel<S> {
     sde: S,
@@ -217,13 +231,16 @@ impl<S: GaussianKernel> NetModel<S> {
         c: &Coefficients,
         labels: Option<&Tensor>,
     ) -> Result<Tensor> {
-        let xin = x.broadcast_mul(&row_tensor(&c.c_in, x)?)?;
-        let cn = Tensor::from_vec(
-            c.c_noise.iter().map(|&v| v as f32).collect::<Vec<_>>(),
-            c.c_noise.len(),
-            x.device(),
-        )?;
-        Ok(self.net.forward(&xin, &cn, labels)?)
+        self.forward_part().network_output(x, c, labels)
+    }
+
+    /// The SDE-free part of the model (network and preconditioning), which can be shared
+    /// across threads whatever the SDE type.
+    pub fn forward_part(&self) -> NetForward<'_> {
+        NetForward {
+            net: &*self.net,
+            precondition: self.cfg.precondition,
+        }
     }
 
     /// The model output (in [`ModelConfig::output`]) at `x`, times `t` `[N]`, with
@@ -246,8 +263,36 @@ impl<S: GaussianKernel> NetModel<S> {
         }
         let x = x.to_dtype(DType::F32)?;
         let c = self.coefficients(ts);
-        let out = self.output_with(&x, &c, labels)?;
-        Ok(out.to_dtype(dtype)?)
+        let n = ts.len();
+        // Rows are independent, so large batches are split across cores: the same numbers,
+        // and on few cores faster than candle's own 2-thread matmul (docs/benchmarks.md).
+        let parts = std::thread::available_parallelism()
+            .map_or(1, |p| p.get())
+            .min(n / 256)
+            .max(1);
+        if parts == 1 {
+            return Ok(self.output_with(&x, &c, labels)?.to_dtype(dtype)?);
+        }
+        let net = self.forward_part();
+        let part = |i: usize| -> Result<Tensor> {
+            let (s, e) = (i * n / parts, (i + 1) * n / parts);
+            let y = labels.map(|y| y.narrow(0, s, e - s)).transpose()?;
+            net.output_with(&x.narrow(0, s, e - s)?, &c.rows(s, e), y.as_ref())
+        };
+        let outs = std::thread::scope(|scope| {
+            let handles: Vec<_> = (1..parts).map(|i| scope.spawn(move || part(i))).collect();
+            let mut v = vec![part(0)];
+            for h in handles {
+                v.push(
+                    h.join()
+                        .unwrap_or_else(|_| Err(invalid!("a model thread panicked"))),
+                );
+            }
+            v
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
+        Ok(Tensor::cat(&outs, 0)?.to_dtype(dtype)?)
     }
 
     /// The model output for f32 `x` with precomputed coefficients.
@@ -257,8 +302,44 @@ impl<S: GaussianKernel> NetModel<S> {
         c: &Coefficients,
         labels: Option<&Tensor>,
     ) -> Result<Tensor> {
+        self.forward_part().output_with(x, c, labels)
+    }
+}
+
+/// A [`NetModel`]'s network and output preconditioning, without its SDE: `Send + Sync`
+/// for any SDE, so a training step can evaluate parts of a batch on several threads.
+#[derive(Clone, Copy)]
+pub struct NetForward<'a> {
+    net: &'a dyn Network,
+    precondition: bool,
+}
+
+impl NetForward<'_> {
+    /// The raw network output `F` at `x` (f32) with the coefficients of its rows.
+    pub fn network_output(
+        &self,
+        x: &Tensor,
+        c: &Coefficients,
+        labels: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let xin = x.broadcast_mul(&row_tensor(&c.c_in, x)?)?;
+        let cn = Tensor::from_vec(
+            c.c_noise.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+            c.c_noise.len(),
+            x.device(),
+        )?;
+        Ok(self.net.forward(&xin, &cn, labels)?)
+    }
+
+    /// The model output (network output after the preconditioning) for f32 `x`.
+    pub fn output_with(
+        &self,
+        x: &Tensor,
+        c: &Coefficients,
+        labels: Option<&Tensor>,
+    ) -> Result<Tensor> {
         let f = self.network_output(x, c, labels)?;
-        if !self.cfg.precondition {
+        if !self.precondition {
             return Ok(f);
         }
         let skip: Vec<f64> = c.c_skip.iter().zip(&c.a).map(|(s, a)| s / a).collect();

@@ -7,6 +7,7 @@
 //! stream `(seed, k)`, so training is reproducible and a resumed run continues exactly:
 //! N steps straight and N/2 + resume + N/2 give identical weights.
 
+use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -19,11 +20,24 @@ use crate::netmodel::NetModel;
 use crate::sde::GaussianKernel;
 
 pub mod checkpoint;
+pub mod classifier;
 pub mod loss;
 pub mod optim;
 
 pub use checkpoint::{Checkpoint, CheckpointInfo};
 pub use loss::Weighting;
+
+/// Sets `RAYON_NUM_THREADS=1` unless it is set: candle's matmuls then run on one thread,
+/// and training steps ([`TrainConfig::chunks`]) and large model evaluations
+/// ([`NetModel::forward_times`]) parallelise over parts of the batch instead — on two
+/// cores a training step of the benchmark MLP takes ~48 ms this way against ~73 ms with a
+/// 2-thread matmul (docs/benchmarks.md). Call it first thing in `main`, before any thread
+/// exists (it changes the process environment); the `sbdm` binary and the examples do.
+pub fn prefer_batch_parallelism() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
+}
 
 /// The learning-rate schedule after the linear warm-up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +81,16 @@ pub struct TrainConfig {
     pub label_dropout: f64,
     /// The seed of the initialisation and of every step's randomness.
     pub seed: u64,
+    /// Each step's batch is evaluated (forward and backward) in this many parts on
+    /// parallel threads and their gradients summed: the same loss and gradient up to
+    /// float summation order, faster on several cores. Part of the configuration (not
+    /// taken from the machine), so results do not depend on the core count.
+    #[serde(default = "one")]
+    pub chunks: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Default for TrainConfig {
@@ -86,6 +110,7 @@ impl Default for TrainConfig {
             weighting: Weighting::B2,
             label_dropout: 0.1,
             seed: 0,
+            chunks: 2,
         }
     }
 }
@@ -277,25 +302,87 @@ impl<S: GaussianKernel + Clone> Trainer<S> {
             }
         };
         let c = self.model.coefficients(&ts);
-        let xt = loss::perturb(&x0, &eps, &c.a, &c.b)?;
-        let out = self.model.output_with(&xt, &c, labels.as_ref())?;
         let kind = self.model.config().output();
         let c_out = self
             .model
             .config()
             .precondition
             .then_some(c.c_out.as_slice());
-        let w = loss::row_weights(self.cfg.weighting, sde, kind, &ts, c_out)?;
-        let target = loss::target(kind, &x0, &eps, &c.a, &c.b)?;
-        let l = loss::weighted_mse(&out, &target, &w)?;
-        let lv = f64::from(l.to_scalar::<f32>()?);
+        let mut w = loss::row_weights(self.cfg.weighting, sde, kind, &ts, c_out)?;
+        // Rows in `chunks` parts, each a share of the full-batch mean.
+        let chunks = self.cfg.chunks.clamp(1, n);
+        let share = |s: usize, e: usize| (e - s) as f64 / n as f64;
+        let bounds: Vec<(usize, usize)> = (0..chunks)
+            .map(|i| (i * n / chunks, (i + 1) * n / chunks))
+            .collect();
+        for &(s, e) in &bounds {
+            let f = share(s, e);
+            w[s..e].iter_mut().for_each(|v| *v *= f);
+        }
+        let net = self.model.forward_part();
+        let part = |(s, e): (usize, usize)| -> Result<(f64, Option<GradStore>)> {
+            let rows = |t: &Tensor| t.narrow(0, s, e - s);
+            let (x0, eps) = (rows(&x0)?, rows(&eps)?);
+            let labels = labels.as_ref().map(rows).transpose()?;
+            let c = c.rows(s, e);
+            let xt = loss::perturb(&x0, &eps, &c.a, &c.b)?;
+            let out = net.output_with(&xt, &c, labels.as_ref())?;
+            let target = loss::target(kind, &x0, &eps, &c.a, &c.b)?;
+            let l = loss::weighted_mse(&out, &target, &w[s..e])?;
+            let lv = f64::from(l.to_scalar::<f32>()?);
+            // No backward through a non-finite loss: the step fails below.
+            let grads = if lv.is_finite() {
+                Some(l.backward()?)
+            } else {
+                None
+            };
+            Ok((lv, grads))
+        };
+        // The first part on this thread, the others on scoped threads. With candle's
+        // matmuls single-threaded (RAYON_NUM_THREADS=1, which the sbdm binaries set),
+        // this is the fastest use of two cores (docs/benchmarks.md).
+        let parts: Vec<Result<(f64, Option<GradStore>)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = bounds[1..]
+                .iter()
+                .map(|&b| scope.spawn(move || part(b)))
+                .collect();
+            let mut v = vec![part(bounds[0])];
+            for h in handles {
+                v.push(
+                    h.join()
+                        .unwrap_or_else(|_| Err(invalid!("a training thread panicked"))),
+                );
+            }
+            v
+        });
+        let mut lv = 0.0;
+        let mut grads: Option<GradStore> = None;
+        for p in parts {
+            let (l, g) = p?;
+            lv += l;
+            match (&mut grads, g) {
+                (_, None) => {}
+                (None, Some(g)) => grads = Some(g),
+                (Some(acc), Some(g)) => {
+                    for var in &self.vars {
+                        if let Some(gi) = g.get(var) {
+                            let sum = match acc.get(var) {
+                                Some(a) => (a + gi)?,
+                                None => gi.clone(),
+                            };
+                            acc.insert(var, sum);
+                        }
+                    }
+                }
+            }
+        }
         if !lv.is_finite() {
             return Err(Error::Training {
                 step: k + 1,
                 message: format!("the loss is {lv}"),
             });
         }
-        let grads = l.backward()?;
+        let grads = grads.ok_or_else(|| invalid!("no gradients were computed"))?;
         let gn = optim::grad_norm(&self.vars, &grads)?;
         if !gn.is_finite() {
             return Err(Error::Training {

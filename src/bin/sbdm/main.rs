@@ -36,6 +36,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    sbdm_runtime::train::prefer_batch_parallelism();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Derive(args) => derive::run(&args),
