@@ -119,15 +119,15 @@ fn check(label: &str, (shares, within, m2): (Vec<f64>, f64, f64)) {
 fn short_training_on_8_gaussians_covers_every_mode() {
     check(
         "eps, preconditioned, uniform",
-        train_and_sample(Prediction::Eps, true, Weighting::Uniform, 1500),
+        train_and_sample(Prediction::Eps, true, Weighting::Uniform, 3000),
     );
 }
 
 #[test]
 fn short_training_without_preconditioning_covers_every_mode() {
     check(
-        "eps, b2",
-        train_and_sample(Prediction::Eps, false, Weighting::B2, 1500),
+        "v, min-snr",
+        train_and_sample(Prediction::V, false, Weighting::MinSnr { gamma: 5.0 }, 3000),
     );
 }
 
