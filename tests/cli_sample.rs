@@ -2,31 +2,16 @@
 //! `.npy` of the right shape and are close to exact samples; every bad input exits
 //! non-zero with a one-line message and writes nothing.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use candle_core::{Device, Tensor};
 
+use common::sbdm;
+
 const MIXTURE: &str = r#"{"weights": [0.25, 0.25, 0.25, 0.25],
   "means": [[2, 0], [0, 2], [-2, 0], [0, -2]], "stds": [0.3, 0.3, 0.3, 0.3]}"#;
-
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-fn sbdm(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_sbdm"))
-        .args(args)
-        .output()
-        .expect("run sbdm");
-    Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 /// A temp dir with `in/` (inputs: the mixture JSON) and an empty `out/`.
 struct Dirs {
@@ -128,7 +113,7 @@ fn ddim_samples_are_close_to_exact_samples() {
         &png,
     ];
     let r = sbdm(&args);
-    assert!(r.ok, "{}", r.stderr);
+    assert!(r.ok(), "{}", r.stderr);
     let x = read_npy(Path::new(&out));
     assert_eq!(x.dims(), [2000, 2]);
     assert_eq!(value(&r.stdout, "NFE"), 50.0);
@@ -153,7 +138,7 @@ fn ddim_samples_are_close_to_exact_samples() {
     let i = args2.iter().position(|a| *a == out.as_str()).unwrap();
     args2[i] = &again;
     args2.truncate(args2.len() - 2); // no plot
-    assert!(sbdm(&args2).ok);
+    assert!(sbdm(&args2).ok());
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
 }
 
@@ -187,14 +172,14 @@ fn init_is_used_as_given() {
         "--out",
         &out,
     ]);
-    assert!(r.ok, "{}", r.stderr);
+    assert!(r.ok(), "{}", r.stderr);
     assert_eq!(read_npy(Path::new(&out)).dims(), [64, 2]);
 }
 
 #[test]
 fn help_lists_every_name() {
     let r = sbdm(&["sample", "--sampler", "help"]);
-    assert!(r.ok);
+    assert!(r.ok());
     for name in [
         "em",
         "reverse-diffusion",
@@ -213,7 +198,7 @@ fn help_lists_every_name() {
         assert_listed(&r.stdout, name);
     }
     let r = sbdm(&["sample", "--sde", "help"]);
-    assert!(r.ok);
+    assert!(r.ok());
     for name in [
         "vp",
         "subvp",
@@ -248,7 +233,7 @@ fn discrete_schedule_samples() {
         "--out",
         &out,
     ]);
-    assert!(r.ok, "{}", r.stderr);
+    assert!(r.ok(), "{}", r.stderr);
     assert_eq!(read_npy(Path::new(&out)).dims(), [500, 2]);
 }
 
@@ -283,7 +268,7 @@ fn rejects(d: &Dirs, changes: &[(&str, &str)], expect: &str) {
     }
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let r = sbdm(&argv);
-    assert!(!r.ok, "{changes:?} succeeded:\n{}", r.stdout);
+    assert!(!r.ok(), "{changes:?} succeeded:\n{}", r.stdout);
     let msg = r.stderr.trim();
     assert_eq!(msg.lines().count(), 1, "{changes:?}: not one line:\n{msg}");
     assert!(
@@ -386,14 +371,14 @@ fn discrete_spacing() {
         ])
     };
     let ok = run("ddpm-linear");
-    assert!(ok.ok, "{}", ok.stderr);
+    assert!(ok.ok(), "{}", ok.stderr);
     assert!(ok.stdout.contains("trailing spacing"), "{}", ok.stdout);
     // E|x|² within 5% of the exact 4.5 at 200 DDIM steps (first-order bias ~0.5%).
     let m2 = value(&ok.stdout, "E|x|^2");
     assert!((m2 - 4.5).abs() < 0.05 * 4.5, "E|x|^2 = {m2}");
     std::fs::remove_file(&out).unwrap();
     let bad = run("vp");
-    assert!(!bad.ok);
+    assert!(!bad.ok());
     assert!(
         bad.stderr.contains("--spacing applies to the discrete"),
         "{}",
@@ -427,7 +412,7 @@ fn edm_defaults_to_karras() {
         ];
         args.extend_from_slice(extra);
         let r = sbdm(&args);
-        assert!(r.ok, "{}", r.stderr);
+        assert!(r.ok(), "{}", r.stderr);
         r
     };
     let auto = run(&[]);

@@ -2,35 +2,14 @@
 //! a checkpoint, resuming to the weights of an uninterrupted run, stopping on a NaN
 //! loss, one-line errors for bad input, and `sbdm sample --model ckpt:…` on the result.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use candle_core::{DType, Device, Tensor};
 use sbdm_runtime::train::checkpoint::{self, Checkpoint};
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn ok(&self) -> bool {
-        self.code == Some(0)
-    }
-}
-
-fn sbdm(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_sbdm"))
-        .args(args)
-        .output()
-        .expect("run sbdm");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use common::{sbdm, Run};
 
 /// A tiny MLP on moons for VP: fast enough to train for tens of steps in a test.
 const TINY: &[&str] = &[
@@ -58,6 +37,23 @@ fn train(extra: &[&str]) -> Run {
         }
     }
     sbdm(&args)
+}
+
+/// `sbdm sample` arguments: `n` samples from `model` by DDIM in `steps` steps, to `out`.
+fn ddim_sample<'a>(model: &'a str, steps: &'a str, n: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "sample",
+        "--model",
+        model,
+        "--sampler",
+        "ddim",
+        "--steps",
+        steps,
+        "--n",
+        n,
+        "--out",
+        out,
+    ]
 }
 
 fn path_str(p: &Path) -> String {
@@ -217,19 +213,7 @@ fn train_refuse_resume_and_sample() {
     let samples = root.path().join("s.npy");
     let samples_s = path_str(&samples);
     let sample = |extra: &[&str]| {
-        let mut args = vec![
-            "sample",
-            "--model",
-            &model,
-            "--sampler",
-            "ddim",
-            "--steps",
-            "10",
-            "--n",
-            "100",
-            "--out",
-            &samples_s,
-        ];
+        let mut args = ddim_sample(&model, "10", "100", &samples_s);
         args.extend_from_slice(extra);
         sbdm(&args)
     };
@@ -307,21 +291,9 @@ fn unet_on_shapes_trains_and_samples_images() {
     let model = format!("ckpt:{}", path_str(&out.join("model.safetensors")));
     let (npy, png) = (root.path().join("s.npy"), root.path().join("s.png"));
     let (npy_s, png_s) = (path_str(&npy), path_str(&png));
-    let r = sbdm(&[
-        "sample",
-        "--model",
-        &model,
-        "--sampler",
-        "ddim",
-        "--steps",
-        "3",
-        "--n",
-        "6",
-        "--out",
-        &npy_s,
-        "--plot",
-        &png_s,
-    ]);
+    let mut args = ddim_sample(&model, "3", "6", &npy_s);
+    args.extend(["--plot", png_s.as_str()]);
+    let r = sbdm(&args);
     assert!(r.ok(), "{}", r.stderr);
     let x = sbdm_runtime::io::read_npy(&npy, 4).unwrap();
     assert_eq!(x.dims(), [6, 1, 16, 16]);

@@ -9,11 +9,11 @@
 //!   `x_0 = c_skip·x_t/a + c_out·F` with `c_skip = σ_d²/(σ² + σ_d²)`,
 //!   `c_out = σ·σ_d/√(σ² + σ_d²)` (then the model reports [`Prediction::X0`]).
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{invalid, Result};
+use crate::error::{invalid, Error, Result};
 use crate::model::ScoreModel;
 use crate::nn::{seeded_varbuilder, NetConfig, Network};
 use crate::prediction::Prediction;
@@ -112,6 +112,18 @@ impl Coefficients {
     }
 }
 
+/// Defines `NetModel` methods that evaluate the network through
+/// [`NetModel::forward_part`]: each `METHOD` is `self.forward_part().METHOD(x, c, labels)`
+/// with [`NetForward`]'s signature.
+macro_rules! via_forward_part {
+    ($($(#[$doc:meta])* $name:ident;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(&self, x: &Tensor, c: &Coefficients, labels: Option<&Tensor>) -> Result<Tensor> {
+            self.forward_part().$name(x, c, labels)
+        }
+    )*};
+}
+
 /// A network score model for the SDE `S`.
 pub struct NetModel<S> {
     sde: S,
@@ -158,39 +170,13 @@ impl<S: GaussianKernel> NetModel<S> {
     }
 
     /// The weights as `(name, var)`, sorted by name.
-    pub fn vars(&self) -> Vec<(String, candle_core::Var)> {
-        let data = self.varmap.data().lock().expect("varmap lock");
-        let mut v: Vec<_> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
+    pub fn vars(&self) -> Vec<(String, Var)> {
+        sorted_vars(&self.varmap)
     }
 
     /// Overwrites the weights by name; every variable must be given, with its shape.
     pub fn set_weights(&self, weights: &[(String, Tensor)]) -> Result<()> {
-        let vars = self.vars();
-        if vars.len() != weights.len() {
-            return Err(invalid!(
-                "the model has {} weight tensors, {} were given",
-                vars.len(),
-                weights.len()
-            ));
-        }
-        let map: std::collections::HashMap<&str, &Tensor> =
-            weights.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        for (name, var) in &vars {
-            let w = map
-                .get(name.as_str())
-                .ok_or_else(|| invalid!("weight `{name}` is missing"))?;
-            if w.dims() != var.dims() {
-                return Err(invalid!(
-                    "weight `{name}` has shape {:?}, the model expects {:?}",
-                    w.dims(),
-                    var.dims()
-                ));
-            }
-            var.set(&w.to_dtype(var.dtype())?.to_device(&self.device)?)?;
-        }
-        Ok(())
+        set_vars(&self.varmap, weights, "model", &self.device)
     }
 
     /// The wrapper's coefficients at times `t`.
@@ -224,14 +210,11 @@ impl<S: GaussianKernel> NetModel<S> {
         c
     }
 
-    /// The raw network output `F` at `x` (f32) with the coefficients of its rows.
-    pub fn network_output(
-        &self,
-        x: &Tensor,
-        c: &Coefficients,
-        labels: Option<&Tensor>,
-    ) -> Result<Tensor> {
-        self.forward_part().network_output(x, c, labels)
+    via_forward_part! {
+        /// The raw network output `F` at `x` (f32) with the coefficients of its rows.
+        network_output;
+        /// The model output for f32 `x` with precomputed coefficients.
+        output_with;
     }
 
     /// The SDE-free part of the model (network and preconditioning), which can be shared
@@ -274,35 +257,12 @@ impl<S: GaussianKernel> NetModel<S> {
             return Ok(self.output_with(&x, &c, labels)?.to_dtype(dtype)?);
         }
         let net = self.forward_part();
-        let part = |i: usize| -> Result<Tensor> {
+        let outs = run_parts(parts, "model", |i| {
             let (s, e) = (i * n / parts, (i + 1) * n / parts);
             let y = labels.map(|y| y.narrow(0, s, e - s)).transpose()?;
             net.output_with(&x.narrow(0, s, e - s)?, &c.rows(s, e), y.as_ref())
-        };
-        let outs = std::thread::scope(|scope| {
-            let handles: Vec<_> = (1..parts).map(|i| scope.spawn(move || part(i))).collect();
-            let mut v = vec![part(0)];
-            for h in handles {
-                v.push(
-                    h.join()
-                        .unwrap_or_else(|_| Err(invalid!("a model thread panicked"))),
-                );
-            }
-            v
-        })
-        .into_iter()
-        .collect::<Result<Vec<_>>>()?;
+        })?;
         Ok(Tensor::cat(&outs, 0)?.to_dtype(dtype)?)
-    }
-
-    /// The model output for f32 `x` with precomputed coefficients.
-    pub fn output_with(
-        &self,
-        x: &Tensor,
-        c: &Coefficients,
-        labels: Option<&Tensor>,
-    ) -> Result<Tensor> {
-        self.forward_part().output_with(x, c, labels)
     }
 }
 
@@ -372,4 +332,71 @@ pub(crate) fn row_tensor(v: &[f64], like: &Tensor) -> Result<Tensor> {
         .to_dtype(like.dtype())?,
     };
     Ok(t)
+}
+
+/// The variables of `varmap` as `(name, var)`, sorted by name.
+pub(crate) fn sorted_vars(varmap: &VarMap) -> Vec<(String, Var)> {
+    let data = varmap.data().lock().expect("varmap lock");
+    let mut v: Vec<_> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// Overwrites the variables of `varmap` by name, converted to their dtype and to
+/// `device`; every variable must be given, with its shape. `what` names the owner
+/// (`model`, `classifier`) in the errors.
+pub(crate) fn set_vars(
+    varmap: &VarMap,
+    weights: &[(String, Tensor)],
+    what: &str,
+    device: &Device,
+) -> Result<()> {
+    let vars = sorted_vars(varmap);
+    if vars.len() != weights.len() {
+        return Err(invalid!(
+            "the {what} has {} weight tensors, {} were given",
+            vars.len(),
+            weights.len()
+        ));
+    }
+    let map: std::collections::HashMap<&str, &Tensor> =
+        weights.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    for (name, var) in &vars {
+        let w = map
+            .get(name.as_str())
+            .ok_or_else(|| invalid!("weight `{name}` is missing"))?;
+        if w.dims() != var.dims() {
+            return Err(invalid!(
+                "weight `{name}` has shape {:?}, the {what} expects {:?}",
+                w.dims(),
+                var.dims()
+            ));
+        }
+        var.set(&w.to_dtype(var.dtype())?.to_device(device)?)?;
+    }
+    Ok(())
+}
+
+/// Runs `f(0), …, f(n − 1)`, the first on this thread and the others on scoped threads,
+/// and returns their results in order, or the first error in that order. A panicked
+/// thread counts as the error "a `what` thread panicked".
+pub(crate) fn run_parts<T: Send>(
+    n: usize,
+    what: &str,
+    f: impl Fn(usize) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..n).map(|i| scope.spawn(move || f(i))).collect();
+        let mut v = vec![f(0)];
+        for h in handles {
+            v.push(
+                h.join()
+                    .unwrap_or_else(|_| Err::<T, Error>(invalid!("a {what} thread panicked"))),
+            );
+        }
+        v
+    })
+    .into_iter()
+    .collect()
 }

@@ -1,6 +1,8 @@
 //! Time-dependent classifiers: against the exact class posterior of 8gaussians, their
 //! input gradients, resume, and refusals.
 
+mod common;
+
 use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Tensor};
@@ -13,8 +15,10 @@ use sbdm_runtime::error::Error;
 use sbdm_runtime::netmodel::{ModelConfig, NetModel};
 use sbdm_runtime::nn::{ClassifierConfig, EmbedConfig, MlpConfig, NetConfig};
 use sbdm_runtime::train::classifier::{load_classifier, ClassifierModel, ClassifierTrainer};
-use sbdm_runtime::train::{self, checkpoint, LrSchedule, TrainConfig, Trainer};
+use sbdm_runtime::train::{self, LrSchedule, TrainConfig, Trainer};
 use sbdm_runtime::GaussianKernel;
+
+use common::{half_then_resume, tensors};
 
 /// `σ_d` of 8gaussians: `√(E|x|²/2) = √(16.5/2) ≈ 2.87`.
 const SIGMA_DATA: f64 = 2.87;
@@ -252,22 +256,6 @@ fn mean_cosine(g: &[Vec<f32>], x: &[[f64; 2]], labels: &[u32], t: f64) -> (f64, 
     (sum / f64::from(count.max(1)), count)
 }
 
-fn tensors(path: &std::path::Path) -> Vec<(String, Vec<f32>)> {
-    let ck = checkpoint::load(path, &Device::Cpu).unwrap();
-    let mut v: Vec<_> = ck
-        .tensors
-        .iter()
-        .map(|(k, t)| {
-            (
-                k.clone(),
-                t.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            )
-        })
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
-}
-
 #[test]
 fn resume_continues_exactly() {
     let dir = tempfile::tempdir().unwrap();
@@ -282,21 +270,7 @@ fn resume_continues_exactly() {
     }
     a.save(&straight).unwrap();
 
-    let half = dir.path().join("half.safetensors");
-    let mut b = trainer(small(), cfg.clone());
-    for _ in 0..6 {
-        b.step().unwrap();
-    }
-    b.save(&half).unwrap();
-    drop(b);
-    let mut c = trainer(small(), cfg.clone());
-    c.restore(&half).unwrap();
-    assert_eq!(c.steps_done(), 6);
-    for _ in 0..6 {
-        c.step().unwrap();
-    }
-    let resumed = dir.path().join("resumed.safetensors");
-    c.save(&resumed).unwrap();
+    let (half, resumed) = half_then_resume(dir.path(), || trainer(small(), cfg.clone()));
     // Weights, EMA and optimiser moments all bit-identical; and training moved them.
     let (s, r, h) = (tensors(&straight), tensors(&resumed), tensors(&half));
     assert!(s == r, "the resumed run differs");

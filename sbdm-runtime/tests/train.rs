@@ -1,5 +1,7 @@
 //! Training runs: reproducibility, resume, checkpoints and their refusals.
 
+mod common;
+
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
@@ -12,6 +14,8 @@ use sbdm_runtime::nn::{EmbedConfig, MlpConfig, NetConfig};
 use sbdm_runtime::prediction::Prediction;
 use sbdm_runtime::train::{self, checkpoint, TrainConfig, Trainer, Weighting};
 use sbdm_runtime::GaussianKernel;
+
+use common::{half_then_resume, tensors};
 
 fn small_model(prediction: Prediction, precondition: bool) -> ModelConfig {
     ModelConfig {
@@ -47,22 +51,6 @@ fn trainer<S: GaussianKernel + Clone>(sde: S, m: ModelConfig, t: TrainConfig) ->
     Trainer::new(model, Dataset::Toy(Toy::EightGaussians), "8gaussians", t).unwrap()
 }
 
-fn tensors(path: &std::path::Path) -> Vec<(String, Vec<f32>)> {
-    let ck = checkpoint::load(path, &Device::Cpu).unwrap();
-    let mut v: Vec<_> = ck
-        .tensors
-        .iter()
-        .map(|(k, t)| {
-            (
-                k.clone(),
-                t.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            )
-        })
-        .collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
-}
-
 #[test]
 fn resume_continues_exactly_and_seeds_reproduce() {
     let dir = tempfile::tempdir().unwrap();
@@ -80,21 +68,9 @@ fn resume_continues_exactly_and_seeds_reproduce() {
         }
         a.save(&straight).unwrap();
 
-        let half = dir.path().join("half.safetensors");
-        let mut b = trainer(VpSde::default(), cfg.clone(), t.clone());
-        for _ in 0..6 {
-            b.step().unwrap();
-        }
-        b.save(&half).unwrap();
-        drop(b);
-        let mut c = trainer(VpSde::default(), cfg.clone(), t.clone());
-        c.restore(&half).unwrap();
-        assert_eq!(c.steps_done(), 6);
-        for _ in 0..6 {
-            c.step().unwrap();
-        }
-        let resumed = dir.path().join("resumed.safetensors");
-        c.save(&resumed).unwrap();
+        let (_, resumed) = half_then_resume(dir.path(), || {
+            trainer(VpSde::default(), cfg.clone(), t.clone())
+        });
         // Weights, EMA and optimiser moments all bit-identical.
         assert!(
             tensors(&straight) == tensors(&resumed),

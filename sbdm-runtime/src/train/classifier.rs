@@ -43,15 +43,12 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use rand_distr::StandardNormal;
 
 use super::checkpoint::{self, CheckpointInfo};
-use super::{loss, optim, StepStats, TrainConfig};
+use super::{check_train, loss, Draws, RunState, StepStats, TrainConfig};
 use crate::data::Dataset;
 use crate::error::{invalid, Error, Result};
-use crate::netmodel::{row_tensor, ModelConfig};
+use crate::netmodel::{row_tensor, set_vars, sorted_vars, ModelConfig};
 use crate::nn::{seeded_varbuilder, Classifier, ClassifierConfig};
 use crate::prediction::Prediction;
 use crate::sde::GaussianKernel;
@@ -62,6 +59,8 @@ const NET: &str = "classifier.net";
 const EMA: &str = "classifier.ema";
 const ADAM_M: &str = "classifier.adam.m";
 const ADAM_V: &str = "classifier.adam.v";
+/// All four, in the order [`RunState`] takes them.
+const GROUPS: [&str; 4] = [NET, EMA, ADAM_M, ADAM_V];
 
 /// The input scale `c_in = 1/√(b² + a²σ_d²)` and the conditioning `c_noise = ln(σ)/4`,
 /// `σ = b/a`, of each time in `t` (the same as [`NetModel`](crate::netmodel::NetModel)'s).
@@ -150,38 +149,12 @@ impl<S: GaussianKernel> ClassifierModel<S> {
 
     /// The weights as `(name, var)`, sorted by name.
     pub fn vars(&self) -> Vec<(String, Var)> {
-        let data = self.varmap.data().lock().expect("varmap lock");
-        let mut v: Vec<_> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
+        sorted_vars(&self.varmap)
     }
 
     /// Overwrites the weights by name; every variable must be given, with its shape.
     pub fn set_weights(&self, weights: &[(String, Tensor)]) -> Result<()> {
-        let vars = self.vars();
-        if vars.len() != weights.len() {
-            return Err(invalid!(
-                "the classifier has {} weight tensors, {} were given",
-                vars.len(),
-                weights.len()
-            ));
-        }
-        let map: std::collections::HashMap<&str, &Tensor> =
-            weights.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        for (name, var) in &vars {
-            let w = map
-                .get(name.as_str())
-                .ok_or_else(|| invalid!("weight `{name}` is missing"))?;
-            if w.dims() != var.dims() {
-                return Err(invalid!(
-                    "weight `{name}` has shape {:?}, the classifier expects {:?}",
-                    w.dims(),
-                    var.dims()
-                ));
-            }
-            var.set(&w.to_dtype(var.dtype())?.to_device(&self.device)?)?;
-        }
-        Ok(())
+        set_vars(&self.varmap, weights, "classifier", &self.device)
     }
 
     /// The logits f32 `[N, num_classes]` of `x` (`[N, dim]` or `[N, C, H, W]`, any float
@@ -276,11 +249,7 @@ pub struct ClassifierTrainer<S> {
     data: Dataset,
     data_name: String,
     cfg: TrainConfig,
-    names: Vec<String>,
-    vars: Vec<Var>,
-    opt: optim::AdamW,
-    ema: optim::Ema,
-    step: u64,
+    state: RunState,
 }
 
 impl<S: GaussianKernel + Clone> ClassifierTrainer<S> {
@@ -319,25 +288,19 @@ impl<S: GaussianKernel + Clone> ClassifierTrainer<S> {
             }
             _ => {}
         }
-        let (names, vars): (Vec<_>, Vec<_>) = model.vars().into_iter().unzip();
-        let opt = optim::AdamW::new(&vars, cfg.beta1, cfg.beta2, cfg.adam_eps, cfg.weight_decay)?;
-        let ema = optim::Ema::new(&vars, cfg.ema_decay)?;
+        let state = RunState::new(model.vars(), &cfg)?;
         Ok(ClassifierTrainer {
             model,
             data,
             data_name,
             cfg,
-            names,
-            vars,
-            opt,
-            ema,
-            step: 0,
+            state,
         })
     }
 
     /// Steps completed.
     pub fn steps_done(&self) -> u64 {
-        self.step
+        self.state.step()
     }
 
     /// The configuration.
@@ -364,13 +327,7 @@ impl<S: GaussianKernel + Clone> ClassifierTrainer<S> {
             self.cfg.seed,
             &self.model.device,
         )?;
-        let w: Vec<(String, Tensor)> = self
-            .names
-            .iter()
-            .cloned()
-            .zip(self.ema.values.iter().cloned())
-            .collect();
-        m.set_weights(&w)?;
+        m.set_weights(&self.state.ema_weights())?;
         Ok(m)
     }
 
@@ -378,22 +335,17 @@ impl<S: GaussianKernel + Clone> ClassifierTrainer<S> {
     /// `t ~ U(t_min, T)`. A non-finite loss or gradient stops with an
     /// [`Error::Training`] naming the step, before any weight is touched.
     pub fn step(&mut self) -> Result<StepStats> {
-        let k = self.step;
-        let mut rng = ChaCha8Rng::seed_from_u64(self.cfg.seed);
-        rng.set_stream(k + 1);
+        let k = self.state.step();
         let device = self.model.device.clone();
-        let n = self.cfg.batch;
-        let (x0, labels) = self.data.batch(n, &mut rng, &device)?;
-        let labels = labels.ok_or_else(|| invalid!("the dataset gave a batch without labels"))?;
         let sde = &self.model.sde;
-        let (t0, t1) = sde.time_range();
-        let ts: Vec<f64> = (0..n)
-            .map(|_| t0 + (t1 - t0) * rng.random::<f64>())
-            .collect();
-        let eps: Vec<f32> = (0..x0.elem_count())
-            .map(|_| rng.sample(StandardNormal))
-            .collect();
-        let eps = Tensor::from_vec(eps, x0.shape(), &device)?;
+        let Draws {
+            x0,
+            labels,
+            ts,
+            eps,
+            ..
+        } = Draws::new(&self.data, &self.cfg, sde, k, &device)?;
+        let labels = labels.ok_or_else(|| invalid!("the dataset gave a batch without labels"))?;
         let a: Vec<f64> = ts.iter().map(|&t| sde.mean_coef(t)).collect();
         let b: Vec<f64> = ts.iter().map(|&t| sde.std(t)).collect();
         let xt = loss::perturb(&x0, &eps, &a, &b)?;
@@ -406,57 +358,25 @@ impl<S: GaussianKernel + Clone> ClassifierTrainer<S> {
             });
         }
         let grads = l.backward()?;
-        let gn = optim::grad_norm(&self.vars, &grads)?;
-        if !gn.is_finite() {
-            return Err(Error::Training {
-                step: k + 1,
-                message: format!("the gradient norm is {gn}"),
-            });
-        }
-        let scale = if self.cfg.clip > 0.0 && gn > self.cfg.clip {
-            self.cfg.clip / gn
-        } else {
-            1.0
-        };
-        let lr = self.cfg.lr_at(k);
-        self.opt.step(&self.vars, &grads, lr, scale)?;
-        self.ema.update(&self.vars, k)?;
-        self.step += 1;
-        Ok(StepStats {
-            step: self.step,
-            loss: lv,
-            grad_norm: gn,
-            lr,
-        })
+        self.state.apply(&grads, &self.cfg, lv)
     }
 
     /// The checkpoint metadata of the run as it stands: `model` holds the backbone and
     /// `σ_d`, `data` is `classifier[K]:NAME` (the class count and the data's name).
     pub fn info(&self) -> CheckpointInfo {
-        CheckpointInfo {
-            sde: self.model.sde.name().to_string(),
-            sde_fingerprint: checkpoint::sde_fingerprint(&self.model.sde),
-            model: self.model.checkpoint_model(),
-            train: Some(self.cfg.clone()),
-            data: Some(data_tag(self.model.num_classes(), &self.data_name)),
-            step: self.step,
-            adam_t: self.opt.t,
-            version: env!("CARGO_PKG_VERSION").to_string(),
-        }
+        self.state.info(
+            &self.model.sde,
+            self.model.checkpoint_model(),
+            &self.cfg,
+            data_tag(self.model.num_classes(), &self.data_name),
+        )
     }
 
     /// Writes weights, EMA, optimiser state and metadata to `dest`, atomically. The
     /// tensors are grouped as `classifier.net/`, `classifier.ema/`,
     /// `classifier.adam.m/`, `classifier.adam.v/`.
     pub fn save(&self, dest: impl AsRef<Path>) -> Result<()> {
-        let mut tensors = Vec::with_capacity(4 * self.names.len());
-        for (i, name) in self.names.iter().enumerate() {
-            tensors.push((format!("{NET}/{name}"), self.vars[i].as_tensor().clone()));
-            tensors.push((format!("{EMA}/{name}"), self.ema.values[i].clone()));
-            tensors.push((format!("{ADAM_M}/{name}"), self.opt.m[i].clone()));
-            tensors.push((format!("{ADAM_V}/{name}"), self.opt.v[i].clone()));
-        }
-        checkpoint::save(dest, &self.info(), &tensors)
+        checkpoint::save(dest, &self.info(), &self.state.tensors(GROUPS))
     }
 
     /// Continues from a checkpoint of this same run: the SDE, classifier configuration,
@@ -475,20 +395,7 @@ impl<S: GaussianKernel + Clone> ClassifierTrainer<S> {
             ));
         }
         checkpoint::check_model(&ck.info, &self.model.checkpoint_model(), path)?;
-        let Some(train) = &ck.info.train else {
-            return Err(fmt(
-                "the checkpoint has no training state (weights only)".into()
-            ));
-        };
-        let mut mine = self.cfg.clone();
-        mine.steps = train.steps;
-        if &mine != train {
-            return Err(fmt(format!(
-                "the checkpoint was trained with other settings: {} (resume needs the same; \
-                 only --steps may change)",
-                serde_json::to_string(train).unwrap_or_default()
-            )));
-        }
+        check_train(&ck.info, &self.cfg, path)?;
         let tag = data_tag(self.model.num_classes(), &self.data_name);
         if ck.info.data.as_deref() != Some(tag.as_str()) {
             return Err(fmt(format!(
@@ -496,27 +403,9 @@ impl<S: GaussianKernel + Clone> ClassifierTrainer<S> {
                 ck.info.data.as_deref().unwrap_or("?")
             )));
         }
-        let group = |p: &str| -> Result<Vec<Tensor>> {
-            let g = ck.group(p);
-            if g.len() != self.names.len() || g.iter().zip(&self.names).any(|((a, _), b)| a != b) {
-                return Err(fmt(format!(
-                    "the checkpoint's `{p}` tensors do not match the classifier's"
-                )));
-            }
-            Ok(g.into_iter().map(|(_, t)| t).collect())
-        };
-        let net = group(NET)?;
-        let ema = group(EMA)?;
-        let m = group(ADAM_M)?;
-        let v = group(ADAM_V)?;
-        let w: Vec<(String, Tensor)> = self.names.iter().cloned().zip(net).collect();
-        self.model.set_weights(&w)?;
-        self.ema.values = ema;
-        self.opt.m = m;
-        self.opt.v = v;
-        self.opt.t = ck.info.adam_t;
-        self.step = ck.info.step;
-        Ok(())
+        self.state.restore(&ck, GROUPS, "classifier", path, |w| {
+            self.model.set_weights(w)
+        })
     }
 }
 

@@ -7,8 +7,10 @@
 //! stream `(seed, k)`, so training is reproducible and a resumed run continues exactly:
 //! N steps straight and N/2 + resume + N/2 give identical weights.
 
+use std::path::Path;
+
 use candle_core::backprop::GradStore;
-use candle_core::{Tensor, Var};
+use candle_core::{Device, Tensor, Var};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
@@ -16,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::error::{invalid, Error, Result};
-use crate::netmodel::NetModel;
+use crate::netmodel::{run_parts, ModelConfig, NetModel};
 use crate::sde::GaussianKernel;
 
 pub mod checkpoint;
@@ -193,11 +195,7 @@ pub struct Trainer<S> {
     data: Dataset,
     data_name: String,
     cfg: TrainConfig,
-    names: Vec<String>,
-    vars: Vec<Var>,
-    opt: optim::AdamW,
-    ema: optim::Ema,
-    step: u64,
+    state: RunState,
 }
 
 impl<S: GaussianKernel + Clone> Trainer<S> {
@@ -218,25 +216,19 @@ impl<S: GaussianKernel + Clone> Trainer<S> {
                 model.config().net.name()
             ));
         }
-        let (names, vars): (Vec<_>, Vec<_>) = model.vars().into_iter().unzip();
-        let opt = optim::AdamW::new(&vars, cfg.beta1, cfg.beta2, cfg.adam_eps, cfg.weight_decay)?;
-        let ema = optim::Ema::new(&vars, cfg.ema_decay)?;
+        let state = RunState::new(model.vars(), &cfg)?;
         Ok(Trainer {
             model,
             data,
             data_name: data_name.into(),
             cfg,
-            names,
-            vars,
-            opt,
-            ema,
-            step: 0,
+            state,
         })
     }
 
     /// Steps completed.
     pub fn steps_done(&self) -> u64 {
-        self.step
+        self.state.step
     }
 
     /// The configuration.
@@ -262,33 +254,24 @@ impl<S: GaussianKernel + Clone> Trainer<S> {
             self.cfg.seed,
             self.model.device(),
         )?;
-        let w: Vec<(String, Tensor)> = self
-            .names
-            .iter()
-            .cloned()
-            .zip(self.ema.values.iter().cloned())
-            .collect();
-        m.set_weights(&w)?;
+        m.set_weights(&self.state.ema_weights())?;
         Ok(m)
     }
 
     /// One optimiser step. A non-finite loss or gradient stops with an error naming the
     /// step, before any weight is touched.
     pub fn step(&mut self) -> Result<StepStats> {
-        let k = self.step;
-        let mut rng = ChaCha8Rng::seed_from_u64(self.cfg.seed);
-        rng.set_stream(k + 1);
+        let k = self.state.step;
         let device = self.model.device().clone();
-        let (x0, labels) = self.data.batch(self.cfg.batch, &mut rng, &device)?;
         let sde = self.model.sde();
-        let (t0, t1) = sde.time_range();
         let n = self.cfg.batch;
-        let ts: Vec<f64> = (0..n)
-            .map(|_| t0 + (t1 - t0) * rng.random::<f64>())
-            .collect();
-        let numel = x0.elem_count();
-        let eps: Vec<f32> = (0..numel).map(|_| rng.sample(StandardNormal)).collect();
-        let eps = Tensor::from_vec(eps, x0.shape(), &device)?;
+        let Draws {
+            mut rng,
+            x0,
+            labels,
+            ts,
+            eps,
+        } = Draws::new(&self.data, &self.cfg, sde, k, &device)?;
         let labels = match (self.model.config().net.num_classes(), labels) {
             (0, _) | (_, None) => None,
             (k, Some(y)) => {
@@ -320,7 +303,8 @@ impl<S: GaussianKernel + Clone> Trainer<S> {
             w[s..e].iter_mut().for_each(|v| *v *= f);
         }
         let net = self.model.forward_part();
-        let part = |(s, e): (usize, usize)| -> Result<(f64, Option<GradStore>)> {
+        let part = |i: usize| -> Result<(f64, Option<GradStore>)> {
+            let (s, e) = bounds[i];
             let rows = |t: &Tensor| t.narrow(0, s, e - s);
             let (x0, eps) = (rows(&x0)?, rows(&eps)?);
             let labels = labels.as_ref().map(rows).transpose()?;
@@ -341,30 +325,16 @@ impl<S: GaussianKernel + Clone> Trainer<S> {
         // The first part on this thread, the others on scoped threads. With candle's
         // matmuls single-threaded (RAYON_NUM_THREADS=1, which the sbdm binaries set),
         // this is the fastest use of two cores (docs/benchmarks.md).
-        let parts: Vec<Result<(f64, Option<GradStore>)>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = bounds[1..]
-                .iter()
-                .map(|&b| scope.spawn(move || part(b)))
-                .collect();
-            let mut v = vec![part(bounds[0])];
-            for h in handles {
-                v.push(
-                    h.join()
-                        .unwrap_or_else(|_| Err(invalid!("a training thread panicked"))),
-                );
-            }
-            v
-        });
+        let parts = run_parts(chunks, "training", part)?;
         let mut lv = 0.0;
         let mut grads: Option<GradStore> = None;
-        for p in parts {
-            let (l, g) = p?;
+        for (l, g) in parts {
             lv += l;
             match (&mut grads, g) {
                 (_, None) => {}
                 (None, Some(g)) => grads = Some(g),
                 (Some(acc), Some(g)) => {
-                    for var in &self.vars {
+                    for var in &self.state.vars {
                         if let Some(gi) = g.get(var) {
                             let sum = match acc.get(var) {
                                 Some(a) => (a + gi)?,
@@ -383,106 +353,266 @@ impl<S: GaussianKernel + Clone> Trainer<S> {
             });
         }
         let grads = grads.ok_or_else(|| invalid!("no gradients were computed"))?;
-        let gn = optim::grad_norm(&self.vars, &grads)?;
+        self.state.apply(&grads, &self.cfg, lv)
+    }
+
+    /// The checkpoint metadata of the run as it stands.
+    pub fn info(&self) -> CheckpointInfo {
+        self.state.info(
+            self.model.sde(),
+            self.model.config().clone(),
+            &self.cfg,
+            self.data_name.clone(),
+        )
+    }
+
+    /// Writes weights, EMA, optimiser state and metadata to `dest`, atomically.
+    pub fn save(&self, dest: impl AsRef<Path>) -> Result<()> {
+        checkpoint::save(dest, &self.info(), &self.state.tensors(GROUPS))
+    }
+
+    /// Continues from a checkpoint of this same run: the SDE, model configuration, data
+    /// and training configuration (all but the total step count) must match.
+    pub fn restore(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let ck = checkpoint::load(path, self.model.device())?;
+        checkpoint::check_sde(&ck.info, self.model.sde(), path)?;
+        checkpoint::check_model(&ck.info, self.model.config(), path)?;
+        check_train(&ck.info, &self.cfg, path)?;
+        if ck.info.data.as_deref() != Some(self.data_name.as_str()) {
+            return Err(format_error(
+                path,
+                format!(
+                    "the checkpoint was trained on `{}`, not `{}`",
+                    ck.info.data.as_deref().unwrap_or("?"),
+                    self.data_name
+                ),
+            ));
+        }
+        self.state
+            .restore(&ck, GROUPS, "model", path, |w| self.model.set_weights(w))
+    }
+}
+
+/// The checkpoint tensor groups of a score model's run: weights, EMA, AdamW moments.
+const GROUPS: [&str; 4] = ["net", "ema", "adam.m", "adam.v"];
+
+/// An [`Error::Format`] about the checkpoint at `path`.
+fn format_error(path: &Path, message: String) -> Error {
+    Error::Format {
+        path: path.display().to_string(),
+        message,
+    }
+}
+
+/// Refuses a checkpoint (at `path`) without training state, or trained with settings
+/// other than `cfg`'s (all but the total step count).
+pub(crate) fn check_train(info: &CheckpointInfo, cfg: &TrainConfig, path: &Path) -> Result<()> {
+    let Some(train) = &info.train else {
+        return Err(format_error(
+            path,
+            "the checkpoint has no training state (weights only)".into(),
+        ));
+    };
+    let mut mine = cfg.clone();
+    mine.steps = train.steps;
+    if &mine != train {
+        return Err(format_error(
+            path,
+            format!(
+                "the checkpoint was trained with other settings: {} (resume needs the same; \
+                 only --steps may change)",
+                serde_json::to_string(train).unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Step `k`'s batch and noise, drawn in this order from the ChaCha8 stream `(seed, k)`:
+/// the data batch `x_0` (with its labels), one time `t ~ U(t_min, T)` per row and `ε`
+/// of `x_0`'s shape.
+pub(crate) struct Draws {
+    /// The stream, for any further draws of the step.
+    pub(crate) rng: ChaCha8Rng,
+    /// The clean batch.
+    pub(crate) x0: Tensor,
+    /// Its labels, for labelled data.
+    pub(crate) labels: Option<Tensor>,
+    /// The times.
+    pub(crate) ts: Vec<f64>,
+    /// The noise.
+    pub(crate) eps: Tensor,
+}
+
+impl Draws {
+    /// Draws step `k`'s batch of `cfg.batch` rows from `data`, with times in `sde`'s range.
+    pub(crate) fn new<S: GaussianKernel + ?Sized>(
+        data: &Dataset,
+        cfg: &TrainConfig,
+        sde: &S,
+        k: u64,
+        device: &Device,
+    ) -> Result<Self> {
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        rng.set_stream(k + 1);
+        let n = cfg.batch;
+        let (x0, labels) = data.batch(n, &mut rng, device)?;
+        let (t0, t1) = sde.time_range();
+        let ts: Vec<f64> = (0..n)
+            .map(|_| t0 + (t1 - t0) * rng.random::<f64>())
+            .collect();
+        let numel = x0.elem_count();
+        let eps: Vec<f32> = (0..numel).map(|_| rng.sample(StandardNormal)).collect();
+        let eps = Tensor::from_vec(eps, x0.shape(), device)?;
+        Ok(Draws {
+            rng,
+            x0,
+            labels,
+            ts,
+            eps,
+        })
+    }
+}
+
+/// What a training run optimises and how far it is: the variables (sorted by name),
+/// AdamW, the EMA of the weights and the steps completed. Shared by [`Trainer`] and
+/// [`ClassifierTrainer`](classifier::ClassifierTrainer).
+pub(crate) struct RunState {
+    names: Vec<String>,
+    vars: Vec<Var>,
+    opt: optim::AdamW,
+    ema: optim::Ema,
+    step: u64,
+}
+
+impl RunState {
+    /// Fresh optimiser state and EMA for `vars` (as `(name, var)`, sorted by name).
+    pub(crate) fn new(vars: Vec<(String, Var)>, cfg: &TrainConfig) -> Result<Self> {
+        let (names, vars): (Vec<_>, Vec<_>) = vars.into_iter().unzip();
+        let opt = optim::AdamW::new(&vars, cfg.beta1, cfg.beta2, cfg.adam_eps, cfg.weight_decay)?;
+        let ema = optim::Ema::new(&vars, cfg.ema_decay)?;
+        Ok(RunState {
+            names,
+            vars,
+            opt,
+            ema,
+            step: 0,
+        })
+    }
+
+    /// Steps completed.
+    pub(crate) fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// The EMA weights by name.
+    pub(crate) fn ema_weights(&self) -> Vec<(String, Tensor)> {
+        self.names
+            .iter()
+            .cloned()
+            .zip(self.ema.values.iter().cloned())
+            .collect()
+    }
+
+    /// Ends a step whose batch loss was `loss`: clips the gradients' global norm to
+    /// `cfg.clip`, takes the AdamW step, folds the weights into the EMA and counts the
+    /// step. A non-finite gradient norm stops with an error naming the step, before any
+    /// weight is touched.
+    pub(crate) fn apply(
+        &mut self,
+        grads: &GradStore,
+        cfg: &TrainConfig,
+        loss: f64,
+    ) -> Result<StepStats> {
+        let k = self.step;
+        let gn = optim::grad_norm(&self.vars, grads)?;
         if !gn.is_finite() {
             return Err(Error::Training {
                 step: k + 1,
                 message: format!("the gradient norm is {gn}"),
             });
         }
-        let scale = if self.cfg.clip > 0.0 && gn > self.cfg.clip {
-            self.cfg.clip / gn
+        let scale = if cfg.clip > 0.0 && gn > cfg.clip {
+            cfg.clip / gn
         } else {
             1.0
         };
-        let lr = self.cfg.lr_at(k);
-        self.opt.step(&self.vars, &grads, lr, scale)?;
+        let lr = cfg.lr_at(k);
+        self.opt.step(&self.vars, grads, lr, scale)?;
         self.ema.update(&self.vars, k)?;
         self.step += 1;
         Ok(StepStats {
             step: self.step,
-            loss: lv,
+            loss,
             grad_norm: gn,
             lr,
         })
     }
 
-    /// The checkpoint metadata of the run as it stands.
-    pub fn info(&self) -> CheckpointInfo {
+    /// The checkpoint metadata of a run of `model` for `sde` with `cfg` on `data`.
+    pub(crate) fn info<S: GaussianKernel + ?Sized>(
+        &self,
+        sde: &S,
+        model: ModelConfig,
+        cfg: &TrainConfig,
+        data: String,
+    ) -> CheckpointInfo {
         CheckpointInfo {
-            sde: self.model.sde().name().to_string(),
-            sde_fingerprint: checkpoint::sde_fingerprint(self.model.sde()),
-            model: self.model.config().clone(),
-            train: Some(self.cfg.clone()),
-            data: Some(self.data_name.clone()),
+            sde: sde.name().to_string(),
+            sde_fingerprint: checkpoint::sde_fingerprint(sde),
+            model,
+            train: Some(cfg.clone()),
+            data: Some(data),
             step: self.step,
             adam_t: self.opt.t,
             version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }
 
-    /// Writes weights, EMA, optimiser state and metadata to `dest`, atomically.
-    pub fn save(&self, dest: impl AsRef<std::path::Path>) -> Result<()> {
+    /// The tensors to checkpoint, named `GROUP/NAME` with `groups` the groups of the
+    /// weights, the EMA and AdamW's first and second moments.
+    pub(crate) fn tensors(&self, groups: [&str; 4]) -> Vec<(String, Tensor)> {
+        let [net, ema, m, v] = groups;
         let mut tensors = Vec::with_capacity(4 * self.names.len());
         for (i, name) in self.names.iter().enumerate() {
-            tensors.push((format!("net/{name}"), self.vars[i].as_tensor().clone()));
-            tensors.push((format!("ema/{name}"), self.ema.values[i].clone()));
-            tensors.push((format!("adam.m/{name}"), self.opt.m[i].clone()));
-            tensors.push((format!("adam.v/{name}"), self.opt.v[i].clone()));
+            tensors.push((format!("{net}/{name}"), self.vars[i].as_tensor().clone()));
+            tensors.push((format!("{ema}/{name}"), self.ema.values[i].clone()));
+            tensors.push((format!("{m}/{name}"), self.opt.m[i].clone()));
+            tensors.push((format!("{v}/{name}"), self.opt.v[i].clone()));
         }
-        checkpoint::save(dest, &self.info(), &tensors)
+        tensors
     }
 
-    /// Continues from a checkpoint of this same run: the SDE, model configuration, data
-    /// and training configuration (all but the total step count) must match.
-    pub fn restore(&mut self, path: impl AsRef<std::path::Path>) -> Result<()> {
-        let path = path.as_ref();
-        let ck = checkpoint::load(path, self.model.device())?;
-        checkpoint::check_sde(&ck.info, self.model.sde(), path)?;
-        checkpoint::check_model(&ck.info, self.model.config(), path)?;
-        let fmt = |message: String| Error::Format {
-            path: path.display().to_string(),
-            message,
-        };
-        let Some(train) = &ck.info.train else {
-            return Err(fmt(
-                "the checkpoint has no training state (weights only)".into()
-            ));
-        };
-        let mut mine = self.cfg.clone();
-        mine.steps = train.steps;
-        if &mine != train {
-            return Err(fmt(format!(
-                "the checkpoint was trained with other settings: {} (resume needs the same; \
-                 only --steps may change)",
-                serde_json::to_string(train).unwrap_or_default()
-            )));
-        }
-        if ck.info.data.as_deref() != Some(self.data_name.as_str()) {
-            return Err(fmt(format!(
-                "the checkpoint was trained on `{}`, not `{}`",
-                ck.info.data.as_deref().unwrap_or("?"),
-                self.data_name
-            )));
-        }
+    /// Takes the state of checkpoint `ck` (loaded from `path`), stored under `groups`
+    /// as by [`tensors`](Self::tensors): the weights go to `set_weights`, then the EMA,
+    /// the optimiser and the step count are replaced. Each group must hold this run's
+    /// names; `what` (`model`, `classifier`) names the owner in the error.
+    pub(crate) fn restore(
+        &mut self,
+        ck: &Checkpoint,
+        groups: [&str; 4],
+        what: &str,
+        path: &Path,
+        set_weights: impl FnOnce(&[(String, Tensor)]) -> Result<()>,
+    ) -> Result<()> {
         let group = |p: &str| -> Result<Vec<Tensor>> {
             let g = ck.group(p);
-            let names: Vec<&String> = g.iter().map(|(n, _)| n).collect();
-            if names.len() != self.names.len()
-                || names.iter().zip(&self.names).any(|(a, b)| *a != b)
-            {
-                return Err(fmt(format!(
-                    "the checkpoint's `{p}` tensors do not match the model's"
-                )));
+            if g.len() != self.names.len() || g.iter().zip(&self.names).any(|((a, _), b)| a != b) {
+                return Err(format_error(
+                    path,
+                    format!("the checkpoint's `{p}` tensors do not match the {what}'s"),
+                ));
             }
             Ok(g.into_iter().map(|(_, t)| t).collect())
         };
-        let net = group("net")?;
-        let ema = group("ema")?;
-        let m = group("adam.m")?;
-        let v = group("adam.v")?;
+        let [net, ema, m, v] = groups;
+        let net = group(net)?;
+        let ema = group(ema)?;
+        let m = group(m)?;
+        let v = group(v)?;
         let w: Vec<(String, Tensor)> = self.names.iter().cloned().zip(net).collect();
-        self.model.set_weights(&w)?;
+        set_weights(&w)?;
         self.ema.values = ema;
         self.opt.m = m;
         self.opt.v = v;
