@@ -271,11 +271,16 @@ fn train(a: &TrainBenchArgs) -> Result<()> {
         "all" => vec!["mlp", "unet"],
         other => bail!("unknown model `{other}`; valid: mlp, unet, all"),
     };
-    let threads = candle_core::utils::get_num_threads();
+    // PyTorch gets every core; ours split each batch in `TrainConfig::chunks` parts on
+    // threads, with candle's matmuls on `candle threads`.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "training step (Trainer::step: batch, perturbation, forward, loss, backward, clip, \
-         AdamW, EMA); allocator: {}; candle threads: {threads}; {} warm-up + {} timed steps",
+         AdamW, EMA); allocator: {}; cores: {threads}; batch parts: {}; candle matmul \
+         threads: {}; {} warm-up + {} timed steps",
         allocator(),
+        sbdm_runtime::train::TrainConfig::default().chunks,
+        candle_core::utils::get_num_threads(),
         a.warmup,
         a.steps
     );
