@@ -17,13 +17,13 @@ use candle_core::{DType, Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use sbdm::prelude::*;
 use sbdm_runtime::data::{eight_gaussians, Dataset, Toy};
-use sbdm_runtime::metrics;
-use sbdm_runtime::netmodel::{ModelConfig, NetModel};
+use sbdm_runtime::model::net::{ModelConfig, NetModel};
+use sbdm_runtime::model::prediction::Prediction;
 use sbdm_runtime::nn::{EmbedConfig, MlpConfig, NetConfig};
-use sbdm_runtime::noise::Noise;
-use sbdm_runtime::plot::{self, LineSeries, Mark, Panel, Series};
-use sbdm_runtime::prediction::Prediction;
-use sbdm_runtime::sampler::{self, SamplerConfig, SamplerKind};
+use sbdm_runtime::report::metrics;
+use sbdm_runtime::report::plot::{self, LineSeries, Mark, Panel, Series};
+use sbdm_runtime::sampling::noise::Noise;
+use sbdm_runtime::sampling::{self, SamplerConfig, SamplerKind};
 use sbdm_runtime::train::{LrSchedule, TrainConfig, Trainer, Weighting};
 
 // Training allocates and frees the same large temporaries every step; mimalloc reuses
@@ -204,7 +204,7 @@ fn main() -> Result<()> {
         spinner.set_message(format!("sampling with {label}, {steps} steps"));
         spinner.enable_steady_tick(std::time::Duration::from_millis(120));
         let t0 = Instant::now();
-        let out = sampler::sample(kind, &sde, &model, &x_t, &cfg, &mut noise)?;
+        let out = sampling::sample(kind, &sde, &model, &x_t, &cfg, &mut noise)?;
         let seconds = t0.elapsed().as_secs_f64();
         spinner.finish_and_clear();
         let x = out.x.to_dtype(DType::F64)?;
@@ -288,7 +288,7 @@ fn main() -> Result<()> {
 
 /// The table row of one sampler's samples `x` `[N, 2]` (f64).
 fn evaluate(
-    mixture: &sbdm_runtime::mixture::GaussianMixture,
+    mixture: &sbdm_runtime::model::mixture::GaussianMixture,
     x: &Tensor,
     held_out: &Tensor,
     label: &str,
@@ -300,7 +300,7 @@ fn evaluate(
     let (second_moment, _) = metrics::second_moment(x)?;
     let nearest = mixture.nearest_component(x)?;
     let shares = metrics::shares(&nearest, mixture.len());
-    let rows = sbdm_runtime::mixture::rows_f64(x, 2)?;
+    let rows = sbdm_runtime::model::mixture::rows_f64(x, 2)?;
     let within = rows
         .iter()
         .zip(&nearest)

@@ -15,13 +15,13 @@ use candle_core::{DType, Device};
 use indicatif::{ProgressBar, ProgressStyle};
 use sbdm::prelude::*;
 use sbdm_runtime::data::Dataset;
-use sbdm_runtime::imgrid::image_grid_png;
-use sbdm_runtime::netmodel::{ModelConfig, NetModel};
+use sbdm_runtime::model::net::{ModelConfig, NetModel};
+use sbdm_runtime::model::prediction::Prediction;
 use sbdm_runtime::nn::{NetConfig, UNetConfig};
-use sbdm_runtime::noise::Noise;
-use sbdm_runtime::plot::{self, LineSeries};
-use sbdm_runtime::prediction::Prediction;
-use sbdm_runtime::sampler::{self, SamplerConfig, SamplerKind};
+use sbdm_runtime::report::imgrid::image_grid_png;
+use sbdm_runtime::report::plot::{self, LineSeries};
+use sbdm_runtime::sampling::noise::Noise;
+use sbdm_runtime::sampling::{self, SamplerConfig, SamplerKind};
 use sbdm_runtime::train::{LrSchedule, TrainConfig, Trainer, Weighting};
 
 #[global_allocator]
@@ -130,7 +130,7 @@ fn main() -> Result<()> {
         ..Default::default()
     };
     let t0 = Instant::now();
-    let x = sampler::sample(SamplerKind::Ddim, &sde, &model, &x_t, &cfg, &mut noise)?.x;
+    let x = sampling::sample(SamplerKind::Ddim, &sde, &model, &x_t, &cfg, &mut noise)?.x;
     println!(
         "sampled {n} images with DDIM-50 in {:.1} s",
         t0.elapsed().as_secs_f64()

@@ -30,7 +30,8 @@
 //! ```
 
 pub use sbdm_macros::sde;
-pub use sbdm_runtime::{builtin, discrete, Derivation, Entry, GaussianKernel, Method, Sde};
+pub use sbdm_runtime::sde::{builtin, discrete};
+pub use sbdm_runtime::{Derivation, Entry, GaussianKernel, Method, Sde};
 pub use sbdm_symbolic as symbolic;
 
 /// The usual imports: the macro, the SDE traits and the built-in SDEs.

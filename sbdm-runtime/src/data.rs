@@ -37,7 +37,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::error::{invalid, Error, Result};
-use crate::mixture::GaussianMixture;
+use crate::model::mixture::GaussianMixture;
 
 // ---------------------------------------------------------------------------------
 // 2-D toys

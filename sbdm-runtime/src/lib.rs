@@ -6,23 +6,13 @@
 // Generated code names `::sbdm::__private`; inside this crate that is this crate.
 extern crate self as sbdm;
 
-pub mod builtin;
 pub mod data;
-pub mod discrete;
 pub mod error;
-pub mod fused;
-pub mod grid;
-pub mod imgrid;
 pub mod io;
-pub mod metrics;
-pub mod mixture;
 pub mod model;
-pub mod netmodel;
 pub mod nn;
-pub mod noise;
-pub mod plot;
-pub mod prediction;
-pub mod sampler;
+pub mod report;
+pub mod sampling;
 pub mod sde;
 pub mod train;
 
@@ -32,8 +22,8 @@ pub use sde::{GaussianKernel, Sde};
 
 /// Everything a user of the runtime usually needs.
 pub mod prelude {
-    pub use crate::builtin::{CosineSde, EdmSde, SubVpSde, VeSde, VpSde};
-    pub use crate::discrete::{BetaSchedule, DiscreteSchedule};
+    pub use crate::sde::builtin::{CosineSde, EdmSde, SubVpSde, VeSde, VpSde};
+    pub use crate::sde::discrete::{BetaSchedule, DiscreteSchedule};
     pub use crate::sde::{GaussianKernel, Sde};
     pub use sbdm_macros::sde;
 }

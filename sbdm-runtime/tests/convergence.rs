@@ -14,14 +14,14 @@
 //! per unit time is ~ln(5000)²·Δt/2.
 
 use candle_core::{DType, Device, Tensor};
-use sbdm_runtime::builtin::{CosineSde, VeSde, VpSde};
 use sbdm_runtime::error::{Error, Result};
-use sbdm_runtime::grid::Grid;
-use sbdm_runtime::mixture::GaussianMixture;
+use sbdm_runtime::model::mixture::GaussianMixture;
+use sbdm_runtime::model::prediction::{self, Prediction};
 use sbdm_runtime::model::ScoreModel;
-use sbdm_runtime::noise::Noise;
-use sbdm_runtime::prediction::{self, Prediction};
-use sbdm_runtime::sampler::{sample, Sampled, SamplerConfig, SamplerKind};
+use sbdm_runtime::sampling::grid::Grid;
+use sbdm_runtime::sampling::noise::Noise;
+use sbdm_runtime::sampling::{sample, Sampled, SamplerConfig, SamplerKind};
+use sbdm_runtime::sde::builtin::{CosineSde, VeSde, VpSde};
 use sbdm_runtime::sde::GaussianKernel;
 
 const BATCH: usize = 64;

@@ -8,8 +8,8 @@ use sbdm_runtime::data::{
     dataset_names, eight_gaussians, shapes, Dataset, ShapesConfig, Toy, SHAPE_CLASSES, TOYS,
 };
 use sbdm_runtime::error::Error;
-use sbdm_runtime::imgrid::{grid_rgb, image_grid_png, GAP_RGB};
-use sbdm_runtime::mixture::GaussianMixture;
+use sbdm_runtime::model::mixture::GaussianMixture;
+use sbdm_runtime::report::imgrid::{grid_rgb, image_grid_png, GAP_RGB};
 
 const CPU: Device = Device::Cpu;
 

@@ -18,16 +18,16 @@
 //! its two coefficients (plus `σ·z`, with `z` redrawn here from the same seed).
 
 use candle_core::{DType, Device, Tensor};
-use sbdm_runtime::builtin::VpSde;
-use sbdm_runtime::discrete::{BetaSchedule, DiscreteSchedule};
 use sbdm_runtime::error::{Error, Result};
-use sbdm_runtime::mixture::GaussianMixture;
+use sbdm_runtime::model::mixture::GaussianMixture;
+use sbdm_runtime::model::prediction::{convert, linear_coefficients, Prediction};
 use sbdm_runtime::model::ScoreModel;
-use sbdm_runtime::noise::Noise;
-use sbdm_runtime::prediction::{convert, linear_coefficients, Prediction};
-use sbdm_runtime::sampler::{
+use sbdm_runtime::sampling::noise::Noise;
+use sbdm_runtime::sampling::{
     ddim_coefficients, ddpm_coefficients, sample, DdpmVariance, SamplerConfig, SamplerKind,
 };
+use sbdm_runtime::sde::builtin::VpSde;
+use sbdm_runtime::sde::discrete::{BetaSchedule, DiscreteSchedule};
 use sbdm_runtime::sde::GaussianKernel;
 
 const N: usize = 1000;
@@ -593,7 +593,7 @@ fn folded_conversions_equal_convert() {
 /// The discrete spacings of the DDIM/diffusers schedulers (1000 training steps).
 #[test]
 fn discrete_spacings() {
-    use sbdm_runtime::grid::{discrete_times, discrete_timesteps, Spacing};
+    use sbdm_runtime::sampling::grid::{discrete_times, discrete_timesteps, Spacing};
     // leading, 10 steps: 0, 100, ..., 900 (decreasing).
     let l = discrete_timesteps(1000, 10, Spacing::Leading).unwrap();
     assert_eq!(l, (0..10).rev().map(|i| i * 100).collect::<Vec<_>>());

@@ -1,6 +1,6 @@
 //! The discrete DDPM β tables and their continuous-time embedding.
 
-use sbdm_runtime::discrete::{BetaSchedule, DiscreteSchedule, ScheduleError};
+use sbdm_runtime::sde::discrete::{BetaSchedule, DiscreteSchedule, ScheduleError};
 use sbdm_runtime::sde::{GaussianKernel, Sde};
 
 const N: usize = 1000;

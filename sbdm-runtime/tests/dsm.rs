@@ -13,11 +13,12 @@ use candle_core::{DType, Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
-use sbdm_runtime::mixture::GaussianMixture;
+use sbdm_runtime::model::mixture::GaussianMixture;
+use sbdm_runtime::model::prediction::{self, Prediction};
 use sbdm_runtime::model::ScoreModel;
-use sbdm_runtime::prediction::{self, Prediction};
+use sbdm_runtime::sde::builtin::VpSde;
 use sbdm_runtime::train::loss::{dsm_loss, Weighting};
-use sbdm_runtime::{builtin::VpSde, GaussianKernel, Sde};
+use sbdm_runtime::{GaussianKernel, Sde};
 
 const N: usize = 20_000;
 const D: usize = 2;

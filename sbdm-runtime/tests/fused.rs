@@ -2,7 +2,7 @@
 //! as separate tensor ops, and its errors.
 
 use candle_core::{DType, Device, Tensor};
-use sbdm_runtime::fused::{axpby, axpbypcz, axpbypcz_unfused, is_non_finite};
+use sbdm_runtime::sampling::fused::{axpby, axpbypcz, axpbypcz_unfused, is_non_finite};
 
 /// Sizes around the 8-lane width a vectorised loop works in, and larger ones.
 const SIZES: [usize; 9] = [1, 3, 7, 8, 9, 31, 64, 1000, 4099];

@@ -3,7 +3,7 @@
 use candle_core::{DType, Device, Tensor};
 use sbdm_runtime::error::Error;
 use sbdm_runtime::io::{read_npy, write_atomic, write_npy, PendingFile};
-use sbdm_runtime::plot::{scatter_png, Mark, ScatterConfig, Series};
+use sbdm_runtime::report::plot::{scatter_png, Mark, ScatterConfig, Series};
 
 fn entries(dir: &std::path::Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)

@@ -1,6 +1,6 @@
 //! Line plots, EMA smoothing and panel grids.
 
-use sbdm_runtime::plot::{
+use sbdm_runtime::report::plot::{
     line_png, panels_png, panels_rgb, smooth, LineSeries, Mark, Panel, Series,
 };
 

@@ -3,14 +3,14 @@
 //! coefficients of the step `t → t − 1/N`.
 
 use candle_core::{DType, Device, Tensor};
-use sbdm_runtime::discrete::{BetaSchedule, DiscreteSchedule};
 use sbdm_runtime::error::Result;
-use sbdm_runtime::grid::{discrete_times, Spacing};
-use sbdm_runtime::mixture::GaussianMixture;
+use sbdm_runtime::model::mixture::GaussianMixture;
+use sbdm_runtime::model::prediction::Prediction;
 use sbdm_runtime::model::{Denoiser, ScoreModel};
-use sbdm_runtime::noise::Noise;
-use sbdm_runtime::prediction::Prediction;
-use sbdm_runtime::sampler::{sample_on, SamplerConfig, SamplerKind};
+use sbdm_runtime::sampling::grid::{discrete_times, Spacing};
+use sbdm_runtime::sampling::noise::Noise;
+use sbdm_runtime::sampling::{sample_on, SamplerConfig, SamplerKind};
+use sbdm_runtime::sde::discrete::{BetaSchedule, DiscreteSchedule};
 use sbdm_runtime::sde::GaussianKernel;
 
 /// The exact mixture's x_0 prediction, re-expressed as the DDPM posterior mean
@@ -95,7 +95,7 @@ fn posterior_mean_model_samples_like_x0_model() {
 #[test]
 fn posterior_mean_needs_the_denoiser() {
     let x = Tensor::zeros((2, 2), DType::F32, &Device::Cpu).unwrap();
-    let r = sbdm_runtime::prediction::convert(
+    let r = sbdm_runtime::model::prediction::convert(
         &x,
         Prediction::PosteriorMean { num_train: 1000 },
         Prediction::Eps,

@@ -22,14 +22,14 @@
 //! errors (`mis_scaled_score_fails_the_moment_test` is the negative control).
 
 use candle_core::{Device, Tensor};
-use sbdm_runtime::builtin::{CosineSde, VeSde, VpSde};
 use sbdm_runtime::error::Result;
-use sbdm_runtime::metrics::{second_moment, shares, sliced_w2};
-use sbdm_runtime::mixture::GaussianMixture;
+use sbdm_runtime::model::mixture::GaussianMixture;
+use sbdm_runtime::model::prediction::Prediction;
 use sbdm_runtime::model::ScoreModel;
-use sbdm_runtime::noise::Noise;
-use sbdm_runtime::prediction::Prediction;
-use sbdm_runtime::sampler::{sample, DdpmVariance, SamplerConfig, SamplerKind};
+use sbdm_runtime::report::metrics::{second_moment, shares, sliced_w2};
+use sbdm_runtime::sampling::noise::Noise;
+use sbdm_runtime::sampling::{sample, DdpmVariance, SamplerConfig, SamplerKind};
+use sbdm_runtime::sde::builtin::{CosineSde, VeSde, VpSde};
 use sbdm_runtime::sde::GaussianKernel;
 
 /// Samples per run.

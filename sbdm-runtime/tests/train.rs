@@ -5,13 +5,13 @@ mod common;
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
-use sbdm_runtime::builtin::{VeSde, VpSde};
 use sbdm_runtime::data::{Dataset, Toy};
 use sbdm_runtime::error::Error;
+use sbdm_runtime::model::net::{ModelConfig, NetModel};
+use sbdm_runtime::model::prediction::Prediction;
 use sbdm_runtime::model::ScoreModel;
-use sbdm_runtime::netmodel::{ModelConfig, NetModel};
 use sbdm_runtime::nn::{EmbedConfig, MlpConfig, NetConfig};
-use sbdm_runtime::prediction::Prediction;
+use sbdm_runtime::sde::builtin::{VeSde, VpSde};
 use sbdm_runtime::train::{self, checkpoint, TrainConfig, Trainer, Weighting};
 use sbdm_runtime::GaussianKernel;
 

@@ -7,15 +7,15 @@
 //! (radius 1.5 around each mean, d = 2: 1 − e^{−4.5} = 98.9 %).
 
 use candle_core::{DType, Device};
-use sbdm_runtime::builtin::VpSde;
 use sbdm_runtime::data::{eight_gaussians, Dataset, Toy};
-use sbdm_runtime::metrics;
-use sbdm_runtime::mixture::rows_f64;
-use sbdm_runtime::netmodel::{ModelConfig, NetModel};
+use sbdm_runtime::model::mixture::rows_f64;
+use sbdm_runtime::model::net::{ModelConfig, NetModel};
+use sbdm_runtime::model::prediction::Prediction;
 use sbdm_runtime::nn::{EmbedConfig, MlpConfig, NetConfig};
-use sbdm_runtime::noise::Noise;
-use sbdm_runtime::prediction::Prediction;
-use sbdm_runtime::sampler::{self, SamplerConfig, SamplerKind};
+use sbdm_runtime::report::metrics;
+use sbdm_runtime::sampling::noise::Noise;
+use sbdm_runtime::sampling::{self, SamplerConfig, SamplerKind};
+use sbdm_runtime::sde::builtin::VpSde;
 use sbdm_runtime::train::{LrSchedule, TrainConfig, Trainer, Weighting};
 use sbdm_runtime::GaussianKernel;
 
@@ -80,7 +80,7 @@ fn train_and_sample(
         steps: 50,
         ..Default::default()
     };
-    let x = sampler::sample(SamplerKind::Ddim, &sde, &model, &x_t, &cfg, &mut noise)
+    let x = sampling::sample(SamplerKind::Ddim, &sde, &model, &x_t, &cfg, &mut noise)
         .unwrap()
         .x
         .to_dtype(DType::F64)

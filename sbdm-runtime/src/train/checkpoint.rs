@@ -14,7 +14,7 @@ use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::netmodel::ModelConfig;
+use crate::model::net::ModelConfig;
 use crate::sde::GaussianKernel;
 use crate::train::TrainConfig;
 

@@ -1,7 +1,7 @@
 //! Time-dependent classifiers `p_t(y | x_t)` for classifier guidance, and their training.
 //!
 //! A [`ClassifierModel`] wraps a [`Classifier`] network the way
-//! [`NetModel`](crate::netmodel::NetModel) wraps a score network: for
+//! [`NetModel`](crate::model::net::NetModel) wraps a score network: for
 //! `x_t = a·x_0 + b·ε` with `σ = b/a` the network sees `c_in·x_t`,
 //! `c_in = 1/√(b² + a²σ_d²)`, and the conditioning `c_noise = ln(σ)/4`.
 //! Guidance needs `∇_x log p_t(y | x)`: [`ClassifierModel::grad_log_prob`] takes it
@@ -16,7 +16,7 @@
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
-//! use sbdm_runtime::builtin::VpSde;
+//! use sbdm_runtime::sde::builtin::VpSde;
 //! use sbdm_runtime::data::{Dataset, Toy};
 //! use sbdm_runtime::nn::ClassifierConfig;
 //! use sbdm_runtime::train::classifier::{ClassifierModel, ClassifierTrainer};
@@ -48,9 +48,9 @@ use super::checkpoint::{self, CheckpointInfo};
 use super::{check_train, loss, Draws, RunState, StepStats, TrainConfig};
 use crate::data::Dataset;
 use crate::error::{invalid, Error, Result};
-use crate::netmodel::{row_tensor, set_vars, sorted_vars, ModelConfig};
+use crate::model::net::{row_tensor, set_vars, sorted_vars, ModelConfig};
+use crate::model::prediction::Prediction;
 use crate::nn::{seeded_varbuilder, Classifier, ClassifierConfig};
-use crate::prediction::Prediction;
 use crate::sde::GaussianKernel;
 
 /// The checkpoint tensor groups of a classifier run. They differ from a score model's
@@ -63,7 +63,7 @@ const ADAM_V: &str = "classifier.adam.v";
 const GROUPS: [&str; 4] = [NET, EMA, ADAM_M, ADAM_V];
 
 /// The input scale `c_in = 1/√(b² + a²σ_d²)` and the conditioning `c_noise = ln(σ)/4`,
-/// `σ = b/a`, of each time in `t` (the same as [`NetModel`](crate::netmodel::NetModel)'s).
+/// `σ = b/a`, of each time in `t` (the same as [`NetModel`](crate::model::net::NetModel)'s).
 pub(crate) fn input_conditioning<S: GaussianKernel + ?Sized>(
     sde: &S,
     sigma_data: f64,

@@ -10,8 +10,8 @@
 use candle_core::{Tensor, D};
 
 use crate::error::{invalid, Result};
+use crate::model::prediction::Prediction;
 use crate::model::ScoreModel;
-use crate::prediction::Prediction;
 use crate::sde::GaussianKernel;
 
 /// How the DSM loss weights time.
@@ -154,7 +154,7 @@ pub fn row_weights<S: GaussianKernel + ?Sized>(
 /// The regression target of an output of kind `kind`, given the batch's `x_0`, `ε` and
 /// per-row `a`, `b` (f32 tensors `[N, …]`).
 pub fn target(kind: Prediction, x0: &Tensor, eps: &Tensor, a: &[f64], b: &[f64]) -> Result<Tensor> {
-    let rows = |v: Vec<f64>| crate::netmodel::row_tensor(&v, x0);
+    let rows = |v: Vec<f64>| crate::model::net::row_tensor(&v, x0);
     Ok(match kind {
         Prediction::Eps => eps.clone(),
         Prediction::X0 => x0.clone(),
@@ -173,13 +173,13 @@ pub fn weighted_mse(out: &Tensor, target: &Tensor, w: &[f64]) -> Result<Tensor> 
     let n = out.dim(0)?;
     let diff = (out - target)?.sqr()?.flatten_from(1)?.mean(D::Minus1)?;
     let w: Vec<f64> = w.iter().map(|&v| v / n as f64).collect();
-    let w = crate::netmodel::row_tensor(&w, &diff)?;
+    let w = crate::model::net::row_tensor(&w, &diff)?;
     Ok((diff * w)?.sum_all()?)
 }
 
 /// `x_t = a·x_0 + b·ε` per row.
 pub fn perturb(x0: &Tensor, eps: &Tensor, a: &[f64], b: &[f64]) -> Result<Tensor> {
-    let r = |v: &[f64]| crate::netmodel::row_tensor(v, x0);
+    let r = |v: &[f64]| crate::model::net::row_tensor(v, x0);
     Ok((x0.broadcast_mul(&r(a)?)? + eps.broadcast_mul(&r(b)?)?)?)
 }
 

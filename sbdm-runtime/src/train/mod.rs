@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::error::{invalid, Error, Result};
-use crate::netmodel::{run_parts, ModelConfig, NetModel};
+use crate::model::net::{run_parts, ModelConfig, NetModel};
 use crate::sde::GaussianKernel;
 
 pub mod checkpoint;

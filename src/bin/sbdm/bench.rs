@@ -1,7 +1,7 @@
 //! `sbdm bench`: measurements behind docs/benchmarks.md.
 //!
 //! `sbdm bench step` times one sampler step's tensor update `x ← c0·x + c1·y + c2·z`
-//! three ways in one run: the fused in-place op ([`sbdm_runtime::fused::axpbypcz`]),
+//! three ways in one run: the fused in-place op ([`sbdm_runtime::sampling::fused::axpbypcz`]),
 //! the same update as a chain of candle ops (what a sampler without fused steps does,
 //! allocating a fresh tensor per op), and a plain copy of the buffer (the memory
 //! bandwidth the fused op is judged against).
@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use candle_core::{Device, Tensor};
 use clap::{Args, Subcommand};
-use sbdm_runtime::fused;
+use sbdm_runtime::sampling::fused;
 
 /// Arguments of `sbdm bench`.
 #[derive(Args, Debug)]
@@ -208,7 +208,7 @@ struct TrainTiming {
 /// 4096 and the default U-Net (16×16×1) on shapes at batch 64.
 fn time_training(name: &'static str, warmup: usize, steps: usize) -> Result<TrainTiming> {
     use sbdm_runtime::data::{Dataset, Toy};
-    use sbdm_runtime::netmodel::{ModelConfig, NetModel};
+    use sbdm_runtime::model::net::{ModelConfig, NetModel};
     use sbdm_runtime::nn::{MlpConfig, NetConfig, UNetConfig};
     use sbdm_runtime::train::{TrainConfig, Trainer};
 
@@ -229,7 +229,7 @@ fn time_training(name: &'static str, warmup: usize, steps: usize) -> Result<Trai
         net,
         ..Default::default()
     };
-    let model = NetModel::new(sbdm_runtime::builtin::VpSde::default(), cfg, 0, &dev)?;
+    let model = NetModel::new(sbdm_runtime::sde::builtin::VpSde::default(), cfg, 0, &dev)?;
     let params = model.vars().iter().map(|(_, v)| v.elem_count()).sum();
     let train = TrainConfig {
         batch,

@@ -17,19 +17,20 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
-use sbdm_runtime::discrete::{BetaSchedule, DiscreteSchedule};
-use sbdm_runtime::grid::{discrete_times, Grid, Spacing};
-use sbdm_runtime::imgrid::image_grid_png;
 use sbdm_runtime::io::{self, PendingFile};
-use sbdm_runtime::metrics;
-use sbdm_runtime::mixture::GaussianMixture;
+use sbdm_runtime::model::mixture::GaussianMixture;
+use sbdm_runtime::model::net::NetModel;
 use sbdm_runtime::model::ScoreModel;
-use sbdm_runtime::netmodel::NetModel;
-use sbdm_runtime::noise::Noise;
-use sbdm_runtime::plot::{self, Mark, ScatterConfig, Series};
-use sbdm_runtime::sampler::{self, DdpmVariance, Sampled, SamplerConfig, SamplerKind};
+use sbdm_runtime::report::imgrid::image_grid_png;
+use sbdm_runtime::report::metrics;
+use sbdm_runtime::report::plot::{self, Mark, ScatterConfig, Series};
+use sbdm_runtime::sampling::grid::{discrete_times, Grid, Spacing};
+use sbdm_runtime::sampling::noise::Noise;
+use sbdm_runtime::sampling::{self, DdpmVariance, Sampled, SamplerConfig, SamplerKind};
+use sbdm_runtime::sde::builtin;
+use sbdm_runtime::sde::discrete::{BetaSchedule, DiscreteSchedule};
 use sbdm_runtime::train::{checkpoint, load_model};
-use sbdm_runtime::{builtin, GaussianKernel};
+use sbdm_runtime::GaussianKernel;
 
 use crate::{list, one_line, print_listing, require, Listing};
 
@@ -454,8 +455,8 @@ fn draw<M: ScoreModel + ?Sized>(
     noise: &mut Noise,
 ) -> sbdm_runtime::error::Result<Sampled> {
     match &p.times {
-        Some(ts) => sampler::sample_on(p.kind, &p.sde, model, x_t, ts, &p.cfg, noise),
-        None => sampler::sample(p.kind, &p.sde, model, x_t, &p.cfg, noise),
+        Some(ts) => sampling::sample_on(p.kind, &p.sde, model, x_t, ts, &p.cfg, noise),
+        None => sampling::sample(p.kind, &p.sde, model, x_t, &p.cfg, noise),
     }
 }
 

@@ -21,10 +21,10 @@ use candle_core::{DType, Device};
 use clap::Args;
 use sbdm_runtime::data::{Dataset, Toy, SHAPES_DATASETS, TOYS};
 use sbdm_runtime::io::{self, PendingFile};
-use sbdm_runtime::netmodel::{prediction_names, ModelConfig, NetModel};
+use sbdm_runtime::model::net::{prediction_names, ModelConfig, NetModel};
+use sbdm_runtime::model::prediction::Prediction;
 use sbdm_runtime::nn::{MlpConfig, NetConfig, UNetConfig};
-use sbdm_runtime::plot::{self, LineSeries};
-use sbdm_runtime::prediction::Prediction;
+use sbdm_runtime::report::plot::{self, LineSeries};
 use sbdm_runtime::train::{checkpoint, LrSchedule, StepStats, TrainConfig, Trainer, Weighting};
 use sbdm_runtime::GaussianKernel;
 

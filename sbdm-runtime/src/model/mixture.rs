@@ -11,8 +11,8 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::Deserialize;
 
 use crate::error::{invalid, Error, Result};
+use crate::model::prediction::Prediction;
 use crate::model::ScoreModel;
-use crate::prediction::Prediction;
 use crate::sde::GaussianKernel;
 
 /// A Gaussian mixture `Σ_k w_k N(μ_k, s_k² I)` in `D` dimensions.

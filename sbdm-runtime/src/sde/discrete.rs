@@ -10,7 +10,7 @@
 //! - `λ(t) = ln(a/b) = ½ℓ − ½ln(1 − e^ℓ)`, strictly decreasing, inverted exactly.
 //!
 //! ```
-//! use sbdm_runtime::discrete::{BetaSchedule, DiscreteSchedule};
+//! use sbdm_runtime::sde::discrete::{BetaSchedule, DiscreteSchedule};
 //! use sbdm_runtime::sde::{GaussianKernel, Sde};
 //!
 //! let ddpm = DiscreteSchedule::new(BetaSchedule::linear(), 1000)?;
@@ -20,7 +20,7 @@
 //! let t = ddpm.timestep_to_t(499);
 //! assert!((ddpm.mean_coef(t).powi(2) / ddpm.alpha_bar(499) - 1.0).abs() < 1e-12);
 //! assert!((ddpm.t_of_log_snr(ddpm.log_snr(t)) - t).abs() < 1e-12);
-//! # Ok::<(), sbdm_runtime::discrete::ScheduleError>(())
+//! # Ok::<(), sbdm_runtime::sde::discrete::ScheduleError>(())
 //! ```
 
 use crate::sde::{GaussianKernel, Sde};

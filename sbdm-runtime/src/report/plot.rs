@@ -6,7 +6,7 @@
 //!
 //! ```no_run
 //! use candle_core::{Device, Tensor};
-//! use sbdm_runtime::plot::{scatter_png, Mark, ScatterConfig, Series};
+//! use sbdm_runtime::report::plot::{scatter_png, Mark, ScatterConfig, Series};
 //! # fn main() -> sbdm_runtime::error::Result<()> {
 //! let x = Tensor::randn(0f32, 1.0, (1000, 2), &Device::Cpu)?;            // [N, 2]
 //! let series = [Series::from_tensor("samples", &x, Mark::Dot, 20_000)?];
@@ -18,7 +18,7 @@
 //! A loss curve with its smoothed trend, and a grid comparing samples with the data:
 //!
 //! ```no_run
-//! use sbdm_runtime::plot::{line_png, panels_png, smooth, LineSeries, Mark, Panel, Series};
+//! use sbdm_runtime::report::plot::{line_png, panels_png, smooth, LineSeries, Mark, Panel, Series};
 //! # fn main() -> sbdm_runtime::error::Result<()> {
 //! let loss: Vec<(f64, f64)> = (0..1000).map(|s| (s as f64, 1.0 / (1.0 + s as f64))).collect();
 //! let curve = vec![
@@ -54,7 +54,7 @@ use plotters::style::FontStyle;
 use crate::error::{invalid, Error, Result};
 
 /// DejaVu Sans from Debian's fonts-dejavu-core; license in `assets/DejaVuSans-LICENSE.txt`.
-static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
 
 fn register_font() {

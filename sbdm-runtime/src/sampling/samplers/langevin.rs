@@ -27,11 +27,12 @@
 use candle_core::{DType, Tensor};
 
 use crate::error::Result;
-use crate::fused;
 use crate::model::{Denoiser, ScoreModel};
-use crate::noise::Noise;
-use crate::sampler::ancestral::Posterior;
-use crate::sampler::{at_step, reverse_diffusion, SamplerConfig};
+use crate::sampling::fused;
+use crate::sampling::noise::Noise;
+use crate::sampling::samplers::ancestral::Posterior;
+use crate::sampling::samplers::reverse_diffusion;
+use crate::sampling::{at_step, SamplerConfig};
 use crate::sde::GaussianKernel;
 
 /// Predictor–corrector sampling in place over the decreasing grid `ts`.

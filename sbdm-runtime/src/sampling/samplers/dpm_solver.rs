@@ -24,10 +24,10 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::fused;
+use crate::model::prediction::Prediction;
 use crate::model::{Denoiser, ScoreModel};
-use crate::prediction::Prediction;
-use crate::sampler::at_step;
+use crate::sampling::at_step;
+use crate::sampling::fused;
 use crate::sde::GaussianKernel;
 
 /// DPM-Solver-1 over the decreasing grid `ts`, `x` updated in place.

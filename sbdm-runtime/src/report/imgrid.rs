@@ -4,7 +4,7 @@
 //! ```no_run
 //! use candle_core::Device;
 //! use sbdm_runtime::data::{shapes, ShapesConfig};
-//! use sbdm_runtime::imgrid::image_grid_png;
+//! use sbdm_runtime::report::imgrid::image_grid_png;
 //! # fn main() -> sbdm_runtime::error::Result<()> {
 //! let cfg = ShapesConfig::default();                           // 16x16 grey
 //! let (images, _labels) = shapes(64, &cfg, 0)?;

@@ -16,11 +16,11 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::fused;
+use crate::model::prediction::Prediction;
 use crate::model::{Denoiser, ScoreModel};
-use crate::noise::Noise;
-use crate::prediction::Prediction;
-use crate::sampler::at_step;
+use crate::sampling::at_step;
+use crate::sampling::fused;
+use crate::sampling::noise::Noise;
 use crate::sde::GaussianKernel;
 
 /// Integrates `x` in place over the decreasing grid `ts`.

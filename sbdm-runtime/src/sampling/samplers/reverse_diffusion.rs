@@ -18,12 +18,12 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::fused;
+use crate::model::prediction::Prediction;
 use crate::model::{Denoiser, ScoreModel};
-use crate::noise::Noise;
-use crate::prediction::Prediction;
-use crate::sampler::ancestral::Posterior;
-use crate::sampler::at_step;
+use crate::sampling::at_step;
+use crate::sampling::fused;
+use crate::sampling::noise::Noise;
+use crate::sampling::samplers::ancestral::Posterior;
 use crate::sde::GaussianKernel;
 
 /// Samples in place over the decreasing grid `ts`.

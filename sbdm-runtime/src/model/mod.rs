@@ -2,9 +2,13 @@
 
 use candle_core::Tensor;
 
+pub mod mixture;
+pub mod net;
+pub mod prediction;
+
 use crate::error::Result;
-use crate::prediction::{self, Prediction};
 use crate::sde::GaussianKernel;
+use prediction::Prediction;
 
 /// A time-conditioned network (or an exact oracle) predicting a [`Prediction`].
 ///

@@ -161,7 +161,7 @@ pub fn discrete_timesteps(num_train: usize, steps: usize, spacing: Spacing) -> R
 }
 
 /// The sampling times of a discrete schedule subsampled to `steps` with `spacing`:
-/// timestep `i` sits at `t = (i + 1)/N` (see [`crate::discrete::DiscreteSchedule`]), and
+/// timestep `i` sits at `t = (i + 1)/N` (see [`crate::sde::discrete::DiscreteSchedule`]), and
 /// the grid ends at timestep 0 (`t = 1/N`), where DDIM's last step lands.
 pub fn discrete_times(num_train: usize, steps: usize, spacing: Spacing) -> Result<Vec<f64>> {
     let idx = discrete_timesteps(num_train, steps, spacing)?;

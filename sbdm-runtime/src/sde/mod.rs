@@ -32,6 +32,9 @@
 
 use std::sync::Arc;
 
+pub mod builtin;
+pub mod discrete;
+
 /// A forward SDE `dx = f(x,t) dt + g(t) dw` with linear drift `f(x,t) = F(t)·x`.
 ///
 /// Required: [`name`](Sde::name), [`time_range`](Sde::time_range),

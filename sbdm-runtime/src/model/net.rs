@@ -14,9 +14,9 @@ use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{invalid, Error, Result};
+use crate::model::prediction::Prediction;
 use crate::model::ScoreModel;
 use crate::nn::{seeded_varbuilder, NetConfig, Network};
-use crate::prediction::Prediction;
 use crate::sde::GaussianKernel;
 
 /// A score model's configuration: network, parameterisation, preconditioning.

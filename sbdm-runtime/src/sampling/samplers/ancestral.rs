@@ -20,11 +20,11 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::fused;
+use crate::model::prediction::Prediction;
 use crate::model::{Denoiser, ScoreModel};
-use crate::noise::Noise;
-use crate::prediction::Prediction;
-use crate::sampler::at_step;
+use crate::sampling::at_step;
+use crate::sampling::fused;
+use crate::sampling::noise::Noise;
 use crate::sde::GaussianKernel;
 
 /// The forward kernel from `s` to `t > s` and the posterior `q(x_s | x_t, x_0)` it gives.

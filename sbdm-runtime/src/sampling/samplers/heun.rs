@@ -23,11 +23,11 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::fused;
+use crate::model::prediction::Prediction;
 use crate::model::{Denoiser, ScoreModel};
-use crate::noise::Noise;
-use crate::prediction::Prediction;
-use crate::sampler::{at_step, SamplerConfig};
+use crate::sampling::fused;
+use crate::sampling::noise::Noise;
+use crate::sampling::{at_step, SamplerConfig};
 use crate::sde::GaussianKernel;
 
 /// Integrates `x` in place over the decreasing grid `ts`; `noise` is drawn only when

@@ -18,12 +18,12 @@
 use candle_core::Tensor;
 
 use crate::error::{invalid, Result};
-use crate::fused;
+use crate::model::prediction::Prediction;
 use crate::model::{Denoiser, ScoreModel};
-use crate::noise::Noise;
-use crate::prediction::Prediction;
-use crate::sampler::ancestral::Posterior;
-use crate::sampler::{at_step, SamplerConfig};
+use crate::sampling::fused;
+use crate::sampling::noise::Noise;
+use crate::sampling::samplers::ancestral::Posterior;
+use crate::sampling::{at_step, SamplerConfig};
 use crate::sde::GaussianKernel;
 
 /// One DDIM step `x_s = c_x·x_t + c_eps·ε̂ + sigma·z` (Song et al. 2021, eq. 12).
@@ -40,7 +40,7 @@ pub struct DdimCoefficients {
 /// The DDIM(η) step from `ᾱ_t` to the earlier `ᾱ_s > ᾱ_t`, in the paper's notation.
 ///
 /// ```
-/// use sbdm_runtime::sampler::ddim_coefficients;
+/// use sbdm_runtime::sampling::ddim_coefficients;
 /// let c = ddim_coefficients(0.25, 1.0, 0.0);
 /// // Down to ᾱ_s = 1 the step returns x̂_0 = (x − √0.75·ε̂)/√0.25.
 /// assert!((c.c_x - 2.0).abs() < 1e-15 && (c.c_eps + 0.75f64.sqrt() * 2.0).abs() < 1e-15);

@@ -20,12 +20,12 @@
 use candle_core::Tensor;
 
 use crate::error::Result;
-use crate::fused;
+use crate::model::prediction::Prediction;
 use crate::model::{Denoiser, ScoreModel};
-use crate::noise::Noise;
-use crate::prediction::Prediction;
-use crate::sampler::ancestral::Posterior;
-use crate::sampler::{at_step, SamplerConfig};
+use crate::sampling::fused;
+use crate::sampling::noise::Noise;
+use crate::sampling::samplers::ancestral::Posterior;
+use crate::sampling::{at_step, SamplerConfig};
 use crate::sde::GaussianKernel;
 
 /// DDPM's variance choice.
@@ -53,7 +53,7 @@ pub struct DdpmCoefficients {
 /// `α_t = ᾱ_t/ᾱ_s`, `β_t = 1 − α_t`, `β̃_t = (1 − ᾱ_s)/(1 − ᾱ_t)·β_t`.
 ///
 /// ```
-/// use sbdm_runtime::sampler::{ddpm_coefficients, DdpmVariance};
+/// use sbdm_runtime::sampling::{ddpm_coefficients, DdpmVariance};
 /// let c = ddpm_coefficients(0.5, 0.6, DdpmVariance::BetaTilde);
 /// // β = 1 − 0.5/0.6 = 1/6; β̃ = (0.4/0.5)·β.
 /// assert!((c.sigma.powi(2) - 0.8 / 6.0).abs() < 1e-15);

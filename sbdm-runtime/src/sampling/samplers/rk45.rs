@@ -28,10 +28,10 @@
 use candle_core::{DType, Tensor};
 
 use crate::error::{invalid, Result};
-use crate::fused;
+use crate::model::prediction::Prediction;
 use crate::model::{Denoiser, ScoreModel};
-use crate::prediction::Prediction;
-use crate::sampler::{at_step, SamplerConfig};
+use crate::sampling::fused;
+use crate::sampling::{at_step, SamplerConfig};
 use crate::sde::GaussianKernel;
 
 use sbdm_symbolic::numeric::dopri5::{A, C, E};

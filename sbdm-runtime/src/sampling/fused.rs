@@ -9,7 +9,7 @@
 //! let x = Tensor::new(&[1f32, 2.0, 3.0], &Device::Cpu)?;
 //! let y = Tensor::new(&[1f32, 1.0, 1.0], &Device::Cpu)?;
 //! let z = Tensor::new(&[0f32, 1.0, 0.0], &Device::Cpu)?;
-//! sbdm_runtime::fused::axpbypcz(&x, 0.5, &y, 2.0, &z, -1.0)?;   // x = 0.5x + 2y - z, in place
+//! sbdm_runtime::sampling::fused::axpbypcz(&x, 0.5, &y, 2.0, &z, -1.0)?;   // x = 0.5x + 2y - z, in place
 //! assert_eq!(x.to_vec1::<f32>()?, [2.5, 2.0, 3.5]);
 //! # Ok(()) }
 //! ```

@@ -2,29 +2,23 @@
 //! (and so monomorphised per SDE with its closed forms inlined) and any score model.
 //!
 //! Each sampler is a short file reading like its paper's algorithm; every step's tensor
-//! update is one fused pass over memory ([`crate::fused`]), in place in `x`.
+//! update is one fused pass over memory ([`crate::sampling::fused`]), in place in `x`.
 
-mod ancestral;
-mod ddim;
-mod ddpm;
-mod dpm_solver;
-mod dpmpp;
-mod em;
-mod heun;
-mod langevin;
-mod ode_euler;
-mod reverse_diffusion;
-mod rk45;
+pub mod fused;
+pub mod grid;
+pub mod noise;
+mod samplers;
 
-pub use ddim::{ddim_coefficients, DdimCoefficients};
-pub use ddpm::{ddpm_coefficients, DdpmCoefficients, DdpmVariance};
+pub use samplers::ddim::{ddim_coefficients, DdimCoefficients};
+pub use samplers::ddpm::{ddpm_coefficients, DdpmCoefficients, DdpmVariance};
+use samplers::*;
 
 use candle_core::Tensor;
 
 use crate::error::{invalid, Error, Result};
-use crate::grid::{time_grid, Grid};
 use crate::model::{Denoiser, ScoreModel};
-use crate::noise::Noise;
+use crate::sampling::grid::{time_grid, Grid};
+use crate::sampling::noise::Noise;
 use crate::sde::GaussianKernel;
 
 /// The samplers, by CLI name.
@@ -216,7 +210,7 @@ pub struct Sampled {
 /// Maps a fused step's non-finite failure to an error naming the step and time.
 pub(crate) fn at_step(step: usize, t: f64) -> impl Fn(Error) -> Error {
     move |e| {
-        if crate::fused::is_non_finite(&e) {
+        if crate::sampling::fused::is_non_finite(&e) {
             Error::NonFinite {
                 step,
                 t,
@@ -249,7 +243,7 @@ pub fn sample<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
 }
 
 /// Samples on an explicit decreasing time grid `ts` (e.g. a discrete schedule's
-/// [`crate::grid::discrete_times`]); `cfg.steps`, `cfg.grid`, `cfg.t_min` and `cfg.t_max`
+/// [`crate::sampling::grid::discrete_times`]); `cfg.steps`, `cfg.grid`, `cfg.t_min` and `cfg.t_max`
 /// are ignored (RK45 integrates from `ts[0]` to the last time).
 pub fn sample_on<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
     kind: SamplerKind,
