@@ -21,7 +21,7 @@ use sbdm_runtime::nn::{NetConfig, UNetConfig};
 use sbdm_runtime::report::imgrid::image_grid_png;
 use sbdm_runtime::report::plot::{self, LineSeries};
 use sbdm_runtime::sampling::noise::Noise;
-use sbdm_runtime::sampling::{self, SamplerConfig, SamplerKind};
+use sbdm_runtime::sampling::{Sampler, TimeGrid};
 use sbdm_runtime::train::{LrSchedule, TrainConfig, Trainer, Weighting};
 
 #[global_allocator]
@@ -125,12 +125,10 @@ fn main() -> Result<()> {
         .draw()?
         .affine(sde.prior_std(), 0.0)?
         .to_dtype(DType::F32)?;
-    let cfg = SamplerConfig {
-        steps: 50,
-        ..Default::default()
-    };
     let t0 = Instant::now();
-    let x = sampling::sample(SamplerKind::Ddim, &sde, &model, &x_t, &cfg, &mut noise)?.x;
+    let x = Sampler::Ddim { eta: 0.0 }
+        .sample(&sde, &model, &x_t, &TimeGrid::uniform(50), &mut noise)?
+        .x;
     println!(
         "sampled {n} images with DDIM-50 in {:.1} s",
         t0.elapsed().as_secs_f64()

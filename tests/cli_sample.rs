@@ -261,6 +261,9 @@ fn rejects(d: &Dirs, changes: &[(&str, &str)], expect: &str) {
     if changes.iter().any(|(f, _)| *f == "--init") {
         args.retain(|(f, _)| *f != "--n");
     }
+    if changes.iter().any(|(f, _)| *f == "--times") {
+        args.retain(|(f, _)| *f != "--steps");
+    }
     let mut argv = vec!["sample".to_string()];
     for (f, v) in args {
         argv.push(f.to_string());
@@ -329,10 +332,28 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
     rejects(&d, &[("--sde", "vq")], "ddpm-linear");
     rejects(&d, &[("--sampler", "dpmpp4m")], "dpmpp3m");
     rejects(&d, &[("--grid", "cubic")], "karras");
-    // Numbers out of range.
-    rejects(&d, &[("--steps", "0")], "--steps");
-    rejects(&d, &[("--eta", "-0.5")], "--eta");
+    // Numbers out of range: the library's own messages (see `one_validation_site`).
+    rejects(&d, &[("--steps", "0")], "at least 1 step");
+    rejects(&d, &[("--eta", "-0.5")], "eta must be finite and >= 0");
     rejects(&d, &[("--n", "0")], "--n");
+    // A setting the sampler does not have.
+    rejects(&d, &[("--snr", "0.1")], "ddim has no setting `snr`");
+    // Explicit times that are not decreasing, or not numbers.
+    rejects(&d, &[("--times", "1,0.5,0.7")], "strictly decreasing");
+    rejects(&d, &[("--times", "1,x")], "not a number");
+    // Classes: out of range (the mixture has 4 components), a file of the wrong length.
+    rejects(&d, &[("--class", "4")], "class 4");
+    rejects(&d, &[("--class", "-1")], "class index");
+    let labels = d.input.join("labels.npy");
+    Tensor::from_vec(vec![0u32, 1, 2], 3, &Device::Cpu)
+        .unwrap()
+        .write_npy(&labels)
+        .unwrap();
+    rejects(
+        &d,
+        &[("--class", &labels.display().to_string())],
+        "3 class labels for 100 samples",
+    );
     // A time range the SDE does not cover.
     rejects(&d, &[("--t-min", "0")], "time range");
     rejects(&d, &[("--t-max", "2")], "time range");

@@ -19,6 +19,16 @@ pub enum Error {
         /// What became non-finite.
         what: &'static str,
     },
+    /// A sampler step failed.
+    #[error("step {step} (t = {t}): {source}")]
+    Step {
+        /// The sampler step (0-based).
+        step: usize,
+        /// The time of the evaluation that failed.
+        t: f64,
+        /// What went wrong.
+        source: Box<Error>,
+    },
     /// Training stopped: a loss or gradient became non-finite. The weights are those of
     /// the previous step; checkpoints already written are untouched.
     #[error(

@@ -149,6 +149,59 @@ pub fn write_npy(dest: impl AsRef<Path>, x: &Tensor) -> Result<()> {
     pending.commit()
 }
 
+/// Reads a `.npy` array of any dtype and shape (C order).
+fn read_npy_any(path: &Path) -> Result<Tensor> {
+    File::open(path).map_err(|e| io_error(path, e))?;
+    Tensor::read_npy(path).map_err(|e| Error::Format {
+        path: path.display().to_string(),
+        message: format!("not a readable .npy array: {}", first_line(e)),
+    })
+}
+
+/// Reads a one-dimensional `.npy` array (`[N]`, or `[N, 1]`) of any numeric dtype as f64
+/// values, e.g. a list of times or labels. Non-finite values are refused.
+pub fn read_npy_vector(path: impl AsRef<Path>) -> Result<Vec<f64>> {
+    let path = path.as_ref();
+    let x = read_npy_any(path)?;
+    let n = match x.dims() {
+        [n] | [n, 1] => *n,
+        d => {
+            return Err(Error::Format {
+                path: path.display().to_string(),
+                message: format!("shape {d:?}, expected a vector [N] or [N, 1]"),
+            })
+        }
+    };
+    let v: Vec<f64> = x.reshape(n)?.to_dtype(DType::F64)?.to_vec1()?;
+    if let Some(i) = v.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Format {
+            path: path.display().to_string(),
+            message: format!("entry {i} is {}", v[i]),
+        });
+    }
+    Ok(v)
+}
+
+/// Reads class labels: a `.npy` vector (`[N]` or `[N, 1]`) of integers (any integer dtype,
+/// or floats holding whole numbers), each in `0..=u32::MAX`.
+pub fn read_npy_labels(path: impl AsRef<Path>) -> Result<Vec<u32>> {
+    let path = path.as_ref();
+    let v = read_npy_vector(path)?;
+    v.iter()
+        .enumerate()
+        .map(|(i, &y)| {
+            if y.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&y) {
+                Ok(y as u32)
+            } else {
+                Err(Error::Format {
+                    path: path.display().to_string(),
+                    message: format!("label {i} is {y}, not a class index (a whole number >= 0)"),
+                })
+            }
+        })
+        .collect()
+}
+
 /// Reads a float32 `.npy` array of the given rank (C order), e.g. `[N, D]` for rank 2.
 /// Any other dtype, a Fortran-order or truncated file, or another rank is an error
 /// naming the file.
@@ -158,9 +211,7 @@ pub fn read_npy(path: impl AsRef<Path>, rank: usize) -> Result<Tensor> {
         path: path.display().to_string(),
         message,
     };
-    File::open(path).map_err(|e| io_error(path, e))?;
-    let x = Tensor::read_npy(path)
-        .map_err(|e| format(format!("not a readable .npy array: {}", first_line(e))))?;
+    let x = read_npy_any(path)?;
     if x.dtype() != DType::F32 {
         return Err(format(format!(
             "dtype {:?}, expected float32 (numpy: x.astype(np.float32))",

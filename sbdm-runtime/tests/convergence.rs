@@ -17,10 +17,9 @@ use candle_core::{DType, Device, Tensor};
 use sbdm_runtime::error::{Error, Result};
 use sbdm_runtime::model::mixture::GaussianMixture;
 use sbdm_runtime::model::prediction::{self, Prediction};
-use sbdm_runtime::model::ScoreModel;
-use sbdm_runtime::sampling::grid::Grid;
+use sbdm_runtime::model::{Condition, ScoreModel};
 use sbdm_runtime::sampling::noise::Noise;
-use sbdm_runtime::sampling::{sample, Sampled, SamplerConfig, SamplerKind};
+use sbdm_runtime::sampling::{GridKind, Sampled, Sampler, TimeGrid};
 use sbdm_runtime::sde::builtin::{CosineSde, VeSde, VpSde};
 use sbdm_runtime::sde::GaussianKernel;
 
@@ -49,38 +48,35 @@ fn x_t<S: GaussianKernel>(sde: &S) -> Tensor {
 fn run_with<S: GaussianKernel, M: ScoreModel>(
     sde: &S,
     model: &M,
-    kind: SamplerKind,
+    kind: Sampler,
     x_t: &Tensor,
-    cfg: &SamplerConfig,
+    grid: &TimeGrid,
 ) -> Result<Sampled> {
     let mut noise = Noise::new(0, 0, x_t.dim(0)?, &[2], &Device::Cpu);
-    sample(kind, sde, model, x_t, cfg, &mut noise)
+    kind.sample(sde, model, x_t, grid, &mut noise)
 }
 
-fn run<S: GaussianKernel>(
-    sde: &S,
-    kind: SamplerKind,
-    x_t: &Tensor,
-    cfg: &SamplerConfig,
-) -> Sampled {
+fn run<S: GaussianKernel>(sde: &S, kind: Sampler, x_t: &Tensor, grid: &TimeGrid) -> Sampled {
     let mix = mixture();
-    run_with(sde, &mix.model(sde), kind, x_t, cfg).unwrap()
+    run_with(sde, &mix.model(sde), kind, x_t, grid).unwrap()
 }
 
-fn fixed(steps: usize) -> SamplerConfig {
-    SamplerConfig {
-        steps,
-        grid: Grid::LogSnr,
-        ..Default::default()
-    }
+/// `steps` steps on the log-SNR grid.
+fn fixed(steps: usize) -> TimeGrid {
+    TimeGrid::new(GridKind::LogSnr, steps)
 }
 
-fn rk45(tol: f64) -> SamplerConfig {
-    SamplerConfig {
+/// RK45 at rtol = atol = `tol`.
+fn rk45(tol: f64) -> Sampler {
+    Sampler::Rk45 {
         rtol: tol,
         atol: tol,
-        ..Default::default()
     }
+}
+
+/// RK45's grid: the whole time range, the first step 1/100 of it.
+fn rk45_grid() -> TimeGrid {
+    TimeGrid::uniform(100)
 }
 
 fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
@@ -107,26 +103,22 @@ fn order(ns: &[usize], errs: &[f64]) -> f64 {
 
 /// Each sampler under test: its theoretical order and its step counts (the last four
 /// are fitted).
-const CASES: [(SamplerKind, f64, &[usize]); 7] = [
-    (
-        SamplerKind::OdeEuler,
-        1.0,
-        &[160, 320, 640, 1280, 2560, 5120],
-    ),
-    (SamplerKind::Ddim, 1.0, &[160, 320, 640, 1280, 2560, 5120]),
-    (SamplerKind::Dpm1, 1.0, &[160, 320, 640, 1280, 2560, 5120]),
-    (SamplerKind::Heun, 2.0, &[10, 20, 40, 80, 160, 320]),
-    (SamplerKind::Dpm2, 2.0, &[10, 20, 40, 80, 160, 320]),
-    (SamplerKind::DpmPp2m, 2.0, &[10, 20, 40, 80, 160, 320]),
-    (SamplerKind::DpmPp3m, 3.0, &[10, 20, 40, 80, 160, 320, 640]),
+const CASES: [(&str, f64, &[usize]); 7] = [
+    ("ode-euler", 1.0, &[160, 320, 640, 1280, 2560, 5120]),
+    ("ddim", 1.0, &[160, 320, 640, 1280, 2560, 5120]),
+    ("dpm1", 1.0, &[160, 320, 640, 1280, 2560, 5120]),
+    ("heun", 2.0, &[10, 20, 40, 80, 160, 320]),
+    ("dpm2", 2.0, &[10, 20, 40, 80, 160, 320]),
+    ("dpmpp2m", 2.0, &[10, 20, 40, 80, 160, 320]),
+    ("dpmpp3m", 3.0, &[10, 20, 40, 80, 160, 320, 640]),
 ];
 const FITTED: usize = 4;
 const TOLERANCE: f64 = 0.3;
 
 /// The reference solution, its estimated error (against rtol 1e-11) and its NFE.
 fn reference<S: GaussianKernel>(sde: &S, x_t: &Tensor) -> (Tensor, f64, usize) {
-    let r = run(sde, SamplerKind::Rk45, x_t, &rk45(1e-10));
-    let tighter = run(sde, SamplerKind::Rk45, x_t, &rk45(1e-11));
+    let r = run(sde, rk45(1e-10), x_t, &rk45_grid());
+    let tighter = run(sde, rk45(1e-11), x_t, &rk45_grid());
     let err = max_abs(&r.x, &tighter.x);
     (r.x, err, r.nfe)
 }
@@ -143,7 +135,8 @@ fn check_orders<S: GaussianKernel>(name: &str, sde: &S) {
         "sampler", "order", "fitted"
     );
     let mut failures = Vec::new();
-    for (kind, theory, ns) in CASES {
+    for (name, theory, ns) in CASES {
+        let kind: Sampler = name.parse().unwrap();
         let errs: Vec<f64> = ns
             .iter()
             .map(|&n| max_abs(&run(sde, kind, &x_t, &fixed(n)).x, &reference))
@@ -198,15 +191,14 @@ fn empirical_orders_on_cosine() {
 fn dpm_solver_1_equals_ddim_eta_0() {
     fn check<S: GaussianKernel>(name: &str, sde: &S) {
         let x_t = x_t(sde);
-        for grid in [Grid::LogSnr, Grid::Uniform, Grid::Karras { rho: 7.0 }] {
-            let cfg = SamplerConfig {
-                steps: 25,
-                grid,
-                eta: 0.0,
-                ..Default::default()
-            };
-            let dpm = run(sde, SamplerKind::Dpm1, &x_t, &cfg);
-            let ddim = run(sde, SamplerKind::Ddim, &x_t, &cfg);
+        for grid in [
+            GridKind::LogSnr,
+            GridKind::Uniform,
+            GridKind::Karras { rho: 7.0 },
+        ] {
+            let steps = TimeGrid::new(grid, 25);
+            let dpm = run(sde, Sampler::Dpm1, &x_t, &steps);
+            let ddim = run(sde, Sampler::Ddim { eta: 0.0 }, &x_t, &steps);
             let d = max_abs(&dpm.x, &ddim.x);
             println!("{name} {grid:?}: max |DPM-Solver-1 − DDIM(0)| = {d:.1e}");
             assert!(d < 1e-6, "{name} {grid:?}: {d}");
@@ -225,7 +217,7 @@ fn rk45_reports_nfe_and_it_grows_as_rtol_tightens() {
     let (reference, _, _) = reference(&sde, &x_t);
     let mut last: Option<(usize, f64)> = None;
     for tol in [1e-3, 1e-5, 1e-7, 1e-9] {
-        let out = run(&sde, SamplerKind::Rk45, &x_t, &rk45(tol));
+        let out = run(&sde, rk45(tol), &x_t, &rk45_grid());
         let err = max_abs(&out.x, &reference);
         println!(
             "RK45 rtol = atol = {tol:.0e}: NFE {}, max-abs error {err:.1e}",
@@ -253,44 +245,43 @@ impl<M: ScoreModel> ScoreModel for Reparam<'_, M> {
     fn prediction(&self) -> Prediction {
         self.as_
     }
-    fn forward(&self, x: &Tensor, t: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, t: &Tensor, c: &Condition) -> Result<Tensor> {
         let t0 = t.to_dtype(DType::F64)?.to_vec1::<f64>()?[0];
         let (a, b) = (self.sde.mean_coef(t0), self.sde.std(t0));
-        let out = self.inner.forward(x, t)?;
+        let out = self.inner.forward(x, t, c)?;
         prediction::convert(&out, self.inner.prediction(), self.as_, x, a, b)
     }
 }
 
-/// The deterministic PF-ODE samplers this file owns.
-const ODE_SAMPLERS: [SamplerKind; 7] = [
-    SamplerKind::OdeEuler,
-    SamplerKind::Heun,
-    SamplerKind::Rk45,
-    SamplerKind::Dpm1,
-    SamplerKind::Dpm2,
-    SamplerKind::DpmPp2m,
-    SamplerKind::DpmPp3m,
-];
+/// The deterministic PF-ODE samplers this file owns, RK45 at rtol = atol = `tol`.
+fn ode_samplers(tol: f64) -> [Sampler; 7] {
+    let by_name = |s: &str| s.parse::<Sampler>().unwrap();
+    [
+        by_name("ode-euler"),
+        by_name("heun"),
+        rk45(tol),
+        Sampler::Dpm1,
+        Sampler::Dpm2,
+        Sampler::DpmPp2m,
+        Sampler::DpmPp3m,
+    ]
+}
 
 #[test]
 fn samplers_agree_across_model_parameterisations() {
     let sde = VeSde::default();
     let x_t = x_t(&sde);
     let mix = mixture();
-    for kind in ODE_SAMPLERS {
-        let cfg = SamplerConfig {
-            rtol: 1e-6,
-            atol: 1e-6,
-            ..fixed(12)
-        };
-        let base = run(&sde, kind, &x_t, &cfg);
+    for kind in ode_samplers(1e-6) {
+        let grid = fixed(12);
+        let base = run(&sde, kind, &x_t, &grid);
         for as_ in [Prediction::Eps, Prediction::X0, Prediction::V] {
             let model = Reparam {
                 inner: mix.model(&sde),
                 sde: &sde,
                 as_,
             };
-            let other = run_with(&sde, &model, kind, &x_t, &cfg).unwrap();
+            let other = run_with(&sde, &model, kind, &x_t, &grid).unwrap();
             let d = max_abs(&base.x, &other.x);
             assert!(
                 d < 1e-9,
@@ -309,8 +300,8 @@ impl<M: ScoreModel> ScoreModel for NanBelowHalf<M> {
     fn prediction(&self) -> Prediction {
         self.0.prediction()
     }
-    fn forward(&self, x: &Tensor, t: &Tensor) -> Result<Tensor> {
-        let out = self.0.forward(x, t)?;
+    fn forward(&self, x: &Tensor, t: &Tensor, c: &Condition) -> Result<Tensor> {
+        let out = self.0.forward(x, t, c)?;
         let t0 = t.to_dtype(DType::F64)?.to_vec1::<f64>()?[0];
         if t0 < 0.5 {
             Ok(out.affine(f64::NAN, 0.0)?)
@@ -326,21 +317,17 @@ fn a_non_finite_state_stops_sampling_at_its_step() {
     let x_t = x_t(&sde);
     let mix = mixture();
     let model = NanBelowHalf(mix.model(&sde));
-    for kind in ODE_SAMPLERS {
-        let cfg = SamplerConfig {
-            grid: Grid::Uniform,
-            ..fixed(10)
-        };
-        match run_with(&sde, &model, kind, &x_t, &cfg) {
+    for kind in ode_samplers(1e-5) {
+        match run_with(&sde, &model, kind, &x_t, &TimeGrid::uniform(10)) {
             // Errors name the step and its start time t_i. The uniform grid is
             // t_i = 1 − 0.0999·i, so t_5 = 0.5005 and t_6 = 0.4006: the one-stage samplers
             // meet the NaN at step 6, Heun and DPM-Solver-2 in step 5's second stage.
             Err(Error::NonFinite { step, t, .. }) => {
-                if kind == SamplerKind::Rk45 {
+                if let Sampler::Rk45 { .. } = kind {
                     assert!((0.5..0.8).contains(&t), "rk45: t = {t}");
                 } else {
                     let want = match kind {
-                        SamplerKind::Heun | SamplerKind::Dpm2 => 5,
+                        Sampler::Heun { .. } | Sampler::Dpm2 => 5,
                         _ => 6,
                     };
                     assert_eq!(step, want, "{}", kind.name());
@@ -363,9 +350,9 @@ fn heun_churn_draws_noise_only_when_asked() {
     let mix = mixture();
     let model = mix.model(&sde);
     let go = |churn: f64, seed: u64| {
-        let cfg = SamplerConfig { churn, ..fixed(20) };
+        let heun: Sampler = format!("heun(churn={churn})").parse().unwrap();
         let mut noise = Noise::new(seed, 0, BATCH, &[2], &Device::Cpu);
-        sample(SamplerKind::Heun, &sde, &model, &x_t, &cfg, &mut noise)
+        heun.sample(&sde, &model, &x_t, &fixed(20), &mut noise)
             .unwrap()
             .x
     };

@@ -21,10 +21,10 @@ use candle_core::{DType, Device, Tensor};
 use sbdm_runtime::error::{Error, Result};
 use sbdm_runtime::model::mixture::GaussianMixture;
 use sbdm_runtime::model::prediction::{convert, linear_coefficients, Prediction};
-use sbdm_runtime::model::ScoreModel;
+use sbdm_runtime::model::{Condition, ScoreModel};
 use sbdm_runtime::sampling::noise::Noise;
 use sbdm_runtime::sampling::{
-    ddim_coefficients, ddpm_coefficients, sample, DdpmVariance, SamplerConfig, SamplerKind,
+    ddim_coefficients, ddpm_coefficients, DdpmVariance, Sampler, TimeGrid,
 };
 use sbdm_runtime::sde::builtin::VpSde;
 use sbdm_runtime::sde::discrete::{BetaSchedule, DiscreteSchedule};
@@ -178,18 +178,18 @@ impl ScoreModel for Probe {
     fn prediction(&self) -> Prediction {
         self.prediction
     }
-    fn forward(&self, _x: &Tensor, _t: &Tensor) -> Result<Tensor> {
+    fn forward(&self, _x: &Tensor, _t: &Tensor, _c: &Condition) -> Result<Tensor> {
         Ok(self.out.clone())
     }
 }
 
 const SEED: u64 = 42;
 
-/// Runs `kind` with `steps` uniform steps from knot `t` to knot `s` on a probe model
+/// Runs `sampler` with `steps` uniform steps from knot `t` to knot `s` on a probe model
 /// predicting `out` from `x`; returns the result and the first noise draw of `SEED`.
 fn probe(
-    kind: SamplerKind,
-    cfg: SamplerConfig,
+    sampler: Sampler,
+    steps: usize,
     prediction: Prediction,
     (t, s): (usize, usize),
     x: [f64; 2],
@@ -200,14 +200,12 @@ fn probe(
         prediction,
         out: Tensor::new(&[out], &dev).unwrap(),
     };
-    let cfg = SamplerConfig {
-        t_max: Some(sched.timestep_to_t(t)),
-        t_min: Some(sched.timestep_to_t(s)),
-        ..cfg
-    };
+    let grid = TimeGrid::uniform(steps).between(sched.timestep_to_t(t), sched.timestep_to_t(s));
     let x = Tensor::new(&[x], &dev).unwrap();
     let mut noise = Noise::new(SEED, 0, 1, &[2], &dev);
-    let got = sample(kind, &sched, &model, &x, &cfg, &mut noise).unwrap();
+    let got = sampler
+        .sample(&sched, &model, &x, &grid, &mut noise)
+        .unwrap();
     let z = Noise::new(SEED, 0, 1, &[2], &dev)
         .next_as(DType::F64)
         .unwrap();
@@ -218,45 +216,24 @@ fn probe(
     (row(&got.x), row(&z))
 }
 
-fn one_step(variance: DdpmVariance, eta: f64) -> SamplerConfig {
-    SamplerConfig {
-        steps: 1,
-        ddpm_variance: variance,
-        eta,
-        ..Default::default()
-    }
-}
-
 #[test]
 fn continuous_ddpm_at_knots_is_the_papers() {
     let ab = alpha_bars();
     for (t, s) in PAIRS {
         let (abt, abs) = (ab[t], ab[s]);
         let (alpha, beta) = (abt / abs, 1.0 - abt / abs);
-        let cfg = one_step(DdpmVariance::Beta, 0.0);
+        let ddpm = Sampler::Ddpm {
+            variance: DdpmVariance::Beta,
+        };
         // One step is the last step: the posterior mean, no noise.
-        let (x0_form, _) = probe(
-            SamplerKind::Ddpm,
-            cfg.clone(),
-            Prediction::X0,
-            (t, s),
-            [1.0, 0.0],
-            [0.0, 1.0],
-        );
+        let (x0_form, _) = probe(ddpm, 1, Prediction::X0, (t, s), [1.0, 0.0], [0.0, 1.0]);
         close(
             x0_form[0],
             alpha.sqrt() * (1.0 - abs) / (1.0 - abt),
             "DDPM c_x",
         );
         close(x0_form[1], abs.sqrt() * beta / (1.0 - abt), "DDPM c_x0");
-        let (eps_form, _) = probe(
-            SamplerKind::Ddpm,
-            cfg,
-            Prediction::Eps,
-            (t, s),
-            [1.0, 0.0],
-            [0.0, 1.0],
-        );
+        let (eps_form, _) = probe(ddpm, 1, Prediction::Eps, (t, s), [1.0, 0.0], [0.0, 1.0]);
         close(eps_form[0], 1.0 / alpha.sqrt(), "DDPM Algorithm 2 c_x");
         close(
             eps_form[1],
@@ -281,14 +258,9 @@ fn continuous_ddpm_noise_at_knots_is_the_papers() {
                 ((1.0 - ab[m]) / (1.0 - ab[t]) * beta).sqrt(),
             ),
         ] {
-            let cfg = SamplerConfig {
-                steps: 2,
-                ddpm_variance: var,
-                ..Default::default()
-            };
             let (got, z) = probe(
-                SamplerKind::Ddpm,
-                cfg,
+                Sampler::Ddpm { variance: var },
+                2,
                 Prediction::X0,
                 (t, s),
                 [0.0; 2],
@@ -315,10 +287,9 @@ fn continuous_ddim_at_knots_is_the_papers() {
             let c_x = abs.sqrt() / abt.sqrt();
             let c_eps =
                 (1.0 - abs - sigma * sigma).sqrt() - abs.sqrt() * (1.0 - abt).sqrt() / abt.sqrt();
-            let cfg = one_step(DdpmVariance::Beta, eta);
             let (got, z) = probe(
-                SamplerKind::Ddim,
-                cfg,
+                Sampler::Ddim { eta },
+                1,
                 Prediction::Eps,
                 (t, s),
                 [1.0, 0.0],
@@ -340,10 +311,9 @@ fn continuous_ancestral_at_knots_is_the_posterior() {
         let c = ddpm_coefficients(abt, abs, DdpmVariance::BetaTilde);
         let beta = 1.0 - abt / abs;
         let sigma = ((1.0 - abs) / (1.0 - abt) * beta).sqrt();
-        let cfg = one_step(DdpmVariance::Beta, 0.0);
         let (got, z) = probe(
-            SamplerKind::Ancestral,
-            cfg,
+            Sampler::Ancestral,
+            1,
             Prediction::X0,
             (t, s),
             [1.0, 0.0],
@@ -355,27 +325,24 @@ fn continuous_ancestral_at_knots_is_the_posterior() {
 }
 
 /// The stochastic samplers with the settings the determinism tests use.
-fn stochastic() -> Vec<(SamplerKind, SamplerConfig)> {
-    let cfg = SamplerConfig {
-        steps: 20,
-        ..Default::default()
-    };
+fn stochastic() -> Vec<Sampler> {
+    let by_name = |s: &str| s.parse::<Sampler>().unwrap();
     [
-        (SamplerKind::Em, cfg.clone()),
-        (SamplerKind::ReverseDiffusion, cfg.clone()),
-        (SamplerKind::Ancestral, cfg.clone()),
-        (SamplerKind::Pc, cfg.clone()),
-        (SamplerKind::Ddpm, cfg.clone()),
-        (
-            SamplerKind::Ddpm,
-            SamplerConfig {
-                ddpm_variance: DdpmVariance::BetaTilde,
-                ..cfg.clone()
-            },
-        ),
-        (SamplerKind::Ddim, SamplerConfig { eta: 0.5, ..cfg }),
+        "em",
+        "reverse-diffusion",
+        "ancestral",
+        "pc",
+        "ddpm",
+        "ddpm(variance=beta-tilde)",
+        "ddim(eta=0.5)",
     ]
+    .map(by_name)
     .into()
+}
+
+/// The grid of the determinism tests.
+fn twenty() -> TimeGrid {
+    TimeGrid::uniform(20)
 }
 
 fn mixture() -> GaussianMixture {
@@ -389,19 +356,13 @@ fn mixture() -> GaussianMixture {
 
 /// `n` samples drawn from streams `offset..offset + n` of `seed`: `x_T` is the first draw
 /// (times the prior std), the sampler's noise the following ones.
-fn draw<S: GaussianKernel>(
-    sde: &S,
-    kind: SamplerKind,
-    cfg: &SamplerConfig,
-    seed: u64,
-    offset: u64,
-    n: usize,
-) -> Tensor {
+fn draw<S: GaussianKernel>(sde: &S, sampler: Sampler, seed: u64, offset: u64, n: usize) -> Tensor {
     let gmm = mixture();
     let dev = Device::Cpu;
     let mut noise = Noise::new(seed, offset, n, &[2], &dev);
     let x_t = noise.draw().unwrap().affine(sde.prior_std(), 0.0).unwrap();
-    sample(kind, sde, &gmm.model(sde), &x_t, cfg, &mut noise)
+    sampler
+        .sample(sde, &gmm.model(sde), &x_t, &twenty(), &mut noise)
         .unwrap()
         .x
 }
@@ -413,10 +374,10 @@ fn rows(x: &Tensor) -> Vec<Vec<f32>> {
 #[test]
 fn seeds_reproduce() {
     let sde = schedule();
-    for (kind, cfg) in stochastic() {
-        let a = rows(&draw(&sde, kind, &cfg, 7, 0, 8));
-        assert_eq!(a, rows(&draw(&sde, kind, &cfg, 7, 0, 8)), "{kind:?}");
-        assert_ne!(a, rows(&draw(&sde, kind, &cfg, 8, 0, 8)), "{kind:?}");
+    for kind in stochastic() {
+        let a = rows(&draw(&sde, kind, 7, 0, 8));
+        assert_eq!(a, rows(&draw(&sde, kind, 7, 0, 8)), "{kind:?}");
+        assert_ne!(a, rows(&draw(&sde, kind, 8, 0, 8)), "{kind:?}");
         assert!(a.iter().flatten().all(|v| v.is_finite()));
     }
 }
@@ -426,20 +387,16 @@ fn batch_equals_single() {
     // Predictor–corrector is the exception: its Langevin step size uses norms averaged
     // over the batch (as in score_sde), so a sample's path depends on its batch.
     let (vp, ddpm) = (VpSde::default(), schedule());
-    for (kind, cfg) in stochastic()
+    for kind in stochastic()
         .into_iter()
-        .filter(|(k, _)| *k != SamplerKind::Pc)
+        .filter(|k| !matches!(k, Sampler::Pc { .. }))
     {
         for (name, batch, single) in [
-            (
-                "vp",
-                draw(&vp, kind, &cfg, 9, 0, 8),
-                draw(&vp, kind, &cfg, 9, 3, 1),
-            ),
+            ("vp", draw(&vp, kind, 9, 0, 8), draw(&vp, kind, 9, 3, 1)),
             (
                 "ddpm",
-                draw(&ddpm, kind, &cfg, 9, 0, 8),
-                draw(&ddpm, kind, &cfg, 9, 3, 1),
+                draw(&ddpm, kind, 9, 0, 8),
+                draw(&ddpm, kind, 9, 3, 1),
             ),
         ] {
             assert_eq!(rows(&batch)[3], rows(&single)[0], "{kind:?} on {name}");
@@ -450,23 +407,13 @@ fn batch_equals_single() {
 #[test]
 fn ddim_eta_0_is_deterministic_and_draws_no_noise() {
     let (sde, gmm, dev) = (schedule(), mixture(), Device::Cpu);
-    let cfg = SamplerConfig {
-        steps: 20,
-        ..Default::default()
-    };
     let x_t = Noise::new(1, 0, 8, &[2], &dev).draw().unwrap();
     let run = |seed: u64| {
         let mut noise = Noise::new(seed, 0, 8, &[2], &dev);
-        let x = sample(
-            SamplerKind::Ddim,
-            &sde,
-            &gmm.model(&sde),
-            &x_t,
-            &cfg,
-            &mut noise,
-        )
-        .unwrap()
-        .x;
+        let x = Sampler::Ddim { eta: 0.0 }
+            .sample(&sde, &gmm.model(&sde), &x_t, &twenty(), &mut noise)
+            .unwrap()
+            .x;
         // The sampler drew nothing: the stream is where a fresh one starts.
         let fresh = Noise::new(seed, 0, 8, &[2], &dev).draw().unwrap();
         assert_eq!(rows(&noise.draw().unwrap()), rows(&fresh));
@@ -474,20 +421,13 @@ fn ddim_eta_0_is_deterministic_and_draws_no_noise() {
     };
     assert_eq!(run(2), run(3));
     // η > 0 does draw noise: the same two seeds then disagree.
-    let cfg = SamplerConfig { eta: 1.0, ..cfg };
     let run = |seed: u64| {
         let mut noise = Noise::new(seed, 0, 8, &[2], &dev);
         rows(
-            &sample(
-                SamplerKind::Ddim,
-                &sde,
-                &gmm.model(&sde),
-                &x_t,
-                &cfg,
-                &mut noise,
-            )
-            .unwrap()
-            .x,
+            &Sampler::Ddim { eta: 1.0 }
+                .sample(&sde, &gmm.model(&sde), &x_t, &twenty(), &mut noise)
+                .unwrap()
+                .x,
         )
     };
     assert_ne!(run(2), run(3));
@@ -496,21 +436,17 @@ fn ddim_eta_0_is_deterministic_and_draws_no_noise() {
 #[test]
 fn negative_eta_is_rejected() {
     let (sde, gmm, dev) = (schedule(), mixture(), Device::Cpu);
-    let cfg = SamplerConfig {
-        eta: -0.5,
-        ..Default::default()
-    };
     let x_t = Tensor::zeros((2, 2), DType::F32, &dev).unwrap();
     let mut noise = Noise::new(0, 0, 2, &[2], &dev);
-    let err = sample(
-        SamplerKind::Ddim,
-        &sde,
-        &gmm.model(&sde),
-        &x_t,
-        &cfg,
-        &mut noise,
-    )
-    .unwrap_err();
+    let err = Sampler::Ddim { eta: -0.5 }
+        .sample(
+            &sde,
+            &gmm.model(&sde),
+            &x_t,
+            &TimeGrid::uniform(100),
+            &mut noise,
+        )
+        .unwrap_err();
     assert!(matches!(err, Error::Invalid(_)), "{err}");
 }
 
@@ -524,8 +460,8 @@ impl<M: ScoreModel> ScoreModel for NanBelow<M> {
     fn prediction(&self) -> Prediction {
         self.inner.prediction()
     }
-    fn forward(&self, x: &Tensor, t: &Tensor) -> Result<Tensor> {
-        let out = self.inner.forward(x, t)?;
+    fn forward(&self, x: &Tensor, t: &Tensor, c: &Condition) -> Result<Tensor> {
+        let out = self.inner.forward(x, t, c)?;
         let t0 = t.to_dtype(DType::F64)?.to_vec1::<f64>()?[0];
         Ok(if t0 < self.t_bad {
             out.affine(f64::NAN, 0.0)?
@@ -542,23 +478,25 @@ fn a_nan_stops_sampling_naming_the_step_and_time() {
         inner: gmm.model(&sde),
         t_bad: 0.45,
     };
-    let cfg = SamplerConfig {
-        steps: 10,
-        ..Default::default()
-    };
+    let grid = TimeGrid::uniform(10);
     // The uniform grid 1, 0.9001, …: ts[6] = 0.4006 is the first time below 0.45.
     let ts: Vec<f64> = (0..=10)
         .map(|i| 1.0 + i as f64 / 10.0 * (1e-3 - 1.0))
         .collect();
-    let mut kinds: Vec<_> = stochastic().into_iter().map(|(k, c)| (k, c.eta)).collect();
-    kinds.push((SamplerKind::Ddim, 0.0));
-    for (kind, eta) in kinds {
+    let mut kinds = stochastic();
+    kinds.push(Sampler::Ddim { eta: 0.0 });
+    for kind in kinds {
         let x_t = Noise::new(5, 0, 4, &[2], &dev).draw().unwrap();
         let mut noise = Noise::new(5, 0, 4, &[2], &dev);
-        let cfg = SamplerConfig { eta, ..cfg.clone() };
-        let err = sample(kind, &sde, &model, &x_t, &cfg, &mut noise).unwrap_err();
+        let err = kind
+            .sample(&sde, &model, &x_t, &grid, &mut noise)
+            .unwrap_err();
         // Predictor–corrector first meets t = ts[6] in the corrector of step 5.
-        let want_step = if kind == SamplerKind::Pc { 5 } else { 6 };
+        let want_step = if matches!(kind, Sampler::Pc { .. }) {
+            5
+        } else {
+            6
+        };
         match err {
             Error::NonFinite { step, t, .. } => {
                 assert_eq!(step, want_step, "{kind:?}");

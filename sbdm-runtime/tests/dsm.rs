@@ -37,7 +37,12 @@ impl ScoreModel for Exact<'_> {
     fn prediction(&self) -> Prediction {
         self.to
     }
-    fn forward(&self, x: &Tensor, t: &Tensor) -> sbdm_runtime::error::Result<Tensor> {
+    fn forward(
+        &self,
+        x: &Tensor,
+        t: &Tensor,
+        _c: &sbdm_runtime::model::Condition,
+    ) -> sbdm_runtime::error::Result<Tensor> {
         let ts = t.to_dtype(DType::F64)?.to_vec1::<f64>()?;
         let t0 = ts[0];
         assert!(

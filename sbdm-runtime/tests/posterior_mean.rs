@@ -6,10 +6,10 @@ use candle_core::{DType, Device, Tensor};
 use sbdm_runtime::error::Result;
 use sbdm_runtime::model::mixture::GaussianMixture;
 use sbdm_runtime::model::prediction::Prediction;
-use sbdm_runtime::model::{Denoiser, ScoreModel};
+use sbdm_runtime::model::{Condition, ScoreModel};
 use sbdm_runtime::sampling::grid::{discrete_times, Spacing};
 use sbdm_runtime::sampling::noise::Noise;
-use sbdm_runtime::sampling::{sample_on, SamplerConfig, SamplerKind};
+use sbdm_runtime::sampling::{Denoiser, Sampler, TimeGrid};
 use sbdm_runtime::sde::discrete::{BetaSchedule, DiscreteSchedule};
 use sbdm_runtime::sde::GaussianKernel;
 
@@ -26,7 +26,7 @@ impl ScoreModel for MeanModel<'_> {
             num_train: self.sde.num_steps() as u32,
         }
     }
-    fn forward(&self, x: &Tensor, t: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, t: &Tensor, _c: &Condition) -> Result<Tensor> {
         let t0 = t.to_dtype(DType::F64)?.to_vec1::<f64>()?[0];
         let exact = self.mix.model(self.sde);
         let den = Denoiser::new(self.sde, &exact);
@@ -57,29 +57,27 @@ fn posterior_mean_model_samples_like_x0_model() {
         .to_dtype(DType::F64)
         .unwrap();
     // DDIM-style subsampling: 50 of the 1000 training steps.
-    let ts = discrete_times(1000, 50, Spacing::Leading).unwrap();
-    let cfg = SamplerConfig::default();
-    for kind in [SamplerKind::Ddpm, SamplerKind::Ddim] {
-        let a = sample_on(
-            kind,
-            &sde,
-            &exact,
-            &x_t,
-            &ts,
-            &cfg,
-            &mut Noise::new(1, 0, 16, &[2], &Device::Cpu),
-        )
-        .unwrap();
-        let b = sample_on(
-            kind,
-            &sde,
-            &mean,
-            &x_t,
-            &ts,
-            &cfg,
-            &mut Noise::new(1, 0, 16, &[2], &Device::Cpu),
-        )
-        .unwrap();
+    let ts = TimeGrid::Times(discrete_times(1000, 50, Spacing::Leading).unwrap());
+    for kind in ["ddpm", "ddim"] {
+        let kind: Sampler = kind.parse().unwrap();
+        let a = kind
+            .sample(
+                &sde,
+                &exact,
+                &x_t,
+                &ts,
+                &mut Noise::new(1, 0, 16, &[2], &Device::Cpu),
+            )
+            .unwrap();
+        let b = kind
+            .sample(
+                &sde,
+                &mean,
+                &x_t,
+                &ts,
+                &mut Noise::new(1, 0, 16, &[2], &Device::Cpu),
+            )
+            .unwrap();
         let d = (a.x - b.x)
             .unwrap()
             .abs()

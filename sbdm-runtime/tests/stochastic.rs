@@ -25,10 +25,10 @@ use candle_core::{Device, Tensor};
 use sbdm_runtime::error::Result;
 use sbdm_runtime::model::mixture::GaussianMixture;
 use sbdm_runtime::model::prediction::Prediction;
-use sbdm_runtime::model::ScoreModel;
+use sbdm_runtime::model::{Condition, ScoreModel};
 use sbdm_runtime::report::metrics::{second_moment, shares, sliced_w2};
 use sbdm_runtime::sampling::noise::Noise;
-use sbdm_runtime::sampling::{sample, DdpmVariance, SamplerConfig, SamplerKind};
+use sbdm_runtime::sampling::{Sampler, TimeGrid};
 use sbdm_runtime::sde::builtin::{CosineSde, VeSde, VpSde};
 use sbdm_runtime::sde::GaussianKernel;
 
@@ -104,8 +104,7 @@ fn class_matched<S: GaussianKernel>(
 fn run<S: GaussianKernel, M: ScoreModel>(
     sde: &S,
     model: &M,
-    kind: SamplerKind,
-    cfg: &SamplerConfig,
+    kind: Sampler,
     seed: u64,
 ) -> Result<Report> {
     let dev = Device::Cpu;
@@ -113,15 +112,13 @@ fn run<S: GaussianKernel, M: ScoreModel>(
     let (t_min, t_max) = sde.time_range();
     let x_t = gmm.sample_at(sde, t_max, N, seed, &dev)?;
     let mut noise = Noise::new(seed, 0, N, &[gmm.dim()], &dev);
-    let cfg = SamplerConfig {
-        steps: STEPS,
-        ..cfg.clone()
-    };
-    let out = sample(kind, sde, model, &x_t, &cfg, &mut noise)?;
+    let out = kind.sample(sde, model, &x_t, &TimeGrid::uniform(STEPS), &mut noise)?;
     let x = &out.x;
     assert_eq!(x.dims(), &[N, 2]);
     let per_step = match kind {
-        SamplerKind::Pc => 1 + cfg.corrector_steps,
+        Sampler::Pc {
+            corrector_steps, ..
+        } => 1 + corrector_steps,
         _ => 1,
     };
     assert_eq!(out.nfe, STEPS * per_step);
@@ -163,135 +160,76 @@ fn run<S: GaussianKernel, M: ScoreModel>(
     })
 }
 
-fn check<S: GaussianKernel>(sde: &S, kind: SamplerKind, cfg: SamplerConfig, seed: u64) {
+fn check<S: GaussianKernel>(sde: &S, kind: &str, seed: u64) {
     let gmm = mixture();
     let model = gmm.model(sde);
     let start = std::time::Instant::now();
-    let r = run(sde, &model, kind, &cfg, seed).unwrap();
-    let name = match kind {
-        SamplerKind::Ddpm => format!("ddpm ({:?})", cfg.ddpm_variance),
-        SamplerKind::Ddim => format!("ddim (eta {})", cfg.eta),
-        _ => kind.name().to_string(),
-    };
+    let kind: Sampler = kind.parse().unwrap();
+    let r = run(sde, &model, kind, seed).unwrap();
+    let name = kind.to_string();
     let secs = start.elapsed().as_secs_f64();
     eprintln!("{name} on {}: {r:?} ({secs:.1} s)", sde.name());
     assert!(r.passes(), "{name} on {}: {r:?}", sde.name());
 }
 
-fn eta(eta: f64) -> SamplerConfig {
-    SamplerConfig {
-        eta,
-        ..Default::default()
-    }
-}
-
 #[test]
 fn em_vp() {
-    check(
-        &VpSde::default(),
-        SamplerKind::Em,
-        SamplerConfig::default(),
-        11,
-    );
+    check(&VpSde::default(), "em", 11);
 }
 
 #[test]
 fn reverse_diffusion_vp() {
-    check(
-        &VpSde::default(),
-        SamplerKind::ReverseDiffusion,
-        SamplerConfig::default(),
-        12,
-    );
+    check(&VpSde::default(), "reverse-diffusion", 12);
 }
 
 #[test]
 fn ancestral_vp() {
-    check(
-        &VpSde::default(),
-        SamplerKind::Ancestral,
-        SamplerConfig::default(),
-        13,
-    );
+    check(&VpSde::default(), "ancestral", 13);
 }
 
 #[test]
 fn pc_vp() {
-    check(
-        &VpSde::default(),
-        SamplerKind::Pc,
-        SamplerConfig::default(),
-        14,
-    );
+    check(&VpSde::default(), "pc", 14);
 }
 
 #[test]
 fn ddpm_vp() {
-    check(
-        &VpSde::default(),
-        SamplerKind::Ddpm,
-        SamplerConfig::default(),
-        15,
-    );
+    check(&VpSde::default(), "ddpm", 15);
 }
 
 #[test]
 fn ddpm_beta_tilde_vp() {
-    let cfg = SamplerConfig {
-        ddpm_variance: DdpmVariance::BetaTilde,
-        ..Default::default()
-    };
-    check(&VpSde::default(), SamplerKind::Ddpm, cfg, 16);
+    check(&VpSde::default(), "ddpm(variance=beta-tilde)", 16);
 }
 
 #[test]
 fn ddim_eta_1_vp() {
-    check(&VpSde::default(), SamplerKind::Ddim, eta(1.0), 17);
+    check(&VpSde::default(), "ddim(eta=1)", 17);
 }
 
 #[test]
 fn em_ve() {
-    check(
-        &VeSde::default(),
-        SamplerKind::Em,
-        SamplerConfig::default(),
-        21,
-    );
+    check(&VeSde::default(), "em", 21);
 }
 
 #[test]
 fn pc_ve() {
-    check(
-        &VeSde::default(),
-        SamplerKind::Pc,
-        SamplerConfig::default(),
-        22,
-    );
+    check(&VeSde::default(), "pc", 22);
 }
 
 #[test]
 fn ddim_eta_1_ve() {
-    check(&VeSde::default(), SamplerKind::Ddim, eta(1.0), 23);
+    check(&VeSde::default(), "ddim(eta=1)", 23);
 }
 
 #[test]
 fn ancestral_cosine() {
-    check(
-        &CosineSde::default(),
-        SamplerKind::Ancestral,
-        SamplerConfig::default(),
-        31,
-    );
+    check(&CosineSde::default(), "ancestral", 31);
 }
 
 #[test]
 fn reverse_diffusion_cosine() {
-    check(
-        &CosineSde::default(),
-        SamplerKind::ReverseDiffusion,
-        SamplerConfig::default(),
-        32,
-    );
+    check(&CosineSde::default(), "reverse-diffusion", 32);
 }
 
 /// The exact score scaled by a constant: a model with a 10% error.
@@ -304,9 +242,9 @@ impl<M: ScoreModel> ScoreModel for Scaled<M> {
     fn prediction(&self) -> Prediction {
         Prediction::Score
     }
-    fn forward(&self, x: &Tensor, t: &Tensor) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, t: &Tensor, c: &Condition) -> Result<Tensor> {
         assert_eq!(self.inner.prediction(), Prediction::Score);
-        Ok(self.inner.forward(x, t)?.affine(self.factor, 0.0)?)
+        Ok(self.inner.forward(x, t, c)?.affine(self.factor, 0.0)?)
     }
 }
 
@@ -322,7 +260,7 @@ fn mis_scaled_score_fails_the_moment_test() {
         factor: 1.1,
     };
     // The seed of `em_vp`, which passes with the exact score.
-    let r = run(&sde, &model, SamplerKind::Em, &SamplerConfig::default(), 11).unwrap();
+    let r = run(&sde, &model, Sampler::Em, 11).unwrap();
     eprintln!("em on VpSde, score × 1.1: {r:?}");
     assert!(r.m2_z < -3.0, "score × 1.1 passed the moment test: {r:?}");
     assert!(!r.passes());
@@ -335,7 +273,7 @@ impl ScoreModel for Probe {
     fn prediction(&self) -> Prediction {
         Prediction::Score
     }
-    fn forward(&self, _x: &Tensor, _t: &Tensor) -> Result<Tensor> {
+    fn forward(&self, _x: &Tensor, _t: &Tensor, _c: &Condition) -> Result<Tensor> {
         Ok(self.0.clone())
     }
 }
@@ -352,17 +290,13 @@ fn one_step_is_the_algorithm_box() {
     let delta = t - s;
     let a = (-0.5 * (0.1 * (t - s) + 9.95 * (t * t - s * s))).exp();
     let b2 = 1.0 - a * a;
-    let run = |kind: SamplerKind| {
-        let cfg = SamplerConfig {
-            steps: 1,
-            t_max: Some(t),
-            t_min: Some(s),
-            ..Default::default()
-        };
+    let run = |kind: &str| {
+        let kind: Sampler = kind.parse().unwrap();
+        let grid = TimeGrid::uniform(1).between(t, s);
         let model = Probe(Tensor::new(&[[0f64, 1.0]], &dev).unwrap());
         let x = Tensor::new(&[[1f64, 0.0]], &dev).unwrap();
         let mut noise = Noise::new(3, 0, 1, &[2], &dev);
-        let out = sample(kind, &sde, &model, &x, &cfg, &mut noise).unwrap();
+        let out = kind.sample(&sde, &model, &x, &grid, &mut noise).unwrap();
         out.x.to_vec2::<f64>().unwrap()[0].clone()
     };
     let mut noise = Noise::new(3, 0, 1, &[2], &dev);
@@ -389,7 +323,7 @@ fn one_step_is_the_algorithm_box() {
     // x_s = (1 − Δ·F)·x + Δ·g²·score + g·√Δ·z.
     let g = (beta * delta).sqrt();
     close(
-        &run(SamplerKind::Em),
+        &run("em"),
         [
             1.0 + 0.5 * beta * delta + g * z1[0],
             beta * delta + g * z1[1],
@@ -398,12 +332,12 @@ fn one_step_is_the_algorithm_box() {
     );
     // x_s = (2 − a_{t|s})·x + b_{t|s}²·score + b_{t|s}·z.
     let rd = [2.0 - a + b2.sqrt() * z1[0], b2 + b2.sqrt() * z1[1]];
-    close(&run(SamplerKind::ReverseDiffusion), rd, "reverse-diffusion");
+    close(&run("reverse-diffusion"), rd, "reverse-diffusion");
     // Then the corrector at s: ε = 2·a_{t|s}²·(snr·‖z‖/‖score‖)², ‖score‖ = 1.
     let eps = 2.0 * a * a * (0.16f64 * (z2[0] * z2[0] + z2[1] * z2[1]).sqrt()).powi(2);
     let pc = [
         rd[0] + (2.0 * eps).sqrt() * z2[0],
         rd[1] + eps + (2.0 * eps).sqrt() * z2[1],
     ];
-    close(&run(SamplerKind::Pc), pc, "pc");
+    close(&run("pc"), pc, "pc");
 }

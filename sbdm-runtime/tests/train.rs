@@ -9,7 +9,7 @@ use sbdm_runtime::data::{Dataset, Toy};
 use sbdm_runtime::error::Error;
 use sbdm_runtime::model::net::{ModelConfig, NetModel};
 use sbdm_runtime::model::prediction::Prediction;
-use sbdm_runtime::model::ScoreModel;
+use sbdm_runtime::model::{Condition, ScoreModel};
 use sbdm_runtime::nn::{EmbedConfig, MlpConfig, NetConfig};
 use sbdm_runtime::sde::builtin::{VeSde, VpSde};
 use sbdm_runtime::train::{self, checkpoint, TrainConfig, Trainer, Weighting};
@@ -129,16 +129,30 @@ fn checkpoint_round_trip_gives_identical_outputs() {
         } else {
             trainer_model_copy(&tr)
         };
-        let a = loaded.forward(&x, &t).unwrap().to_vec2::<f32>().unwrap();
-        let b = direct.forward(&x, &t).unwrap().to_vec2::<f32>().unwrap();
+        let a = loaded
+            .forward(&x, &t, &Condition::None)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        let b = direct
+            .forward(&x, &t, &Condition::None)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
         assert_eq!(a, b, "ema = {ema}");
     }
     // EMA and raw weights differ after training, so the flag matters.
     let (e, _) = train::load_model(&path, VpSde::default(), true, &Device::Cpu).unwrap();
     let (r, _) = train::load_model(&path, VpSde::default(), false, &Device::Cpu).unwrap();
     assert_ne!(
-        e.forward(&x, &t).unwrap().to_vec2::<f32>().unwrap(),
-        r.forward(&x, &t).unwrap().to_vec2::<f32>().unwrap()
+        e.forward(&x, &t, &Condition::None)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap(),
+        r.forward(&x, &t, &Condition::None)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap()
     );
 }
 

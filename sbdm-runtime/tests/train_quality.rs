@@ -14,7 +14,7 @@ use sbdm_runtime::model::prediction::Prediction;
 use sbdm_runtime::nn::{EmbedConfig, MlpConfig, NetConfig};
 use sbdm_runtime::report::metrics;
 use sbdm_runtime::sampling::noise::Noise;
-use sbdm_runtime::sampling::{self, SamplerConfig, SamplerKind};
+use sbdm_runtime::sampling::{Sampler, TimeGrid};
 use sbdm_runtime::sde::builtin::VpSde;
 use sbdm_runtime::train::{LrSchedule, TrainConfig, Trainer, Weighting};
 use sbdm_runtime::GaussianKernel;
@@ -76,11 +76,8 @@ fn train_and_sample(
         .unwrap()
         .to_dtype(DType::F32)
         .unwrap();
-    let cfg = SamplerConfig {
-        steps: 50,
-        ..Default::default()
-    };
-    let x = sampling::sample(SamplerKind::Ddim, &sde, &model, &x_t, &cfg, &mut noise)
+    let x = Sampler::Ddim { eta: 0.0 }
+        .sample(&sde, &model, &x_t, &TimeGrid::uniform(50), &mut noise)
         .unwrap()
         .x
         .to_dtype(DType::F64)

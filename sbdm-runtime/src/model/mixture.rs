@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::error::{invalid, Error, Result};
 use crate::model::prediction::Prediction;
-use crate::model::ScoreModel;
+use crate::model::{Condition, Conditioning, ScoreModel};
 use crate::sde::GaussianKernel;
 
 /// A Gaussian mixture `Σ_k w_k N(μ_k, s_k² I)` in `D` dimensions.
@@ -200,6 +200,51 @@ impl GaussianMixture {
         }
     }
 
+    /// The exact score of component `k` of `p_t` at one point, `(a, b)` the kernel at `t`:
+    /// `−(x − a·μ_k)/(a²·s_k² + b²)`.
+    pub fn component_score_at(&self, k: usize, x: &[f64], a: f64, b: f64, out: &mut [f64]) {
+        let var = a * a * self.stds[k] * self.stds[k] + b * b;
+        for ((o, xi), mi) in out.iter_mut().zip(x).zip(&self.means[k]) {
+            *o = -(xi - a * mi) / var;
+        }
+    }
+
+    /// Component `k` alone, as a one-component mixture (its class-conditional law).
+    pub fn component(&self, k: usize) -> Result<GaussianMixture> {
+        if k >= self.len() {
+            return Err(invalid!(
+                "component {k} is out of range: the mixture has {} components",
+                self.len()
+            ));
+        }
+        GaussianMixture::new(vec![1.0], vec![self.means[k].clone()], vec![self.stds[k]])
+    }
+
+    /// The mixture with its components reweighted by `counts` (e.g. how many samples of
+    /// each class were drawn): the law of a sample whose class is drawn from `counts`.
+    /// Components with count 0 are dropped.
+    pub fn reweighted(&self, counts: &[usize]) -> Result<GaussianMixture> {
+        if counts.len() != self.len() {
+            return Err(invalid!(
+                "{} counts for a mixture of {} components",
+                counts.len(),
+                self.len()
+            ));
+        }
+        let total: usize = counts.iter().sum();
+        if total == 0 {
+            return Err(invalid!("every count is 0"));
+        }
+        let keep: Vec<usize> = (0..self.len()).filter(|&k| counts[k] > 0).collect();
+        GaussianMixture::new(
+            keep.iter()
+                .map(|&k| counts[k] as f64 / total as f64)
+                .collect(),
+            keep.iter().map(|&k| self.means[k].clone()).collect(),
+            keep.iter().map(|&k| self.stds[k]).collect(),
+        )
+    }
+
     /// `log p_t(x)` at one point.
     pub fn log_prob_at(&self, x: &[f64], a: f64, b: f64) -> f64 {
         let mut r = vec![0.0; self.len()];
@@ -340,21 +385,44 @@ impl<S: GaussianKernel + ?Sized> ScoreModel for MixtureScore<'_, S> {
         Prediction::Score
     }
 
-    fn forward(&self, x: &Tensor, t: &Tensor) -> Result<Tensor> {
+    /// The components are the classes.
+    fn conditioning(&self) -> Conditioning {
+        Conditioning::Classes(self.mixture.len())
+    }
+
+    /// The exact score of `p_t`, or under [`Condition::Classes`] the exact score of each
+    /// row's component: `−(x − a·μ_k)/(a²·s_k² + b²)`.
+    fn forward(&self, x: &Tensor, t: &Tensor, condition: &Condition) -> Result<Tensor> {
         let ts: Vec<f64> = t.to_dtype(candle_core::DType::F64)?.to_vec1()?;
         let rows = rows_f64(x, self.mixture.dim())?;
         if ts.len() != rows.len() {
             return Err(invalid!("{} times for {} samples", ts.len(), rows.len()));
         }
+        let classes: Option<Vec<u32>> = condition.labels().map(|y| y.to_vec1()).transpose()?;
+        if let Some(k) = classes
+            .as_ref()
+            .and_then(|c| c.iter().find(|k| **k as usize >= self.mixture.len()))
+        {
+            return Err(invalid!(
+                "class {k} is out of range: the mixture has {} components",
+                self.mixture.len()
+            ));
+        }
         let d = self.mixture.dim();
         let mut data = Vec::with_capacity(rows.len() * d);
         let mut out = vec![0.0; d];
         let mut last = (f64::NAN, 0.0, 0.0);
-        for (r, &t) in rows.iter().zip(&ts) {
+        for (i, (r, &t)) in rows.iter().zip(&ts).enumerate() {
             if t != last.0 {
                 last = (t, self.sde.mean_coef(t), self.sde.std(t));
             }
-            self.mixture.score_at(r, last.1, last.2, &mut out);
+            match &classes {
+                None => self.mixture.score_at(r, last.1, last.2, &mut out),
+                Some(c) => {
+                    self.mixture
+                        .component_score_at(c[i] as usize, r, last.1, last.2, &mut out)
+                }
+            }
             data.extend_from_slice(&out);
         }
         Ok(Tensor::from_vec(data, (rows.len(), d), x.device())?.to_dtype(x.dtype())?)

@@ -1,33 +1,46 @@
-//! The score-model trait samplers, training and guidance are written against.
+//! Score models: the trait samplers, guidance and training are written against, what a
+//! model's output means ([`prediction`]), the conditions it takes ([`Condition`]), and the
+//! models themselves — the exact Gaussian-mixture oracle ([`mixture`]), neural score
+//! models ([`net`]) and time-dependent classifiers ([`classifier`]).
 
-use candle_core::Tensor;
+use candle_core::{DType, Device, Tensor};
 
 pub mod mixture;
 pub mod net;
 pub mod prediction;
 
-use crate::error::Result;
-use crate::sde::GaussianKernel;
+use crate::error::{invalid, Result};
 use prediction::Prediction;
 
 /// A time-conditioned network (or an exact oracle) predicting a [`Prediction`].
 ///
-/// `forward` takes a batch `x` of shape `[N, ...]` and times `t` of shape `[N]` (f32,
-/// in the SDE's continuous time). It is a plain tensor function, so a score can be
-/// differentiated through (wrap `x` in a `candle_core::Var` for `∇_x`).
+/// `forward` takes a batch `x` of shape `[N, ...]`, times `t` of shape `[N]` (in `x`'s
+/// float dtype, in the SDE's continuous time) and a [`Condition`]. It is a plain tensor
+/// function, so a score can be differentiated through (wrap `x` in a `candle_core::Var`
+/// for `∇_x`).
 pub trait ScoreModel {
     /// What the output means.
     fn prediction(&self) -> Prediction;
-    /// The model output at `x`, `t`.
-    fn forward(&self, x: &Tensor, t: &Tensor) -> Result<Tensor>;
+
+    /// The conditions the model accepts (default: none).
+    fn conditioning(&self) -> Conditioning {
+        Conditioning::None
+    }
+
+    /// The model output at `x`, `t` under `condition` (checked against
+    /// [`conditioning`](Self::conditioning) by the caller, see [`Condition::check`]).
+    fn forward(&self, x: &Tensor, t: &Tensor, condition: &Condition) -> Result<Tensor>;
 }
 
 impl<M: ScoreModel + ?Sized> ScoreModel for &M {
     fn prediction(&self) -> Prediction {
         (**self).prediction()
     }
-    fn forward(&self, x: &Tensor, t: &Tensor) -> Result<Tensor> {
-        (**self).forward(x, t)
+    fn conditioning(&self) -> Conditioning {
+        (**self).conditioning()
+    }
+    fn forward(&self, x: &Tensor, t: &Tensor, condition: &Condition) -> Result<Tensor> {
+        (**self).forward(x, t, condition)
     }
 }
 
@@ -35,116 +48,117 @@ impl<M: ScoreModel + ?Sized> ScoreModel for Box<M> {
     fn prediction(&self) -> Prediction {
         (**self).prediction()
     }
-    fn forward(&self, x: &Tensor, t: &Tensor) -> Result<Tensor> {
-        (**self).forward(x, t)
+    fn conditioning(&self) -> Conditioning {
+        (**self).conditioning()
+    }
+    fn forward(&self, x: &Tensor, t: &Tensor, condition: &Condition) -> Result<Tensor> {
+        (**self).forward(x, t, condition)
     }
 }
 
-/// A model evaluated for samplers: every call counts one function evaluation (NFE) and
-/// returns the prediction the sampler asks for, converted through the SDE's `a(t), b(t)`.
-pub struct Denoiser<'a, S: ?Sized, M: ?Sized> {
-    sde: &'a S,
-    model: &'a M,
-    nfe: std::cell::Cell<usize>,
+/// What a model is conditioned on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Conditioning {
+    /// Nothing: an unconditional model.
+    #[default]
+    None,
+    /// A class label in `0..K` per sample (a model trained with label dropout also
+    /// samples unconditionally, given [`Condition::None`]).
+    Classes(usize),
 }
 
-impl<'a, S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized> Denoiser<'a, S, M> {
-    /// Wraps a model for an SDE.
-    pub fn new(sde: &'a S, model: &'a M) -> Self {
-        Denoiser {
-            sde,
-            model,
-            nfe: std::cell::Cell::new(0),
+/// The condition a sampler passes to the model with every evaluation.
+///
+/// ```
+/// use candle_core::Device;
+/// use sbdm_runtime::model::{Condition, Conditioning};
+/// # fn main() -> sbdm_runtime::error::Result<()> {
+/// let c = Condition::class(3, 4, &Device::Cpu)?;           // class 3 for 4 samples
+/// assert_eq!(c.labels().unwrap().to_vec1::<u32>()?, [3, 3, 3, 3]);
+/// c.check(Conditioning::Classes(8), 4)?;                     // 8 classes: fine
+/// assert!(c.check(Conditioning::Classes(3), 4).is_err());    // class 3 of 3: refused
+/// assert!(c.check(Conditioning::None, 4).is_err());          // an unconditional model
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, Default)]
+pub enum Condition {
+    /// No condition: unconditional sampling.
+    #[default]
+    None,
+    /// One class label per sample, u32 `[N]`.
+    Classes(Tensor),
+}
+
+/// The condition of unconditional sampling, for references that must outlive a call.
+pub static UNCONDITIONAL: Condition = Condition::None;
+
+impl Condition {
+    /// Class `k` for each of `n` samples.
+    pub fn class(k: u32, n: usize, device: &Device) -> Result<Condition> {
+        Condition::classes(&vec![k; n], device)
+    }
+
+    /// One class label per sample.
+    pub fn classes(labels: &[u32], device: &Device) -> Result<Condition> {
+        Ok(Condition::Classes(Tensor::from_slice(
+            labels,
+            labels.len(),
+            device,
+        )?))
+    }
+
+    /// The class labels, u32 `[N]`, if any.
+    pub fn labels(&self) -> Option<&Tensor> {
+        match self {
+            Condition::None => None,
+            Condition::Classes(y) => Some(y),
         }
     }
 
-    /// The SDE.
-    pub fn sde(&self) -> &'a S {
-        self.sde
+    /// The condition of rows `start..start + len` of the batch.
+    pub fn rows(&self, start: usize, len: usize) -> Result<Condition> {
+        Ok(match self {
+            Condition::None => Condition::None,
+            Condition::Classes(y) => Condition::Classes(y.narrow(0, start, len)?),
+        })
     }
 
-    /// Function evaluations so far.
-    pub fn nfe(&self) -> usize {
-        self.nfe.get()
-    }
-
-    /// The model's prediction at `(x, t)` converted to `want`.
-    pub fn predict(&self, x: &Tensor, t: f64, want: Prediction) -> Result<Tensor> {
-        let n = x.dim(0)?;
-        // Times in the state's dtype: f64 states get f64-exact times.
-        let tt = Tensor::full(t, n, x.device())?.to_dtype(x.dtype())?;
-        let out = self.model.forward(x, &tt)?;
-        self.nfe.set(self.nfe.get() + 1);
-        let (a, b) = (self.sde.mean_coef(t), self.sde.std(t));
-        match self.mean_to_x0(t) {
-            Some((px, po)) => {
-                let x0 = (x.affine(px, 0.0)? + out.affine(po, 0.0)?)?;
-                prediction::convert(&x0, Prediction::X0, want, x, a, b)
-            }
-            None => prediction::convert(&out, self.model.prediction(), want, x, a, b),
+    /// Checks that a model conditioned on `accepts` can take this condition for a batch
+    /// of `n` samples: the one place where conditions are validated, for the library and
+    /// the CLI alike.
+    pub fn check(&self, accepts: Conditioning, n: usize) -> Result<()> {
+        let Condition::Classes(y) = self else {
+            return Ok(());
+        };
+        let Conditioning::Classes(k) = accepts else {
+            return Err(invalid!(
+                "a class condition was given, but the model is unconditional"
+            ));
+        };
+        if y.dtype() != DType::U32 || y.rank() != 1 {
+            return Err(invalid!(
+                "class labels must be u32 of shape [N], got {:?} of shape {:?}",
+                y.dtype(),
+                y.dims()
+            ));
         }
+        if y.dim(0)? != n {
+            return Err(invalid!(
+                "{} class labels for {n} samples: give one per sample",
+                y.dim(0)?
+            ));
+        }
+        if let Some((i, bad)) = y
+            .to_vec1::<u32>()?
+            .into_iter()
+            .enumerate()
+            .find(|(_, v)| *v as usize >= k)
+        {
+            return Err(invalid!(
+                "class {bad} (sample {i}) is out of range: the model has {k} classes, 0..={}",
+                k.saturating_sub(1)
+            ));
+        }
+        Ok(())
     }
-
-    /// For a posterior-mean model, `x_0 = p_x·x + p_out·μ` at `t` (inverting
-    /// `μ = c_x·x + c_0·x_0` of the step `t → s = t − 1/N`); `None` for other models.
-    fn mean_to_x0(&self, t: f64) -> Option<(f64, f64)> {
-        let Prediction::PosteriorMean { num_train } = self.model.prediction() else {
-            return None;
-        };
-        let s = (t - 1.0 / f64::from(num_train.max(1))).max(0.0);
-        let (at, bt) = (self.sde.mean_coef(t), self.sde.std(t));
-        let (as_, bs) = (self.sde.mean_coef(s), self.sde.std(s));
-        let ats = at / as_;
-        let bts2 = bt * bt - ats * ats * bs * bs;
-        let c_x = ats * bs * bs / (bt * bt);
-        let c_0 = as_ * bts2 / (bt * bt);
-        Some((-c_x / c_0, 1.0 / c_0))
-    }
-
-    /// `eps(x, t)`.
-    pub fn eps(&self, x: &Tensor, t: f64) -> Result<Tensor> {
-        self.predict(x, t, Prediction::Eps)
-    }
-
-    /// `x_0(x, t)`.
-    pub fn x0(&self, x: &Tensor, t: f64) -> Result<Tensor> {
-        self.predict(x, t, Prediction::X0)
-    }
-
-    /// `∇ log p_t(x)`.
-    pub fn score(&self, x: &Tensor, t: f64) -> Result<Tensor> {
-        self.predict(x, t, Prediction::Score)
-    }
-
-    /// The model's own output at `(x, t)` with the coefficients that turn it into
-    /// `want`: `want = c_x·x + c_out·out` ([`prediction::linear_coefficients`]). A sampler
-    /// folds `c_x, c_out` into its fused step, so no converted tensor is materialised.
-    pub fn predict_linear(&self, x: &Tensor, t: f64, want: Prediction) -> Result<LinearPrediction> {
-        let n = x.dim(0)?;
-        let tt = Tensor::full(t, n, x.device())?.to_dtype(x.dtype())?;
-        let out = self.model.forward(x, &tt)?;
-        self.nfe.set(self.nfe.get() + 1);
-        let (a, b) = (self.sde.mean_coef(t), self.sde.std(t));
-        let (c_x, c_out) = match self.mean_to_x0(t) {
-            // want = e_x·x + e_0·x_0 with x_0 = p_x·x + p_out·μ.
-            Some((px, po)) => {
-                let (ex, e0) = prediction::linear_coefficients(Prediction::X0, want, a, b);
-                (ex + e0 * px, e0 * po)
-            }
-            None => prediction::linear_coefficients(self.model.prediction(), want, a, b),
-        };
-        Ok(LinearPrediction { out, c_x, c_out })
-    }
-}
-
-/// A prediction kept as the model's raw output: `want = c_x·x + c_out·out`
-/// (see [`Denoiser::predict_linear`]).
-#[derive(Clone, Debug)]
-pub struct LinearPrediction {
-    /// The model output, in the model's own [`Prediction`].
-    pub out: Tensor,
-    /// The coefficient of the state `x`.
-    pub c_x: f64,
-    /// The coefficient of `out`.
-    pub c_out: f64,
 }

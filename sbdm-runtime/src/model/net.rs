@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{invalid, Error, Result};
 use crate::model::prediction::Prediction;
-use crate::model::ScoreModel;
+use crate::model::{Condition, Conditioning, ScoreModel};
 use crate::nn::{seeded_varbuilder, NetConfig, Network};
 use crate::sde::GaussianKernel;
 
@@ -313,8 +313,17 @@ impl<S: GaussianKernel> ScoreModel for NetModel<S> {
         self.cfg.output()
     }
 
-    fn forward(&self, x: &Tensor, t: &Tensor) -> Result<Tensor> {
-        self.forward_labels(x, t, None)
+    /// A class-conditional network takes its classes (and [`Condition::None`], the null
+    /// label of classifier-free training); an unconditional one takes nothing.
+    fn conditioning(&self) -> Conditioning {
+        match self.cfg.net.num_classes() {
+            0 => Conditioning::None,
+            k => Conditioning::Classes(k),
+        }
+    }
+
+    fn forward(&self, x: &Tensor, t: &Tensor, condition: &Condition) -> Result<Tensor> {
+        self.forward_labels(x, t, condition.labels())
     }
 }
 

@@ -1,7 +1,9 @@
-//! Fused sampler steps: every step's tensor update `x ← c0·x + c1·y (+ c2·z)` is one
-//! pass over memory, in place in `x`, as a candle in-place custom op. The pass also
-//! checks that every value it writes is finite, so a sampler can stop at the first
-//! NaN or infinity without another pass.
+//! Fused sampler passes: `x ← [c0·x +] c1·y [+ c2·z]` in one pass over memory, in place in
+//! `x`, as candle in-place custom ops. The pass also checks that every value it writes is
+//! finite, so a sampler can stop at the first NaN or infinity without another pass.
+//!
+//! [`combine`] is the primitive the step algebra ([`super::step`]) builds every sampler
+//! step from; [`axpby`] and [`axpbypcz`] are its read-modify-write forms.
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
@@ -9,90 +11,155 @@
 //! let x = Tensor::new(&[1f32, 2.0, 3.0], &Device::Cpu)?;
 //! let y = Tensor::new(&[1f32, 1.0, 1.0], &Device::Cpu)?;
 //! let z = Tensor::new(&[0f32, 1.0, 0.0], &Device::Cpu)?;
-//! sbdm_runtime::sampling::fused::axpbypcz(&x, 0.5, &y, 2.0, &z, -1.0)?;   // x = 0.5x + 2y - z, in place
+//! sbdm_runtime::sampling::fused::axpbypcz(&x, 0.5, &y, 2.0, &z, -1.0)?;   // x = 0.5x + 2y - z
 //! assert_eq!(x.to_vec1::<f32>()?, [2.5, 2.0, 3.5]);
+//! sbdm_runtime::sampling::fused::combine(&x, None, &[(3.0, &y)])?;        // x = 3y
+//! assert_eq!(x.to_vec1::<f32>()?, [3.0, 3.0, 3.0]);
 //! # Ok(()) }
 //! ```
 
-use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Tensor};
+use candle_core::{CpuStorage, InplaceOp1, InplaceOp2, InplaceOp3, Layout, Tensor};
 
 use crate::error::{invalid, Result};
 
-/// The message a fused step fails with when it writes a non-finite value.
+/// The message a fused pass fails with when it writes a non-finite value.
 pub const NON_FINITE: &str = "fused step wrote a non-finite value";
 
-/// `x ← c0·x + c1·y` with one source.
-struct Axpby {
-    c: [f64; 2],
+/// The most sources one pass reads besides `x` (candle's in-place ops take three tensors).
+pub const MAX_SOURCES: usize = 2;
+
+/// One pass `x ← [c_x·x +] Σ c_i·src_i`: `c_x` is `None` when `x`'s old value is not read.
+#[derive(Clone, Copy, Debug)]
+struct Pass {
+    c_x: Option<f64>,
+    c: [f64; MAX_SOURCES],
 }
 
-/// `x ← c0·x + c1·y + c2·z` with two sources.
-struct Axpbypcz {
-    c: [f64; 3],
+/// The element loop, generic over the float type; one specialised loop per form so each
+/// vectorises. Returns whether every written value is finite.
+trait Element: Copy + std::ops::Mul<Output = Self> + std::ops::Add<Output = Self> {
+    fn from_f64(v: f64) -> Self;
+    fn zero() -> Self;
+    fn finite(self) -> bool;
 }
 
-fn contiguous<'a, T>(data: &'a [T], l: &Layout, name: &str) -> candle_core::Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("{name}: sources must be contiguous"),
+impl Element for f32 {
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    fn zero() -> Self {
+        0.0
+    }
+    fn finite(self) -> bool {
+        self.is_finite()
     }
 }
 
-macro_rules! kernel {
-    ($dst:expr, $dl:expr, $srcs:expr, $c:expr, $name:expr, $($variant:ident => $ty:ty),*) => {{
-        let (da, db) = match $dl.contiguous_offsets() {
-            Some(o) => o,
-            None => candle_core::bail!("{}: x must be contiguous", $name),
-        };
-        match $dst {
-            $(
-                CpuStorage::$variant(d) => {
-                    let d = &mut d[da..db];
-                    let mut srcs: Vec<&[$ty]> = Vec::new();
-                    for (s, l) in $srcs.iter() {
-                        match s {
-                            CpuStorage::$variant(v) => srcs.push(contiguous(v, l, $name)?),
-                            _ => candle_core::bail!("{}: dtype mismatch", $name),
-                        }
-                    }
-                    for s in &srcs {
-                        if s.len() != d.len() {
-                            candle_core::bail!("{}: {} elements vs {}", $name, s.len(), d.len());
-                        }
-                    }
-                    let c: Vec<$ty> = $c.iter().map(|v| *v as $ty).collect();
-                    let mut finite = true;
-                    match srcs.as_slice() {
-                        [y] => {
-                            for (xi, yi) in d.iter_mut().zip(y.iter()) {
-                                let v = c[0] * *xi + c[1] * *yi;
-                                finite &= v.is_finite();
-                                *xi = v;
-                            }
-                        }
-                        [y, z] => {
-                            for ((xi, yi), zi) in d.iter_mut().zip(y.iter()).zip(z.iter()) {
-                                let v = c[0] * *xi + c[1] * *yi + c[2] * *zi;
-                                finite &= v.is_finite();
-                                *xi = v;
-                            }
-                        }
-                        _ => candle_core::bail!("{}: unsupported arity", $name),
-                    }
-                    if !finite {
-                        candle_core::bail!("{}", NON_FINITE);
-                    }
-                    Ok(())
-                }
-            )*
-            _ => candle_core::bail!("{}: only f32 and f64 are supported", $name),
-        }
-    }};
+impl Element for f64 {
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    fn zero() -> Self {
+        0.0
+    }
+    fn finite(self) -> bool {
+        self.is_finite()
+    }
 }
 
-impl InplaceOp2 for Axpby {
+fn run_pass<T: Element>(d: &mut [T], pass: Pass, srcs: &[&[T]]) -> bool {
+    let c1 = T::from_f64(pass.c[0]);
+    let c2 = T::from_f64(pass.c[1]);
+    let mut finite = true;
+    let mut put = |xi: &mut T, v: T| {
+        finite &= v.finite();
+        *xi = v;
+    };
+    match (pass.c_x.map(T::from_f64), srcs) {
+        (Some(c0), []) => d.iter_mut().for_each(|xi| put(xi, c0 * *xi)),
+        (None, []) => d.iter_mut().for_each(|xi| put(xi, T::zero())),
+        (Some(c0), [y]) => d
+            .iter_mut()
+            .zip(y.iter())
+            .for_each(|(xi, yi)| put(xi, c0 * *xi + c1 * *yi)),
+        (None, [y]) => d
+            .iter_mut()
+            .zip(y.iter())
+            .for_each(|(xi, yi)| put(xi, c1 * *yi)),
+        (Some(c0), [y, z]) => d
+            .iter_mut()
+            .zip(y.iter())
+            .zip(z.iter())
+            .for_each(|((xi, yi), zi)| put(xi, c0 * *xi + c1 * *yi + c2 * *zi)),
+        (None, [y, z]) => d
+            .iter_mut()
+            .zip(y.iter())
+            .zip(z.iter())
+            .for_each(|((xi, yi), zi)| put(xi, c1 * *yi + c2 * *zi)),
+        _ => unreachable!("at most {MAX_SOURCES} sources per pass"),
+    }
+    finite
+}
+
+fn contiguous<'a, T>(data: &'a [T], l: &Layout) -> candle_core::Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("sbdm fused pass: sources must be contiguous"),
+    }
+}
+
+impl Pass {
+    /// Runs the pass on CPU storage: `dst` and the sources, each with its layout.
+    fn cpu(
+        &self,
+        dst: &mut CpuStorage,
+        dst_l: &Layout,
+        srcs: &[(&CpuStorage, &Layout)],
+    ) -> candle_core::Result<()> {
+        let Some((da, db)) = dst_l.contiguous_offsets() else {
+            candle_core::bail!("sbdm fused pass: x must be contiguous");
+        };
+        macro_rules! typed {
+            ($variant:ident, $d:expr) => {{
+                let d = &mut $d[da..db];
+                let mut views = Vec::with_capacity(srcs.len());
+                for (s, l) in srcs {
+                    let CpuStorage::$variant(v) = s else {
+                        candle_core::bail!("sbdm fused pass: dtype mismatch");
+                    };
+                    let v = contiguous(v, l)?;
+                    if v.len() != d.len() {
+                        candle_core::bail!("sbdm fused pass: {} elements vs {}", v.len(), d.len());
+                    }
+                    views.push(v);
+                }
+                run_pass(d, *self, &views)
+            }};
+        }
+        let finite = match dst {
+            CpuStorage::F32(d) => typed!(F32, d),
+            CpuStorage::F64(d) => typed!(F64, d),
+            _ => candle_core::bail!("sbdm fused pass: only f32 and f64 are supported"),
+        };
+        if !finite {
+            candle_core::bail!("{}", NON_FINITE);
+        }
+        Ok(())
+    }
+}
+
+impl InplaceOp1 for Pass {
     fn name(&self) -> &'static str {
-        "sbdm-axpby"
+        "sbdm-combine"
+    }
+    fn cpu_fwd(&self, dst: &mut CpuStorage, dst_l: &Layout) -> candle_core::Result<()> {
+        self.cpu(dst, dst_l, &[])
+    }
+}
+
+impl InplaceOp2 for Pass {
+    fn name(&self) -> &'static str {
+        "sbdm-combine"
     }
     fn cpu_fwd(
         &self,
@@ -101,14 +168,13 @@ impl InplaceOp2 for Axpby {
         y: &CpuStorage,
         yl: &Layout,
     ) -> candle_core::Result<()> {
-        let srcs = [(y, yl)];
-        kernel!(dst, dst_l, srcs, self.c, "sbdm-axpby", F32 => f32, F64 => f64)
+        self.cpu(dst, dst_l, &[(y, yl)])
     }
 }
 
-impl InplaceOp3 for Axpbypcz {
+impl InplaceOp3 for Pass {
     fn name(&self) -> &'static str {
-        "sbdm-axpbypcz"
+        "sbdm-combine"
     }
     fn cpu_fwd(
         &self,
@@ -119,11 +185,11 @@ impl InplaceOp3 for Axpbypcz {
         z: &CpuStorage,
         zl: &Layout,
     ) -> candle_core::Result<()> {
-        let srcs = [(y, yl), (z, zl)];
-        kernel!(dst, dst_l, srcs, self.c, "sbdm-axpbypcz", F32 => f32, F64 => f64)
+        self.cpu(dst, dst_l, &[(y, yl), (z, zl)])
     }
 }
 
+/// A source in `x`'s dtype, contiguous, of `x`'s shape.
 fn prepare(x: &Tensor, y: &Tensor) -> Result<Tensor> {
     if x.dims() != y.dims() {
         return Err(invalid!(
@@ -132,26 +198,47 @@ fn prepare(x: &Tensor, y: &Tensor) -> Result<Tensor> {
             y.dims()
         ));
     }
+    Ok(y.to_dtype(x.dtype())?.contiguous()?)
+}
+
+/// `x ← [c_x·x +] Σ c_i·src_i` in place, one pass, with at most [`MAX_SOURCES`] sources;
+/// `c_x = None` does not read `x` (so its old value may be anything). Fails on a
+/// non-finite result (see [`is_non_finite`]).
+pub fn combine(x: &Tensor, c_x: Option<f64>, sources: &[(f64, &Tensor)]) -> Result<()> {
     if !x.is_contiguous() {
         return Err(invalid!("fused step: x must be contiguous"));
     }
-    Ok(y.to_dtype(x.dtype())?.contiguous()?)
+    if sources.len() > MAX_SOURCES {
+        return Err(invalid!(
+            "fused step: {} sources, at most {MAX_SOURCES} per pass",
+            sources.len()
+        ));
+    }
+    let mut c = [0.0; MAX_SOURCES];
+    let mut srcs = Vec::with_capacity(sources.len());
+    for (i, (ci, s)) in sources.iter().enumerate() {
+        c[i] = *ci;
+        srcs.push(prepare(x, s)?);
+    }
+    let pass = Pass { c_x, c };
+    match srcs.as_slice() {
+        [] => x.inplace_op1(&pass)?,
+        [y] => x.inplace_op2(y, &pass)?,
+        [y, z] => x.inplace_op3(y, z, &pass)?,
+        _ => unreachable!("checked above"),
+    }
+    Ok(())
 }
 
 /// `x ← c0·x + c1·y`, in place, one pass. Fails on a non-finite result
 /// (see [`is_non_finite`]).
 pub fn axpby(x: &Tensor, c0: f64, y: &Tensor, c1: f64) -> Result<()> {
-    let y = prepare(x, y)?;
-    x.inplace_op2(&y, &Axpby { c: [c0, c1] })?;
-    Ok(())
+    combine(x, Some(c0), &[(c1, y)])
 }
 
 /// `x ← c0·x + c1·y + c2·z`, in place, one pass. Fails on a non-finite result.
 pub fn axpbypcz(x: &Tensor, c0: f64, y: &Tensor, c1: f64, z: &Tensor, c2: f64) -> Result<()> {
-    let y = prepare(x, y)?;
-    let z = prepare(x, &z.clone())?;
-    x.inplace_op3(&y, &z, &Axpbypcz { c: [c0, c1, c2] })?;
-    Ok(())
+    combine(x, Some(c0), &[(c1, y), (c2, z)])
 }
 
 /// The same update as [`axpbypcz`] written as a chain of candle ops (out of place):

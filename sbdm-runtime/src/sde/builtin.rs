@@ -108,7 +108,7 @@ pub fn derivations() -> Vec<crate::Derivation> {
 pub fn derivations_markdown() -> String {
     let mut s = String::from(
         "# Derivations of the built-in SDEs\n\n\
-         Generated from the `sde!` declarations in `sbdm-runtime/src/builtin.rs`; do not edit.\n\
+         Generated from the `sde!` declarations in `sbdm-runtime/src/sde/builtin.rs`; do not edit.\n\
          Regenerate with `SBDM_UPDATE_DOCS=1 cargo test --test docs` \
          (the test fails when this page is stale).\n",
     );

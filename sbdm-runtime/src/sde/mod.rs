@@ -34,6 +34,10 @@ use std::sync::Arc;
 
 pub mod builtin;
 pub mod discrete;
+pub mod named;
+mod transition;
+
+pub use transition::Transition;
 
 /// A forward SDE `dx = f(x,t) dt + g(t) dw` with linear drift `f(x,t) = F(t)·x`.
 ///
@@ -64,14 +68,59 @@ pub trait Sde {
         self.drift_coef(t) * x
     }
 
+    /// Anderson's reverse-time SDE at `t`,
+    /// `dx = [F(t)·x − g(t)²·∇log p_t(x)] dt + g(t) dw̄` (integrated backwards in time),
+    /// as the coefficients the samplers combine.
+    fn reverse_sde(&self, t: f64) -> Dynamics {
+        let g2 = self.diffusion_sq(t);
+        Dynamics {
+            x: self.drift_coef(t),
+            score: -g2,
+            noise_variance: g2,
+        }
+    }
+
+    /// The probability-flow ODE at `t`, `dx/dt = F(t)·x − ½·g(t)²·∇log p_t(x)`: the
+    /// deterministic dynamics with the same marginals as the reverse SDE.
+    fn pf_ode(&self, t: f64) -> Dynamics {
+        Dynamics {
+            x: self.drift_coef(t),
+            score: -0.5 * self.diffusion_sq(t),
+            noise_variance: 0.0,
+        }
+    }
+
     /// Anderson's reverse-time drift `f(x,t) − g(t)²·∇log p_t(x)` (integrated backwards).
     fn reverse_drift(&self, x: f64, score: f64, t: f64) -> f64 {
-        self.drift(x, t) - self.diffusion_sq(t) * score
+        self.reverse_sde(t).drift(x, score)
     }
 
     /// Probability-flow ODE drift `f(x,t) − ½·g(t)²·∇log p_t(x)`.
     fn pf_ode_drift(&self, x: f64, score: f64, t: f64) -> f64 {
-        self.drift(x, t) - 0.5 * self.diffusion_sq(t) * score
+        self.pf_ode(t).drift(x, score)
+    }
+}
+
+/// The reverse-time dynamics at one time, linear in the state and the score:
+/// `dx = [x·X + score·S] dt + √(noise_variance) dw̄` with `X = self.x`, `S = self.score`.
+///
+/// [`Sde::reverse_sde`] gives `X = F(t)`, `S = −g(t)²`, `noise_variance = g(t)²`;
+/// [`Sde::pf_ode`] gives `X = F(t)`, `S = −½·g(t)²` and no noise. Samplers integrate
+/// these, so a new SDE needs no sampler change.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dynamics {
+    /// The drift's coefficient of the state `x`.
+    pub x: f64,
+    /// The drift's coefficient of the score `∇log p_t(x)`.
+    pub score: f64,
+    /// The squared diffusion coefficient of the noise (0 for an ODE).
+    pub noise_variance: f64,
+}
+
+impl Dynamics {
+    /// The drift at a scalar state and score: `X·x + S·score`.
+    pub fn drift(&self, x: f64, score: f64) -> f64 {
+        self.x * x + self.score * score
     }
 }
 
@@ -137,6 +186,8 @@ macro_rules! forward_impls {
             fn diffusion(&self, t: f64) -> f64 { (**self).diffusion(t) }
             fn diffusion_sq(&self, t: f64) -> f64 { (**self).diffusion_sq(t) }
             fn drift(&self, x: f64, t: f64) -> f64 { (**self).drift(x, t) }
+            fn reverse_sde(&self, t: f64) -> Dynamics { (**self).reverse_sde(t) }
+            fn pf_ode(&self, t: f64) -> Dynamics { (**self).pf_ode(t) }
             fn reverse_drift(&self, x: f64, score: f64, t: f64) -> f64 {
                 (**self).reverse_drift(x, score, t)
             }

@@ -11,7 +11,7 @@ use candle_core::{Tensor, D};
 
 use crate::error::{invalid, Result};
 use crate::model::prediction::Prediction;
-use crate::model::ScoreModel;
+use crate::model::{Condition, ScoreModel};
 use crate::sde::GaussianKernel;
 
 /// How the DSM loss weights time.
@@ -197,7 +197,9 @@ pub fn dsm_loss<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
     let b: Vec<f64> = t.iter().map(|&t| sde.std(t)).collect();
     let xt = perturb(x0, eps, &a, &b)?;
     let tt = Tensor::from_vec(t.to_vec(), t.len(), x0.device())?;
-    let out = model.forward(&xt, &tt)?.to_dtype(x0.dtype())?;
+    let out = model
+        .forward(&xt, &tt, &Condition::None)?
+        .to_dtype(x0.dtype())?;
     let kind = model.prediction();
     let w = row_weights(weighting, sde, kind, t, None)?;
     weighted_mse(&out, &target(kind, x0, eps, &a, &b)?, &w)

@@ -630,10 +630,26 @@ pub fn load_model<S: GaussianKernel>(
     ema: bool,
     device: &candle_core::Device,
 ) -> Result<(NetModel<S>, CheckpointInfo)> {
-    let path = path.as_ref();
-    let ck = checkpoint::load(path, device)?;
+    let ck = checkpoint::load(path.as_ref(), device)?;
+    let model = model_from_checkpoint(&ck, path.as_ref(), sde, ema)?;
+    Ok((model, ck.info))
+}
+
+/// The model of a loaded checkpoint (read from `path`), with its EMA weights if `ema`
+/// (else the raw ones). The checkpoint must have been trained for `sde`.
+pub fn model_from_checkpoint<S: GaussianKernel>(
+    ck: &Checkpoint,
+    path: &Path,
+    sde: S,
+    ema: bool,
+) -> Result<NetModel<S>> {
     checkpoint::check_sde(&ck.info, &sde, path)?;
-    let model = NetModel::new(sde, ck.info.model.clone(), 0, device)?;
+    let device = ck
+        .tensors
+        .values()
+        .next()
+        .map_or(candle_core::Device::Cpu, |t| t.device().clone());
+    let model = NetModel::new(sde, ck.info.model.clone(), 0, &device)?;
     let mut w = ck.group(if ema { "ema" } else { "net" });
     if w.is_empty() {
         w = ck.group("net");
@@ -642,5 +658,5 @@ pub fn load_model<S: GaussianKernel>(
         path: path.display().to_string(),
         message: format!("the weights do not fit the stored model configuration: {e}"),
     })?;
-    Ok((model, ck.info))
+    Ok(model)
 }

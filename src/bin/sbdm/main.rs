@@ -2,10 +2,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::anyhow;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod common;
 mod derive;
 mod sample;
 mod train;
@@ -37,7 +37,20 @@ enum Command {
 
 fn main() -> ExitCode {
     sbdm_runtime::train::prefer_batch_parallelism();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+                || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            {
+                e.exit();
+            }
+            // Usage errors as one line and exit code 1, like every other error.
+            eprintln!("sbdm: {}", common::clap_one_line(&e));
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Command::Derive(args) => derive::run(&args),
         Command::Sample(args) => sample::run(&args),
@@ -51,40 +64,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The one line of an error (candle's carry a backtrace when RUST_BACKTRACE is set).
-fn one_line(e: impl std::fmt::Display) -> anyhow::Error {
-    anyhow!("{}", e.to_string().lines().next().unwrap_or("error"))
-}
-
-/// The value of a flag the command cannot do without.
-fn require<T: Clone>(v: &Option<T>, flag: &str) -> anyhow::Result<T> {
-    v.clone()
-        .ok_or_else(|| anyhow!("missing {flag} (see the command's --help)"))
-}
-
-/// Names joined for a "valid: …" message.
-fn list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
-    names.into_iter().collect::<Vec<_>>().join(", ")
-}
-
-/// The rows of a `help` listing: a name and its one-line description each.
-type Listing = Vec<(&'static str, &'static str)>;
-
-/// What produces a flag's listing.
-type Lister = fn() -> Listing;
-
-/// `--flag help`: if one of `flags` (a flag's value and its listing) has the value
-/// `help`, prints that listing, names aligned, and returns true.
-fn print_listing(flags: &[(Option<&str>, Lister)]) -> bool {
-    let Some((_, listing)) = flags.iter().find(|(v, _)| *v == Some("help")) else {
-        return false;
-    };
-    let rows = listing();
-    let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-    for (name, description) in rows {
-        println!("{name:<width$}  {description}");
-    }
-    true
 }

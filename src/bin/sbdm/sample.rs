@@ -1,18 +1,22 @@
 //! `sbdm sample`: draw samples with any sampler from an exact Gaussian-mixture score
 //! (`gmm:FILE.json`) or from a network trained by `sbdm train` (`ckpt:FILE.safetensors`,
-//! its EMA weights), write them as `.npy` (and a PNG), and report how close they are to
-//! the exact distribution when there is one (the mixture).
+//! its EMA weights), optionally of given classes, write them as `.npy` (and a PNG), and
+//! report how close they are to the exact distribution when there is one (the mixture).
 //!
-//! The prior is `N(0, b(T)²·I)` with `b(T)` the SDE's kernel std at `T` (`--t-max`):
-//! `x_T = b(T)·z`, `z` drawn from stream `i` of `--seed` for sample `i`. The sampler's
-//! own noise continues the same per-sample streams, so sample `i` of a batch is the
-//! same as sample `i` drawn alone. `--init x_T.npy` replaces the prior draw (used as
+//! The prior is `N(0, b(T)²·I)` with `b(T)` the SDE's kernel std at the grid's first
+//! time: `x_T = b(T)·z`, `z` drawn from stream `i` of `--seed` for sample `i`. The
+//! sampler's own noise continues the same per-sample streams, so sample `i` of a batch is
+//! the same as sample `i` drawn alone. `--init x_T.npy` replaces the prior draw (used as
 //! given, no rescaling). Samples have the model's shape: `[N, D]` for vectors,
 //! `[N, C, H, W]` for a checkpoint trained on images.
+//!
+//! Every setting is checked by the library's own validation ([`Sampler::validate`],
+//! [`Condition::check`]) before anything is sampled or written, so the messages are the
+//! library's.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Device, Tensor};
@@ -20,75 +24,100 @@ use clap::Args;
 use sbdm_runtime::io::{self, PendingFile};
 use sbdm_runtime::model::mixture::GaussianMixture;
 use sbdm_runtime::model::net::NetModel;
-use sbdm_runtime::model::ScoreModel;
+use sbdm_runtime::model::{Condition, ScoreModel};
 use sbdm_runtime::report::imgrid::image_grid_png;
 use sbdm_runtime::report::metrics;
 use sbdm_runtime::report::plot::{self, Mark, ScatterConfig, Series};
-use sbdm_runtime::sampling::grid::{discrete_times, Grid, Spacing};
-use sbdm_runtime::sampling::noise::Noise;
-use sbdm_runtime::sampling::{self, DdpmVariance, Sampled, SamplerConfig, SamplerKind};
-use sbdm_runtime::sde::builtin;
-use sbdm_runtime::sde::discrete::{BetaSchedule, DiscreteSchedule};
-use sbdm_runtime::train::{checkpoint, load_model};
+use sbdm_runtime::sampling::{
+    DdpmVariance, GridKind, Guided, Noise, Sampled, Sampler, Spacing, TimeGrid,
+};
+use sbdm_runtime::sde::named;
+use sbdm_runtime::train::{checkpoint, model_from_checkpoint};
 use sbdm_runtime::GaussianKernel;
 
-use crate::{list, one_line, print_listing, require, Listing};
+use crate::common::{
+    asks_help, choice, one_line, peak_rss, print_help_listing, require, sde_names, spinner,
+    Listing, Pick,
+};
 
 /// Arguments of `sbdm sample`. Without `--init`, x_T is drawn from the prior
 /// N(0, b(T)²·I), b(T) the SDE's kernel std at T (or `--t-max`).
 #[derive(Args, Debug)]
 pub struct SampleArgs {
     /// The forward SDE (`help` lists them): a built-in or a discrete DDPM table. With a
-    /// checkpoint it may be left out: the built-in SDE the checkpoint was trained for.
+    /// checkpoint it may be left out: the SDE the checkpoint was trained for.
     #[arg(long)]
     pub sde: Option<String>,
     /// The score model: `gmm:FILE.json`, the exact score of a Gaussian mixture
-    /// `{"weights": [...], "means": [[...], ...], "stds": [...]}`, or
-    /// `ckpt:FILE.safetensors`, a network trained by `sbdm train` (its EMA weights).
+    /// `{"weights": [...], "means": [[...], ...], "stds": [...]}` (its components are its
+    /// classes), or `ckpt:FILE.safetensors`, a network trained by `sbdm train` (its EMA
+    /// weights).
     #[arg(long)]
     pub model: Option<String>,
     /// The sampler (`help` lists them).
-    #[arg(long)]
-    pub sampler: Option<String>,
-    /// Number of steps (for rk45: the initial step-size guess is (T - t_min)/steps).
+    #[arg(long, value_parser = choice(sampler_rows()))]
+    pub sampler: Option<Pick<Sampler>>,
+    /// Number of steps (for rk45: the initial step is (T - t_min)/steps).
     #[arg(long, value_name = "N")]
     pub steps: Option<usize>,
-    /// DDIM's η: 0 is deterministic, 1 is DDPM-like.
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub eta: f64,
-    /// The time grid: uniform, quadratic, logsnr or karras (ρ = 7); `auto` (the default)
-    /// is karras for edm (σ = t, where uniform steps in t waste the small-σ end) and
-    /// uniform otherwise.
-    #[arg(long, default_value = "auto")]
-    pub grid: String,
+    /// Explicit decreasing times instead of --steps/--grid/--spacing: a .npy vector, or
+    /// a comma-separated list such as 1,0.5,0.1,0.001 (as diffusers' custom timesteps).
+    #[arg(
+        long,
+        value_name = "FILE.npy|T0,T1,...",
+        conflicts_with_all = ["steps", "grid", "spacing", "t_max", "t_min"]
+    )]
+    pub times: Option<String>,
+    /// The time grid (`help` lists them); `auto` (the default) is karras where t is
+    /// EDM's sigma (uniform steps in t waste the small-sigma end) and uniform otherwise.
+    #[arg(long, value_parser = choice(grid_rows()))]
+    pub grid: Option<Pick<Option<GridKind>>>,
     /// For the discrete `ddpm-*` schedules: sample on `--steps` of the 1000 training
-    /// timesteps with this spacing (leading, trailing or linspace) instead of `--grid`.
+    /// timesteps with this spacing (`help` lists them) instead of `--grid`.
+    #[arg(long, value_parser = choice(Spacing::ALL.to_vec()))]
+    pub spacing: Option<Pick<Spacing>>,
+    /// ddim: η; 0 is deterministic, 1 is DDPM-like [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub eta: Option<f64>,
+    /// pc: the Langevin corrector's signal-to-noise ratio [default: 0.16].
+    #[arg(long, allow_negative_numbers = true)]
+    pub snr: Option<f64>,
+    /// pc: Langevin corrector steps per predictor step [default: 1].
     #[arg(long)]
-    pub spacing: Option<String>,
-    /// Langevin corrector signal-to-noise ratio (pc).
-    #[arg(long, default_value_t = 0.16, allow_negative_numbers = true)]
-    pub snr: f64,
-    /// Langevin corrector steps per predictor step (pc).
-    #[arg(long, default_value_t = 1)]
-    pub corrector_steps: usize,
-    /// Heun's churn S_churn (0: deterministic).
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub churn: f64,
-    /// RK45 relative tolerance.
-    #[arg(long, default_value_t = 1e-5, allow_negative_numbers = true)]
-    pub rtol: f64,
-    /// RK45 absolute tolerance.
-    #[arg(long, default_value_t = 1e-5, allow_negative_numbers = true)]
-    pub atol: f64,
-    /// DDPM's variance: `beta` (σ² = β) or `beta-tilde` (the posterior variance).
-    #[arg(long, default_value = "beta")]
-    pub ddpm_variance: String,
+    pub corrector_steps: Option<usize>,
+    /// heun: EDM's S_churn (0: deterministic) [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub churn: Option<f64>,
+    /// heun: churn only where sigma = b/a >= S_tmin [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub s_tmin: Option<f64>,
+    /// heun: churn only where sigma <= S_tmax [default: inf].
+    #[arg(long, allow_negative_numbers = true)]
+    pub s_tmax: Option<f64>,
+    /// heun: the churn noise's scale S_noise [default: 1].
+    #[arg(long, allow_negative_numbers = true)]
+    pub s_noise: Option<f64>,
+    /// rk45: relative tolerance [default: 1e-5].
+    #[arg(long, allow_negative_numbers = true)]
+    pub rtol: Option<f64>,
+    /// rk45: absolute tolerance [default: 1e-5].
+    #[arg(long, allow_negative_numbers = true)]
+    pub atol: Option<f64>,
+    /// ddpm: the variance, sigma^2 = beta or the posterior variance beta-tilde
+    /// [default: beta].
+    #[arg(long, value_parser = choice(variance_rows()))]
+    pub ddpm_variance: Option<Pick<DdpmVariance>>,
     /// Start at this time instead of the SDE's T.
     #[arg(long, allow_negative_numbers = true)]
     pub t_max: Option<f64>,
     /// Stop at this time instead of the SDE's t_min.
     #[arg(long, allow_negative_numbers = true)]
     pub t_min: Option<f64>,
+    /// Sample these classes: one class index for every sample, or a .npy vector of one
+    /// index per sample. The model must be class-conditional (a `--conditional`
+    /// checkpoint, or a mixture, whose components are its classes).
+    #[arg(long, value_name = "K|LABELS.npy", allow_hyphen_values = true)]
+    pub class: Option<String>,
     /// The initial state x_T, a float32 .npy of shape [N, D] (or [N, C, H, W] for an
     /// image model), used as is.
     #[arg(long, value_name = "X_T.npy", conflicts_with = "n")]
@@ -111,76 +140,39 @@ pub struct SampleArgs {
     pub plot: Option<PathBuf>,
 }
 
-/// The discrete DDPM tables, by CLI name, each with 1000 training steps.
-const DISCRETE: &[(&str, &str)] = &[
-    (
-        "ddpm-linear",
-        "discrete DDPM table, linear beta 1e-4..0.02, 1000 steps",
-    ),
-    (
-        "ddpm-scaled-linear",
-        "discrete table, scaled-linear beta 0.00085..0.012, 1000 steps (latent diffusion)",
-    ),
-    (
-        "ddpm-cosine",
-        "discrete table, squaredcos_cap_v2 (Nichol & Dhariwal), 1000 steps",
-    ),
-];
-
-/// Every SDE the CLI knows, with a description.
-pub fn sde_names() -> Listing {
-    builtin::NAMES.iter().chain(DISCRETE).copied().collect()
-}
-
-fn sampler_names() -> Listing {
-    SamplerKind::ALL.iter().map(|(_, n, d)| (*n, *d)).collect()
-}
-
-/// The SDE named `name` (a built-in or a discrete table).
-pub fn sde_by_name(name: &str) -> Result<Box<dyn GaussianKernel>> {
-    if let Some(sde) = builtin::by_name(name) {
-        return Ok(sde);
-    }
-    let kind = match name {
-        "ddpm-linear" => BetaSchedule::linear(),
-        "ddpm-scaled-linear" => BetaSchedule::scaled_linear(),
-        "ddpm-cosine" => BetaSchedule::squaredcos_cap_v2(),
-        _ => bail!(
-            "unknown SDE `{name}`; valid: {}",
-            list(sde_names().into_iter().map(|(n, _)| n))
-        ),
-    };
-    Ok(Box::new(DiscreteSchedule::new(kind, 1000)?))
-}
-
-/// The CLI name of the built-in SDE whose `Sde::name` is `struct_name` (`VpSde` → `vp`).
-fn builtin_name(struct_name: &str) -> Option<&'static str> {
-    builtin::NAMES
+/// The samplers' rows, from [`Sampler::ALL`].
+fn sampler_rows() -> Vec<(Sampler, &'static str, &'static str)> {
+    Sampler::ALL
         .iter()
-        .map(|(n, _)| *n)
-        .find(|n| builtin::by_name(n).is_some_and(|s| s.name() == struct_name))
+        .map(|s| (*s, s.name(), s.description()))
+        .collect()
 }
 
-fn sampler_by_name(name: &str) -> Result<SamplerKind> {
-    SamplerKind::from_name(name).ok_or_else(|| {
-        anyhow!(
-            "unknown sampler `{name}`; valid: {}",
-            list(SamplerKind::ALL.iter().map(|(_, n, _)| *n))
-        )
-    })
+/// The grids' rows: `auto` then [`GridKind::ALL`].
+fn grid_rows() -> Vec<(Option<GridKind>, &'static str, &'static str)> {
+    let auto = (
+        None,
+        "auto",
+        "karras where t is EDM's sigma, uniform otherwise (the default)",
+    );
+    std::iter::once(auto)
+        .chain(GridKind::ALL.iter().map(|(k, n, d)| (Some(*k), *n, *d)))
+        .collect()
 }
 
-fn grid_by_name(name: &str) -> Result<Grid> {
-    Grid::from_name(name)
-        .ok_or_else(|| anyhow!("unknown grid `{name}`; valid: auto, {}", list(Grid::NAMES)))
-}
-
-fn ddpm_variance_by_name(name: &str) -> Result<DdpmVariance> {
-    match name {
-        "beta" => Ok(DdpmVariance::Beta),
-        "beta-tilde" => Ok(DdpmVariance::BetaTilde),
-        _ => bail!("unknown --ddpm-variance `{name}`; valid: beta, beta-tilde"),
-    }
+fn variance_rows() -> Vec<(DdpmVariance, &'static str, &'static str)> {
+    vec![
+        (
+            DdpmVariance::Beta,
+            "beta",
+            "sigma^2 = beta (DDPM's default)",
+        ),
+        (
+            DdpmVariance::BetaTilde,
+            "beta-tilde",
+            "sigma^2 = the posterior variance beta-tilde",
+        ),
+    ]
 }
 
 /// `--model` before it is loaded.
@@ -205,31 +197,41 @@ impl ModelSpec {
         )
     }
 
-    /// The CLI name of the SDE a checkpoint was trained for, if it is a built-in.
-    fn trained_sde(path: &Path) -> Result<String> {
-        let info = checkpoint::load(path, &Device::Cpu).map_err(one_line)?.info;
-        builtin_name(&info.sde).map(str::to_string).ok_or_else(|| {
-            anyhow!(
-                "{}: the checkpoint was trained for the SDE {}, which is not a built-in; \
-                 name it with --sde",
-                path.display(),
-                info.sde
-            )
-        })
-    }
-
-    /// Loads the model for `sde` (a checkpoint must have been trained for it).
-    fn load(&self, sde: &Arc<dyn GaussianKernel>) -> Result<Source> {
-        Ok(match self {
+    /// The SDE named by `--sde`, or that a checkpoint was trained for, and the model for
+    /// it (a checkpoint is read once).
+    fn load(&self, sde: Option<&str>) -> Result<(String, Arc<dyn GaussianKernel>, Source)> {
+        let named = |name: &str| -> Result<(String, Arc<dyn GaussianKernel>)> {
+            let entry = named::entry(name);
+            let sde = named::by_name(name).map_err(one_line)?;
+            Ok((entry.map_or(name, |e| e.name).to_string(), Arc::from(sde)))
+        };
+        match self {
             ModelSpec::Mixture(path) => {
-                Source::Mixture(GaussianMixture::load(path).map_err(one_line)?)
+                let (name, sde) = named(&require(&sde.map(str::to_string), "--sde")?)?;
+                let mixture = GaussianMixture::load(path).map_err(one_line)?;
+                Ok((name, sde, Source::Mixture(mixture)))
             }
             ModelSpec::Checkpoint(path) => {
-                let (model, _) =
-                    load_model(path, sde.clone(), true, &Device::Cpu).map_err(one_line)?;
-                Source::Net(Box::new(model))
+                let ck = checkpoint::load(path, &Device::Cpu).map_err(one_line)?;
+                let name = match sde {
+                    Some(name) => name.to_string(),
+                    None => named::find(|s| checkpoint::check_sde(&ck.info, s, path).is_ok())
+                        .ok_or_else(|| {
+                            anyhow!(
+                                "{}: the checkpoint was trained for the SDE {}, which is not a \
+                                 named SDE; name it with --sde",
+                                path.display(),
+                                ck.info.sde
+                            )
+                        })?
+                        .to_string(),
+                };
+                let (name, sde) = named(&name)?;
+                let model =
+                    model_from_checkpoint(&ck, path, sde.clone(), true).map_err(one_line)?;
+                Ok((name, sde, Source::Net(Box::new(model))))
             }
-        })
+        }
     }
 }
 
@@ -260,6 +262,45 @@ fn shape_text(shape: &[usize]) -> String {
         .join("x")
 }
 
+/// `--class` before the number of samples is known.
+enum ClassSpec {
+    /// One class for every sample.
+    All(u32),
+    /// One class per sample, from a file.
+    File(PathBuf, Vec<u32>),
+}
+
+impl ClassSpec {
+    fn parse(spec: &str) -> Result<ClassSpec> {
+        if let Ok(k) = spec.trim().parse::<u32>() {
+            return Ok(ClassSpec::All(k));
+        }
+        if spec.trim().starts_with('-') || spec.trim().parse::<f64>().is_ok() {
+            bail!(
+                "--class must be a class index (a whole number >= 0) or a .npy file, got `{spec}`"
+            );
+        }
+        let path = PathBuf::from(spec);
+        let labels = io::read_npy_labels(&path).map_err(one_line)?;
+        Ok(ClassSpec::File(path, labels))
+    }
+
+    /// The condition for `n` samples.
+    fn condition(&self, n: usize) -> Result<Condition> {
+        Ok(match self {
+            ClassSpec::All(k) => Condition::class(*k, n, &Device::Cpu)?,
+            ClassSpec::File(_, labels) => Condition::classes(labels, &Device::Cpu)?,
+        })
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            ClassSpec::All(k) => format!("class {k}"),
+            ClassSpec::File(path, _) => format!("classes from {}", path.display()),
+        }
+    }
+}
+
 /// Everything `sbdm sample` needs, validated before any work is done.
 struct Plan {
     sde_name: String,
@@ -267,22 +308,15 @@ struct Plan {
     source: Source,
     /// The shape of one sample.
     shape: Vec<usize>,
-    kind: SamplerKind,
-    cfg: SamplerConfig,
-    /// An explicit time grid (discrete spacings), else `cfg`'s grid.
-    times: Option<Vec<f64>>,
+    sampler: Sampler,
+    grid: TimeGrid,
     t_min: f64,
     t_max: f64,
+    condition: Condition,
+    classes: Option<ClassSpec>,
     init: Option<Tensor>,
     n: usize,
     out: PathBuf,
-}
-
-fn check_range(name: &str, v: f64, ok: bool, what: &str) -> Result<()> {
-    if !(v.is_finite() && ok) {
-        bail!("{name} must be {what}, got {v}");
-    }
-    Ok(())
 }
 
 /// Reads `--init`: a finite float32 array `[N, ..shape]` with `N ≥ 1`.
@@ -327,61 +361,96 @@ fn check_plot(shape: &[usize]) -> Result<()> {
     }
 }
 
+/// The sampler of `--sampler` with the settings given by their flags.
+fn sampler(args: &SampleArgs) -> Result<Sampler> {
+    let mut sampler = require(&args.sampler, "--sampler")?
+        .value()
+        .ok_or_else(|| anyhow!("--sampler help lists the samplers"))?;
+    let number = |v: Option<f64>| v.map(|v| v.to_string());
+    let settings = [
+        ("--eta", "eta", number(args.eta)),
+        ("--snr", "snr", number(args.snr)),
+        (
+            "--corrector-steps",
+            "corrector_steps",
+            args.corrector_steps.map(|v| v.to_string()),
+        ),
+        ("--churn", "churn", number(args.churn)),
+        ("--s-tmin", "s_tmin", number(args.s_tmin)),
+        ("--s-tmax", "s_tmax", number(args.s_tmax)),
+        ("--s-noise", "s_noise", number(args.s_noise)),
+        ("--rtol", "rtol", number(args.rtol)),
+        ("--atol", "atol", number(args.atol)),
+        (
+            "--ddpm-variance",
+            "variance",
+            args.ddpm_variance
+                .as_ref()
+                .and_then(Pick::value)
+                .map(|v| v.name().to_string()),
+        ),
+    ];
+    for (flag, key, value) in settings {
+        if let Some(v) = value {
+            sampler
+                .set(key, &v)
+                .map_err(|e| anyhow!("{flag}: {}", one_line(e)))?;
+        }
+    }
+    Ok(sampler)
+}
+
+/// The time grid of `--times`, or `--steps` with `--spacing` or `--grid` and the range.
+fn grid(args: &SampleArgs, sde_name: &str, sde: &dyn GaussianKernel) -> Result<TimeGrid> {
+    if let Some(times) = &args.times {
+        let ts = if times.ends_with(".npy") {
+            io::read_npy_vector(times).map_err(one_line)?
+        } else {
+            times
+                .split(',')
+                .map(|v| {
+                    v.trim()
+                        .parse::<f64>()
+                        .map_err(|_| anyhow!("--times: `{}` is not a number", v.trim()))
+                })
+                .collect::<Result<_>>()?
+        };
+        return Ok(TimeGrid::Times(ts));
+    }
+    let steps = require(&args.steps, "--steps")?;
+    if let Some(spacing) = args.spacing.as_ref().and_then(Pick::value) {
+        let Some(num_train) = named::entry(sde_name).and_then(|e| e.num_train) else {
+            bail!("--spacing applies to the discrete ddpm-* schedules, not `{sde_name}`");
+        };
+        if args.t_max.is_some() || args.t_min.is_some() {
+            bail!(
+                "--spacing samples the schedule's own timesteps; --t-max and --t-min do not apply"
+            );
+        }
+        return Ok(TimeGrid::Discrete {
+            num_train,
+            steps,
+            spacing,
+        });
+    }
+    let kind = args
+        .grid
+        .as_ref()
+        .and_then(Pick::value)
+        .flatten()
+        .unwrap_or_else(|| GridKind::default_for(sde));
+    let (lo, hi) = sde.time_range();
+    Ok(TimeGrid::new(kind, steps).between(args.t_max.unwrap_or(hi), args.t_min.unwrap_or(lo)))
+}
+
 fn plan(args: &SampleArgs) -> Result<Plan> {
     let spec = ModelSpec::parse(&require(&args.model, "--model")?)?;
-    let sde_name = match (&args.sde, &spec) {
-        (None, ModelSpec::Checkpoint(path)) => ModelSpec::trained_sde(path)?,
-        _ => require(&args.sde, "--sde")?,
-    };
-    let sde: Arc<dyn GaussianKernel> = Arc::from(sde_by_name(&sde_name)?);
-    let kind = sampler_by_name(&require(&args.sampler, "--sampler")?)?;
-    let grid = if args.grid == "auto" {
-        if sde_name.eq_ignore_ascii_case("edm") {
-            Grid::Karras { rho: 7.0 }
-        } else {
-            Grid::Uniform
-        }
-    } else {
-        grid_by_name(&args.grid)?
-    };
-    let ddpm_variance = ddpm_variance_by_name(&args.ddpm_variance)?;
-    let steps = require(&args.steps, "--steps")?;
-    if steps == 0 {
-        bail!("--steps must be at least 1, got 0");
-    }
-    check_range("--eta", args.eta, args.eta >= 0.0, ">= 0")?;
-    check_range("--snr", args.snr, args.snr > 0.0, "> 0")?;
-    check_range("--churn", args.churn, args.churn >= 0.0, ">= 0")?;
-    check_range("--rtol", args.rtol, args.rtol > 0.0, "> 0")?;
-    check_range("--atol", args.atol, args.atol > 0.0, "> 0")?;
-    let (lo, hi) = sde.time_range();
-    let times = match &args.spacing {
-        None => None,
-        Some(name) => {
-            let spacing = Spacing::from_name(name).ok_or_else(|| {
-                anyhow!(
-                    "unknown spacing `{name}`; valid: {}",
-                    Spacing::NAMES.join(", ")
-                )
-            })?;
-            if !sde_name.starts_with("ddpm-") {
-                bail!("--spacing applies to the discrete ddpm-* schedules, not `{sde_name}`");
-            }
-            Some(discrete_times(1000, steps, spacing).map_err(one_line)?)
-        }
-    };
-    let t_min = match &times {
-        Some(ts) => ts[ts.len() - 1],
-        None => args.t_min.unwrap_or(lo),
-    };
-    let t_max = match &times {
-        Some(ts) => ts[0],
-        None => args.t_max.unwrap_or(hi),
-    };
-    if !(t_min.is_finite() && t_max.is_finite() && t_min >= lo && t_max <= hi && t_min < t_max) {
-        bail!("time range [{t_min}, {t_max}] is not inside {sde_name}'s [{lo}, {hi}]");
-    }
-    let source = spec.load(&sde)?;
+    let sampler = sampler(args)?;
+    let classes = args.class.as_deref().map(ClassSpec::parse).transpose()?;
+    let (sde_name, sde, source) = spec.load(args.sde.as_deref())?;
+    let grid = grid(args, &sde_name, sde.as_ref())?;
+    sampler.validate(&sde, &grid).map_err(one_line)?;
+    let (t_max, t_min) = grid.span(&sde).map_err(one_line)?;
     let shape = source.sample_shape();
     let (init, n) = match (&args.init, args.n) {
         (Some(path), _) => {
@@ -392,6 +461,18 @@ fn plan(args: &SampleArgs) -> Result<Plan> {
         (None, Some(0)) => bail!("--n must be at least 1, got 0"),
         (None, n) => (None, n.unwrap_or(1000)),
     };
+    let condition = match &classes {
+        Some(c) => c.condition(n)?,
+        None => Condition::None,
+    };
+    let accepts = match &source {
+        Source::Mixture(m) => m.model(&sde).conditioning(),
+        Source::Net(net) => net.conditioning(),
+    };
+    condition.check(accepts, n).map_err(|e| match &classes {
+        Some(c) => anyhow!("--class ({}): {}", c.describe(), one_line(e)),
+        None => one_line(e),
+    })?;
     let out = require(&args.out, "--out")?;
     if let Some(p) = &args.plot {
         check_plot(&shape)?;
@@ -399,64 +480,37 @@ fn plan(args: &SampleArgs) -> Result<Plan> {
             bail!("--plot and --out name the same file {}", out.display());
         }
     }
-    let cfg = SamplerConfig {
-        steps,
-        grid,
-        t_max: Some(t_max),
-        t_min: Some(t_min),
-        eta: args.eta,
-        snr: args.snr,
-        corrector_steps: args.corrector_steps,
-        churn: args.churn,
-        rtol: args.rtol,
-        atol: args.atol,
-        ddpm_variance,
-        denoise: args.denoise,
-    };
     Ok(Plan {
         sde_name,
         sde,
         source,
         shape,
-        kind,
-        cfg,
-        times,
+        sampler,
+        grid,
         t_min,
         t_max,
+        condition,
+        classes,
         init,
         n,
         out,
     })
 }
 
-/// Peak resident memory of this process (Linux `VmHWM`), in bytes.
-pub fn peak_rss() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-fn spinner(message: String) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new_spinner();
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
-        bar.set_style(style);
-    }
-    bar.set_message(message);
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar
-}
-
-/// Runs the plan's sampler with `model` from `x_t`.
+/// Runs the plan's sampler with `model` from `x_t`, under the plan's condition.
 fn draw<M: ScoreModel + ?Sized>(
     p: &Plan,
     model: &M,
     x_t: &Tensor,
     noise: &mut Noise,
+    denoise: bool,
 ) -> sbdm_runtime::error::Result<Sampled> {
-    match &p.times {
-        Some(ts) => sampling::sample_on(p.kind, &p.sde, model, x_t, ts, &p.cfg, noise),
-        None => sampling::sample(p.kind, &p.sde, model, x_t, &p.cfg, noise),
+    let guided = Guided::new(model).with_condition(p.condition.clone());
+    let sampled = p.sampler.sample(&p.sde, &guided, x_t, &p.grid, noise)?;
+    if denoise {
+        sampled.denoise(&p.sde, &guided)
+    } else {
+        Ok(sampled)
     }
 }
 
@@ -473,19 +527,39 @@ struct Comparison {
     label: String,
 }
 
-fn compare(p: &Plan, mixture: &GaussianMixture, x: &Tensor, seed: u64) -> Result<Comparison> {
+/// The law the samples should follow at time 0: the mixture, or with classes the
+/// mixture reweighted by how many samples of each class were asked for.
+fn reference_mixture(p: &Plan, mixture: &GaussianMixture) -> Result<GaussianMixture> {
+    let Some(labels) = p.condition.labels() else {
+        return Ok(mixture.clone());
+    };
+    let mut counts = vec![0usize; mixture.len()];
+    for k in labels.to_vec1::<u32>()? {
+        counts[k as usize] += 1;
+    }
+    mixture.reweighted(&counts).map_err(one_line)
+}
+
+fn compare(
+    p: &Plan,
+    mixture: &GaussianMixture,
+    x: &Tensor,
+    seed: u64,
+    denoised: bool,
+) -> Result<Comparison> {
     let dev = Device::Cpu;
+    let reference = reference_mixture(p, mixture)?;
     // Exact reference at the final time: p_{t_min}, or p_0 after the denoising step.
-    let (t_ref, a, b) = if p.cfg.denoise {
+    let (t_ref, a, b) = if denoised {
         (0.0, 1.0, 0.0)
     } else {
         (p.t_min, p.sde.mean_coef(p.t_min), p.sde.std(p.t_min))
     };
     let exact = |seed: u64| -> Result<Tensor> {
-        Ok(if p.cfg.denoise {
-            mixture.sample(p.n, seed, &dev)?
+        Ok(if denoised {
+            reference.sample(p.n, seed, &dev)?
         } else {
-            mixture.sample_at(&p.sde, p.t_min, p.n, seed, &dev)?
+            reference.sample_at(&p.sde, p.t_min, p.n, seed, &dev)?
         })
     };
     // Sliced W2 of a multimodal set fluctuates with the sampled mode shares, so both the
@@ -504,24 +578,39 @@ fn compare(p: &Plan, mixture: &GaussianMixture, x: &Tensor, seed: u64) -> Result
         w2_floor += sw2(r, &refs[(i + 1) % 3])? / 3.0;
     }
     let d = mixture.dim() as f64;
-    let m2_exact = a * a * mixture.second_moment() + d * b * b;
+    let m2_exact = a * a * reference.second_moment() + d * b * b;
+    // Shares of the full mixture's components against the weights the reference gives them.
     let shares = metrics::shares(&mixture.nearest_component(x)?, mixture.len());
+    let want: Vec<f64> = match p.condition.labels() {
+        None => mixture.weights().to_vec(),
+        Some(labels) => {
+            let mut w = vec![0.0; mixture.len()];
+            for k in labels.to_vec1::<u32>()? {
+                w[k as usize] += 1.0 / p.n as f64;
+            }
+            w
+        }
+    };
     let share_err = shares
         .iter()
-        .zip(mixture.weights())
+        .zip(&want)
         .map(|(s, w)| (s - w).abs())
         .fold(0.0, f64::max);
-    let t_label = if p.cfg.denoise {
+    let t_label = if denoised {
         "p_0 (denoised)".to_string()
     } else {
         format!("p_t at t = {t_ref}")
+    };
+    let of = match &p.classes {
+        Some(c) => format!(" of {}", c.describe()),
+        None => String::new(),
     };
     Ok(Comparison {
         w2,
         w2_floor,
         m2_exact,
         share_err,
-        label: format!("3 sets of {} from {t_label}", p.n),
+        label: format!("3 sets of {} from {t_label}{of}", p.n),
     })
 }
 
@@ -544,12 +633,16 @@ fn draw_plot(p: &Plan, dest: &Path, x: &Tensor) -> Result<()> {
             mark: Mark::Cross,
         });
     }
+    let of = match &p.classes {
+        Some(c) => format!(", {}", c.describe()),
+        None => String::new(),
+    };
     let cfg = ScatterConfig {
         title: format!(
-            "{} on {}, {} steps: {} samples",
-            p.kind.name(),
+            "{} on {}, {} steps: {} samples{of}",
+            p.sampler,
             p.sde_name,
-            p.cfg.steps,
+            p.grid.steps(),
             p.n
         ),
         ..Default::default()
@@ -559,9 +652,23 @@ fn draw_plot(p: &Plan, dest: &Path, x: &Tensor) -> Result<()> {
 
 /// Runs `sbdm sample`.
 pub fn run(args: &SampleArgs) -> Result<()> {
-    if print_listing(&[
-        (args.sde.as_deref(), sde_names),
-        (args.sampler.as_deref(), sampler_names),
+    let sde_listing = || sde_names();
+    let sampler_listing =
+        || -> Listing { sampler_rows().into_iter().map(|(_, n, d)| (n, d)).collect() };
+    let grid_listing = || -> Listing { grid_rows().into_iter().map(|(_, n, d)| (n, d)).collect() };
+    let spacing_listing = || -> Listing { Spacing::ALL.iter().map(|(_, n, d)| (*n, *d)).collect() };
+    let variance_listing = || -> Listing {
+        variance_rows()
+            .into_iter()
+            .map(|(_, n, d)| (n, d))
+            .collect()
+    };
+    if print_help_listing(&[
+        (args.sde.as_deref() == Some("help"), &sde_listing),
+        (asks_help(&args.sampler), &sampler_listing),
+        (asks_help(&args.grid), &grid_listing),
+        (asks_help(&args.spacing), &spacing_listing),
+        (asks_help(&args.ddpm_variance), &variance_listing),
     ]) {
         return Ok(());
     }
@@ -583,15 +690,13 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         None => noise.draw()?.affine(p.sde.std(p.t_max), 0.0)?,
     };
     let bar = spinner(format!(
-        "sampling {} x {shape} with {}, {} steps",
-        p.n,
-        p.kind.name(),
-        p.cfg.steps
+        "sampling {} x {shape} with {}, {}",
+        p.n, p.sampler, p.grid
     ));
     let start = Instant::now();
     let result = match &p.source {
-        Source::Mixture(m) => draw(&p, &m.model(&p.sde), &x_t, &mut noise),
-        Source::Net(net) => draw(&p, net.as_ref(), &x_t, &mut noise),
+        Source::Mixture(m) => draw(&p, &m.model(&p.sde), &x_t, &mut noise, args.denoise),
+        Source::Net(net) => draw(&p, net.as_ref(), &x_t, &mut noise, args.denoise),
     };
     let wall = start.elapsed();
     // Before the metrics below, which hold several copies of the samples as f64 rows.
@@ -602,7 +707,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     let rows = x.flatten_from(1)?;
     let (m2, m2_se) = metrics::second_moment(&rows)?;
     let comparison = match &p.source {
-        Source::Mixture(m) => Some(compare(&p, m, &x, args.seed)?),
+        Source::Mixture(m) => Some(compare(&p, m, &x, args.seed, args.denoise)?),
         Source::Net(_) => None,
     };
 
@@ -616,21 +721,16 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         png.commit().map_err(one_line)?;
     }
 
+    let of = match &p.classes {
+        Some(c) => format!(", {}", c.describe()),
+        None => String::new(),
+    };
     println!(
-        "{} on {} ({}), {} steps, {}, t from {} to {}, seed {}",
-        p.kind.name(),
+        "{} on {} ({}), {}, t from {} to {}, seed {}{of}",
+        p.sampler,
         p.sde_name,
         p.sde.name(),
-        p.cfg.steps,
-        match &args.spacing {
-            Some(s) => format!("{s} spacing of 1000 timesteps"),
-            None => match p.cfg.grid {
-                Grid::Uniform => "uniform grid".to_string(),
-                Grid::Quadratic => "quadratic grid".to_string(),
-                Grid::LogSnr => "log-SNR grid".to_string(),
-                Grid::Karras { rho } => format!("Karras grid (rho = {rho})"),
-            },
-        },
+        p.grid,
         p.t_max,
         p.t_min,
         args.seed

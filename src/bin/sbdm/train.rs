@@ -21,15 +21,17 @@ use candle_core::{DType, Device};
 use clap::Args;
 use sbdm_runtime::data::{Dataset, Toy, SHAPES_DATASETS, TOYS};
 use sbdm_runtime::io::{self, PendingFile};
-use sbdm_runtime::model::net::{prediction_names, ModelConfig, NetModel};
+use sbdm_runtime::model::net::{ModelConfig, NetModel};
 use sbdm_runtime::model::prediction::Prediction;
 use sbdm_runtime::nn::{MlpConfig, NetConfig, UNetConfig};
 use sbdm_runtime::report::plot::{self, LineSeries};
+use sbdm_runtime::sde::named;
 use sbdm_runtime::train::{checkpoint, LrSchedule, StepStats, TrainConfig, Trainer, Weighting};
 use sbdm_runtime::GaussianKernel;
 
-use crate::sample::{sde_by_name, sde_names};
-use crate::{list, one_line, print_listing, require, Listing};
+use crate::common::{
+    asks_help, choice, one_line, print_help_listing, require, sde_names, Listing, Pick,
+};
 
 /// Arguments of `sbdm train`. `help` as the value of `--sde`, `--data`, `--model`,
 /// `--param` or `--weighting` lists the valid names.
@@ -43,11 +45,11 @@ pub struct TrainArgs {
     #[arg(long, value_name = "NAME|FILE.npy")]
     pub data: Option<String>,
     /// The network (`help` lists them): mlp for vectors, unet for images.
-    #[arg(long)]
-    pub model: Option<String>,
+    #[arg(long, value_parser = choice(net_rows()))]
+    pub model: Option<Pick<NetDefaults>>,
     /// What the network predicts (`help` lists them).
-    #[arg(long, default_value = "eps")]
-    pub param: String,
+    #[arg(long, default_value = "eps", value_parser = choice(param_rows()))]
+    pub param: Pick<Prediction>,
     /// EDM preconditioning: the network's output is skip-connected into an x_0 estimate.
     #[arg(long)]
     pub precondition: bool,
@@ -68,8 +70,8 @@ pub struct TrainArgs {
     pub warmup: u64,
     /// The learning rate after the warm-up: constant, or cosine (decays to lr/10 at
     /// the last step).
-    #[arg(long, default_value = "constant")]
-    pub schedule: String,
+    #[arg(long, default_value = "constant", value_parser = choice(schedule_rows()))]
+    pub schedule: Pick<LrSchedule>,
     /// EMA decay of the weights (a checkpoint is sampled with its EMA weights).
     #[arg(long, default_value_t = 0.999, allow_hyphen_values = true)]
     pub ema: f64,
@@ -121,7 +123,8 @@ pub struct TrainArgs {
 }
 
 /// Per-network defaults of the flags that depend on it.
-struct NetDefaults {
+#[derive(Clone, Copy, Debug)]
+pub struct NetDefaults {
     name: &'static str,
     description: &'static str,
     width: usize,
@@ -177,11 +180,11 @@ fn data_names() -> Listing {
         .collect()
 }
 
-fn model_names() -> Listing {
-    NETS.iter().map(|n| (n.name, n.description)).collect()
+fn net_rows() -> Vec<(NetDefaults, &'static str, &'static str)> {
+    NETS.iter().map(|n| (*n, n.name, n.description)).collect()
 }
 
-fn param_names() -> Listing {
+fn param_rows() -> Vec<(Prediction, &'static str, &'static str)> {
     Prediction::ALL
         .iter()
         .map(|&(p, n)| {
@@ -191,9 +194,29 @@ fn param_names() -> Listing {
                 Prediction::X0 => "the clean data x_0",
                 _ => "v = a·ε − b·x_0 (Salimans & Ho)",
             };
-            (n, description)
+            (p, n, description)
         })
         .collect()
+}
+
+fn schedule_rows() -> Vec<(LrSchedule, &'static str, &'static str)> {
+    vec![
+        (
+            LrSchedule::Constant,
+            "constant",
+            "constant at --lr after the warm-up",
+        ),
+        (
+            LrSchedule::Cosine,
+            "cosine",
+            "cosine decay to lr/10 at the last step",
+        ),
+    ]
+}
+
+/// The rows of a choice flag as a listing.
+fn listing<T>(rows: Vec<(T, &'static str, &'static str)>) -> Listing {
+    rows.into_iter().map(|(_, n, d)| (n, d)).collect()
 }
 
 fn weighting_names() -> Listing {
@@ -430,28 +453,21 @@ struct Plan {
 
 fn plan(args: &TrainArgs) -> Result<Plan> {
     let sde_name = require(&args.sde, "--sde")?;
-    let sde: Arc<dyn GaussianKernel> = Arc::from(sde_by_name(&sde_name)?);
+    let sde: Arc<dyn GaussianKernel> = Arc::from(named::by_name(&sde_name).map_err(one_line)?);
+    let sde_name = named::entry(&sde_name).map_or(sde_name, |e| e.name.to_string());
     let data_spec = require(&args.data, "--data")?;
-    let model_name = require(&args.model, "--model")?;
-    let net = NETS.iter().find(|n| n.name == model_name).ok_or_else(|| {
-        anyhow!(
-            "unknown model `{model_name}`; valid: {}",
-            list(NETS.iter().map(|n| n.name))
-        )
-    })?;
-    let prediction = Prediction::from_name(&args.param).ok_or_else(|| {
-        anyhow!(
-            "unknown --param `{}`; valid: {}",
-            args.param,
-            prediction_names()
-        )
-    })?;
+    let net = require(&args.model, "--model")?
+        .value()
+        .ok_or_else(|| anyhow!("--model help lists the networks"))?;
+    let prediction = args
+        .param
+        .value()
+        .ok_or_else(|| anyhow!("--param help lists the predictions"))?;
     let weighting = Weighting::from_name(&args.weighting).map_err(one_line)?;
-    let schedule = match args.schedule.as_str() {
-        "constant" => LrSchedule::Constant,
-        "cosine" => LrSchedule::Cosine,
-        s => bail!("unknown --schedule `{s}`; valid: constant, cosine"),
-    };
+    let schedule = args
+        .schedule
+        .value()
+        .ok_or_else(|| anyhow!("--schedule help lists the schedules"))?;
     let total = require(&args.steps, "--steps")?;
     if total == 0 {
         bail!("--steps must be at least 1, got 0");
@@ -517,7 +533,7 @@ fn plan(args: &TrainArgs) -> Result<Plan> {
         0
     };
     let model_cfg = ModelConfig {
-        net: net_config(net, args, &data.sample_shape(), num_classes)?,
+        net: net_config(&net, args, &data.sample_shape(), num_classes)?,
         prediction,
         precondition: args.precondition,
         sigma_data: sigma_data(&args.sigma_data, &data, &device)?,
@@ -570,12 +586,16 @@ fn plot_loss(dest: &Path, title: &str, rows: &[Row]) -> Result<()> {
 
 /// Runs `sbdm train`.
 pub fn run(args: &TrainArgs) -> Result<()> {
-    if print_listing(&[
-        (args.sde.as_deref(), sde_names),
-        (args.data.as_deref(), data_names),
-        (args.model.as_deref(), model_names),
-        (Some(args.param.as_str()), param_names),
-        (Some(args.weighting.as_str()), weighting_names),
+    let is_help = |v: Option<&str>| v == Some("help");
+    if print_help_listing(&[
+        (is_help(args.sde.as_deref()), &sde_names),
+        (is_help(args.data.as_deref()), &data_names),
+        (asks_help(&args.model), &|| listing(net_rows())),
+        (matches!(args.param, Pick::Help), &|| listing(param_rows())),
+        (is_help(Some(args.weighting.as_str())), &weighting_names),
+        (matches!(args.schedule, Pick::Help), &|| {
+            listing(schedule_rows())
+        }),
     ]) {
         return Ok(());
     }

@@ -15,16 +15,11 @@
 //! evaluation and one fused pass per step. [`ddim_coefficients`] gives the same
 //! coefficients in the paper's `ᾱ` notation.
 
-use candle_core::Tensor;
-
-use crate::error::{invalid, Result};
+use crate::error::Result;
 use crate::model::prediction::Prediction;
-use crate::model::{Denoiser, ScoreModel};
-use crate::sampling::fused;
-use crate::sampling::noise::Noise;
-use crate::sampling::samplers::ancestral::Posterior;
-use crate::sampling::{at_step, SamplerConfig};
-use crate::sde::GaussianKernel;
+use crate::sampling::guidance::Guide;
+use crate::sampling::run::Run;
+use crate::sde::{GaussianKernel, Transition};
 
 /// One DDIM step `x_s = c_x·x_t + c_eps·ε̂ + sigma·z` (Song et al. 2021, eq. 12).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -58,43 +53,28 @@ pub fn ddim_coefficients(alpha_bar_t: f64, alpha_bar_s: f64, eta: f64) -> DdimCo
     }
 }
 
-/// Samples in place over the decreasing grid `ts` with `cfg.eta`.
-pub(crate) fn run<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
-    den: &Denoiser<'_, S, M>,
-    x: &Tensor,
+/// Samples over the decreasing grid `ts` with `eta` (checked by `Sampler::validate`:
+/// `σ ≤ b_s` on every step).
+pub(crate) fn sample<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
+    run: &mut Run<'_, S, G>,
     ts: &[f64],
-    cfg: &SamplerConfig,
-    noise: &mut Noise,
+    eta: f64,
 ) -> Result<()> {
-    let sde = den.sde();
-    let eta = cfg.eta;
-    if !(eta >= 0.0 && eta.is_finite()) {
-        return Err(invalid!("eta must be >= 0, got {eta}"));
-    }
-    for (i, w) in ts.windows(2).enumerate() {
-        let (t, s) = (w[0], w[1]);
-        let q = Posterior::new(sde, t, s);
-        let (a_t, b_t) = (sde.mean_coef(t), sde.std(t));
-        let (a_s, b_s) = (sde.mean_coef(s), sde.std(s));
+    run.steps(ts, |run, step| {
+        let (t, s) = (step.t, step.s);
+        let q = Transition::between(run.sde, s, t);
+        let (a_t, b_t) = (run.sde.mean_coef(t), run.sde.std(t));
+        let (a_s, b_s) = (run.sde.mean_coef(s), run.sde.std(s));
         let sigma = eta * q.std;
         // (b_s² − σ²)/b_s² = 1 − η²·b_{t|s}²/b_t² = (1 − η²) + η²·e^{2(λ_t − λ_s)}.
         let keep = (1.0 - eta * eta) + eta * eta * q.keep;
-        if keep < 0.0 {
-            return Err(invalid!(
-                "eta = {eta} is too large at step {i} (t = {t}): sigma exceeds b(s)"
-            ));
-        }
         let c_eps = b_s * keep.sqrt() - a_s * b_t / a_t;
-        let eps = den
-            .predict_linear(x, t, Prediction::Eps)
-            .map_err(at_step(i, t))?;
-        let (c_x, c_out) = (a_s / a_t + c_eps * eps.c_x, c_eps * eps.c_out);
+        let eps = run.predict(&run.x, t, Prediction::Eps)?;
+        let deterministic = (a_s / a_t) * &run.x + c_eps * eps;
         if eta == 0.0 {
-            fused::axpby(x, c_x, &eps.out, c_out).map_err(at_step(i, t))?;
-        } else {
-            let z = noise.next_as(x.dtype())?;
-            fused::axpbypcz(x, c_x, &eps.out, c_out, &z, sigma).map_err(at_step(i, t))?;
+            return run.x.assign(deterministic);
         }
-    }
-    Ok(())
+        let z = run.noise()?;
+        run.x.assign(deterministic + sigma * &z)
+    })
 }

@@ -17,16 +17,13 @@
 //! One model evaluation and one fused pass per step; the last step draws no noise.
 //! [`ddpm_coefficients`] gives the same coefficients in the paper's `ᾱ` notation.
 
-use candle_core::Tensor;
+use std::str::FromStr;
 
-use crate::error::Result;
+use crate::error::{invalid, Error, Result};
 use crate::model::prediction::Prediction;
-use crate::model::{Denoiser, ScoreModel};
-use crate::sampling::fused;
-use crate::sampling::noise::Noise;
-use crate::sampling::samplers::ancestral::Posterior;
-use crate::sampling::{at_step, SamplerConfig};
-use crate::sde::GaussianKernel;
+use crate::sampling::guidance::Guide;
+use crate::sampling::run::Run;
+use crate::sde::{GaussianKernel, Transition};
 
 /// DDPM's variance choice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -36,6 +33,29 @@ pub enum DdpmVariance {
     Beta,
     /// σ² = β̃, the posterior variance.
     BetaTilde,
+}
+
+impl DdpmVariance {
+    /// The name: `beta` or `beta-tilde`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DdpmVariance::Beta => "beta",
+            DdpmVariance::BetaTilde => "beta-tilde",
+        }
+    }
+}
+
+impl FromStr for DdpmVariance {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "beta" => Ok(DdpmVariance::Beta),
+            "beta-tilde" => Ok(DdpmVariance::BetaTilde),
+            _ => Err(invalid!(
+                "unknown DDPM variance `{s}`; valid: beta, beta-tilde"
+            )),
+        }
+    }
 }
 
 /// One DDPM step `x_s = c_x·x_t + c_x0·x̂_0 + sigma·z` (Ho et al. 2020, eq. 7).
@@ -76,32 +96,24 @@ pub fn ddpm_coefficients(
     }
 }
 
-/// Samples in place over the decreasing grid `ts`.
-pub(crate) fn run<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
-    den: &Denoiser<'_, S, M>,
-    x: &Tensor,
+/// Samples over the decreasing grid `ts`.
+pub(crate) fn sample<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
+    run: &mut Run<'_, S, G>,
     ts: &[f64],
-    cfg: &SamplerConfig,
-    noise: &mut Noise,
+    variance: DdpmVariance,
 ) -> Result<()> {
-    let last = ts.len().saturating_sub(2);
-    for (i, w) in ts.windows(2).enumerate() {
-        let (t, s) = (w[0], w[1]);
-        let q = Posterior::new(den.sde(), t, s);
-        let x0 = den
-            .predict_linear(x, t, Prediction::X0)
-            .map_err(at_step(i, t))?;
-        let (c_x, c_out) = (q.mean_x + q.mean_x0 * x0.c_x, q.mean_x0 * x0.c_out);
-        if i == last {
-            fused::axpby(x, c_x, &x0.out, c_out).map_err(at_step(i, t))?;
-        } else {
-            let sigma = match cfg.ddpm_variance {
-                DdpmVariance::Beta => q.var_ts.sqrt(),
-                DdpmVariance::BetaTilde => q.std,
-            };
-            let z = noise.next_as(x.dtype())?;
-            fused::axpbypcz(x, c_x, &x0.out, c_out, &z, sigma).map_err(at_step(i, t))?;
+    run.steps(ts, |run, step| {
+        let q = Transition::between(run.sde, step.s, step.t);
+        let x0 = run.predict(&run.x, step.t, Prediction::X0)?;
+        let mean = q.mean_x * &run.x + q.mean_x0 * x0; // eq. 7
+        if step.is_last() {
+            return run.x.assign(mean);
         }
-    }
-    Ok(())
+        let sigma = match variance {
+            DdpmVariance::Beta => q.std_ts(),
+            DdpmVariance::BetaTilde => q.std,
+        };
+        let z = run.noise()?;
+        run.x.assign(mean + sigma * &z)
+    })
 }

@@ -16,83 +16,49 @@
 //!
 //! (Algorithm 1's last line, `… − b_s/(2r₁)·(e^h − 1)·(eps(x_u, u) − eps(x, t))`, with
 //! `r₁ = ½` cancels the `eps(x, t)` term.) The model's raw output enters each pass with
-//! its conversion to `eps` folded into the coefficients ([`Denoiser::predict_linear`]), so
+//! its conversion to `eps` folded into the coefficients ([`Denoiser::predict_linear`](crate::sampling::Denoiser::predict_linear)), so
 //! DPM-Solver-1 is one model evaluation and one fused pass per step; DPM-Solver-2 two of
 //! each, the intermediate `x_u` written into a buffer allocated once per run. Works on any
 //! linear SDE (VP: `a² + b² = 1`; VE: `a = 1`).
 
-use candle_core::Tensor;
-
 use crate::error::Result;
 use crate::model::prediction::Prediction;
-use crate::model::{Denoiser, ScoreModel};
-use crate::sampling::at_step;
-use crate::sampling::fused;
+use crate::sampling::guidance::Guide;
+use crate::sampling::run::Run;
 use crate::sde::GaussianKernel;
 
-/// DPM-Solver-1 over the decreasing grid `ts`, `x` updated in place.
-pub(crate) fn run_1<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
-    den: &Denoiser<'_, S, M>,
-    x: &Tensor,
+/// DPM-Solver-1 over the decreasing grid `ts`.
+pub(crate) fn sample_1<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
+    run: &mut Run<'_, S, G>,
     ts: &[f64],
 ) -> Result<()> {
-    let sde = den.sde();
-    for (i, w) in ts.windows(2).enumerate() {
-        let (t, s) = (w[0], w[1]);
+    run.steps(ts, |run, step| {
+        let (sde, t, s) = (run.sde, step.t, step.s);
         let h = sde.log_snr(s) - sde.log_snr(t);
-        let eps = den
-            .predict_linear(x, t, Prediction::Eps)
-            .map_err(at_step(i, t))?;
+        let eps = run.predict(&run.x, t, Prediction::Eps)?;
         let (a_t, a_s, b_s) = (sde.mean_coef(t), sde.mean_coef(s), sde.std(s));
-        let c = -b_s * h.exp_m1();
-        fused::axpby(x, a_s / a_t + c * eps.c_x, &eps.out, c * eps.c_out).map_err(at_step(i, t))?;
-    }
-    Ok(())
+        run.x
+            .assign((a_s / a_t) * &run.x + (-b_s * h.exp_m1()) * eps)
+    })
 }
 
-/// DPM-Solver-2 (singlestep, `r₁ = ½`) over the decreasing grid `ts`, `x` updated in place.
-pub(crate) fn run_2<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
-    den: &Denoiser<'_, S, M>,
-    x: &Tensor,
+/// DPM-Solver-2 (singlestep, `r₁ = ½`) over the decreasing grid `ts`.
+pub(crate) fn sample_2<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
+    run: &mut Run<'_, S, G>,
     ts: &[f64],
 ) -> Result<()> {
-    let sde = den.sde();
-    // The intermediate x_u. It starts finite and every fused write checks finiteness, so
-    // the `0·x_u` below contributes exactly nothing.
-    let x_u = x.zeros_like()?;
-    for (i, w) in ts.windows(2).enumerate() {
-        let (t, s) = (w[0], w[1]);
+    let x_u = run.buffer()?;
+    run.steps(ts, |run, step| {
+        let (sde, t, s) = (run.sde, step.t, step.s);
         let (lambda_t, lambda_s) = (sde.log_snr(t), sde.log_snr(s));
         let h = lambda_s - lambda_t;
         let u = sde.t_of_log_snr(lambda_t + 0.5 * h);
         let (a_t, a_u, b_u) = (sde.mean_coef(t), sde.mean_coef(u), sde.std(u));
-        let eps_t = den
-            .predict_linear(x, t, Prediction::Eps)
-            .map_err(at_step(i, t))?;
-        let c = -b_u * (0.5 * h).exp_m1();
-        fused::axpbypcz(
-            &x_u,
-            0.0,
-            x,
-            a_u / a_t + c * eps_t.c_x,
-            &eps_t.out,
-            c * eps_t.c_out,
-        )
-        .map_err(at_step(i, t))?;
-        let eps_u = den
-            .predict_linear(&x_u, u, Prediction::Eps)
-            .map_err(at_step(i, t))?;
+        let eps_t = run.predict(&run.x, t, Prediction::Eps)?;
+        x_u.assign((a_u / a_t) * &run.x + (-b_u * (0.5 * h).exp_m1()) * eps_t)?;
+        let eps_u = run.predict(&x_u, u, Prediction::Eps)?;
         let (a_s, b_s) = (sde.mean_coef(s), sde.std(s));
-        let c = -b_s * h.exp_m1();
-        fused::axpbypcz(
-            x,
-            a_s / a_t,
-            &x_u,
-            c * eps_u.c_x,
-            &eps_u.out,
-            c * eps_u.c_out,
-        )
-        .map_err(at_step(i, t))?;
-    }
-    Ok(())
+        run.x
+            .assign((a_s / a_t) * &run.x + (-b_s * h.exp_m1()) * eps_u)
+    })
 }

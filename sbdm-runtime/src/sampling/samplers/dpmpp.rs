@@ -30,66 +30,45 @@
 //!
 //! One model evaluation per step. The history keeps each step's `x_0`: the model's own
 //! output when it predicts `x_0`, otherwise `c_x·x + c_out·out` written in one fused pass
-//! into a buffer ([`Denoiser::predict_linear`]; `order` buffers per run, reused). The
+//! into a buffer ([`Denoiser::predict_linear`](crate::sampling::Denoiser::predict_linear); `order` buffers per run, reused). The
 //! 1st-order and 2M updates are one fused pass; 3M reads four tensors (`x, m_0, m_1, m_2`)
 //! but a fused pass takes at most three, so its update is two passes. Works on any linear
 //! SDE (VE: `a = 1`).
 
 use std::collections::VecDeque;
 
-use candle_core::Tensor;
-
 use crate::error::Result;
 use crate::model::prediction::Prediction;
-use crate::model::{Denoiser, ScoreModel};
-use crate::sampling::at_step;
-use crate::sampling::fused;
+use crate::sampling::guidance::Guide;
+use crate::sampling::run::Run;
+use crate::sampling::step::Buffer;
 use crate::sde::GaussianKernel;
 
-/// DPM-Solver++(2M) over the decreasing grid `ts`, `x` updated in place.
-pub(crate) fn run_2m<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
-    den: &Denoiser<'_, S, M>,
-    x: &Tensor,
-    ts: &[f64],
-) -> Result<()> {
-    run(den, x, ts, 2)
-}
-
-/// DPM-Solver++(3M) over the decreasing grid `ts`, `x` updated in place.
-pub(crate) fn run_3m<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
-    den: &Denoiser<'_, S, M>,
-    x: &Tensor,
-    ts: &[f64],
-) -> Result<()> {
-    run(den, x, ts, 3)
-}
-
-/// The multistep loop; step `i` uses order `min(i + 1, order)`.
-fn run<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
-    den: &Denoiser<'_, S, M>,
-    x: &Tensor,
+/// DPM-Solver++ of multistep order `order` (2 or 3) over the decreasing grid `ts`;
+/// step `i` uses order `min(i + 1, order)`.
+pub(crate) fn sample<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
+    run: &mut Run<'_, S, G>,
     ts: &[f64],
     order: usize,
 ) -> Result<()> {
-    let sde = den.sde();
     // (m, h) of earlier steps, newest first: the x_0 prediction at each step's start and
     // the λ-step that followed it.
-    let mut hist: VecDeque<(Tensor, f64)> = VecDeque::with_capacity(order);
+    let mut hist: VecDeque<(Buffer, f64)> = VecDeque::with_capacity(order);
     // A history buffer no longer needed, reused for the next x_0 (see `x0_at`).
-    let mut spare: Option<Tensor> = None;
-    for (i, w) in ts.windows(2).enumerate() {
-        let (t, s) = (w[0], w[1]);
+    let mut spare: Option<Buffer> = None;
+    run.steps(ts, |run, step| {
+        let (sde, t, s) = (run.sde, step.t, step.s);
         let h = sde.log_snr(s) - sde.log_snr(t);
-        let (m0, owned) = x0_at(den, x, t, spare.take()).map_err(at_step(i, t))?;
+        let (m0, owned) = x0_at(run, t, spare.take())?;
         let (b_t, a_s, b_s) = (sde.std(t), sde.mean_coef(s), sde.std(s));
         let c_x = b_s / b_t;
         let phi_1 = (-h).exp_m1();
-        let step = match (hist.front(), hist.get(1)) {
-            (None, _) => fused::axpby(x, c_x, &m0, -a_s * phi_1),
+        let x_s = match (hist.front(), hist.get(1)) {
+            (None, _) => c_x * &run.x + (-a_s * phi_1) * &m0,
             (Some((m1, h0)), None) => {
                 let r0 = h0 / h;
                 let c = -a_s * phi_1;
-                fused::axpbypcz(x, c_x, &m0, c * (1.0 + 0.5 / r0), m1, -c * 0.5 / r0)
+                c_x * &run.x + (c * (1.0 + 0.5 / r0)) * &m0 + (-c * 0.5 / r0) * m1
             }
             (Some((m1, h0)), Some((m2, h1))) => {
                 let (r0, r1) = (h0 / h, h1 / h);
@@ -102,40 +81,37 @@ fn run<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
                 let k0 = -a_s * phi_1 + c_10 / r0;
                 let k1 = -c_10 / r0 + c_11 / r1;
                 let k2 = -c_11 / r1;
-                // Two passes: a fused pass reads at most three tensors.
-                fused::axpbypcz(x, c_x, &m0, k0, m1, k1).and_then(|()| fused::axpby(x, 1.0, m2, k2))
+                c_x * &run.x + k0 * &m0 + k1 * m1 + k2 * m2
             }
         };
-        step.map_err(at_step(i, t))?;
+        run.x.assign(x_s)?;
         hist.push_front((m0, h));
         if hist.len() >= order {
             let (old, _) = hist.pop_back().expect("history is not empty");
             // Only buffers this loop wrote are reused; a model's own output is never written.
             spare = owned.then_some(old);
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// The `x_0` prediction at `(x, t)` and whether it lives in a buffer of ours. A model
-/// that predicts `x_0` is used as is; otherwise `x_0 = c_x·x + c_out·out` is written in
-/// one fused pass into `buf` (a spare history buffer, or a new one during the first steps).
-fn x0_at<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
-    den: &Denoiser<'_, S, M>,
-    x: &Tensor,
+/// that predicts `x_0` (with no score terms) is used as is; otherwise the prediction is
+/// written in one fused pass into `buf` (a spare history buffer, or a new one during the
+/// first steps).
+fn x0_at<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
+    run: &Run<'_, S, G>,
     t: f64,
-    buf: Option<Tensor>,
-) -> Result<(Tensor, bool)> {
-    let p = den.predict_linear(x, t, Prediction::X0)?;
-    if p.c_x == 0.0 && p.c_out == 1.0 {
-        return Ok((p.out, false));
+    buf: Option<Buffer>,
+) -> Result<(Buffer, bool)> {
+    let x0 = run.predict(&run.x, t, Prediction::X0)?;
+    if let Some(out) = x0.as_tensor() {
+        return Ok((Buffer::new(out.clone())?, false));
     }
-    // A fresh buffer is zero and a reused one holds an earlier x_0 (finite, as every
-    // fused write checks), so `0·buf` contributes exactly nothing.
     let buf = match buf {
         Some(b) => b,
-        None => x.zeros_like()?,
+        None => run.buffer()?,
     };
-    fused::axpbypcz(&buf, 0.0, x, p.c_x, &p.out, p.c_out)?;
+    buf.assign(x0)?;
     Ok((buf, true))
 }

@@ -13,41 +13,27 @@
 //!
 //! One model evaluation and one fused pass per step; weak order 1.
 
-use candle_core::Tensor;
-
 use crate::error::Result;
 use crate::model::prediction::Prediction;
-use crate::model::{Denoiser, ScoreModel};
-use crate::sampling::at_step;
-use crate::sampling::fused;
-use crate::sampling::noise::Noise;
+use crate::sampling::guidance::Guide;
+use crate::sampling::run::Run;
 use crate::sde::GaussianKernel;
 
-/// Integrates `x` in place over the decreasing grid `ts`.
-pub(crate) fn run<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
-    den: &Denoiser<'_, S, M>,
-    x: &Tensor,
+/// Integrates the state over the decreasing grid `ts`.
+pub(crate) fn sample<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
+    run: &mut Run<'_, S, G>,
     ts: &[f64],
-    noise: &mut Noise,
 ) -> Result<()> {
-    let sde = den.sde();
-    for (i, w) in ts.windows(2).enumerate() {
-        let (t, s) = (w[0], w[1]);
-        let delta = t - s;
-        let (f, g2) = (sde.drift_coef(t), sde.diffusion_sq(t));
-        let score = den
-            .predict_linear(x, t, Prediction::Score)
-            .map_err(at_step(i, t))?;
-        let z = noise.next_as(x.dtype())?;
-        fused::axpbypcz(
-            x,
-            1.0 - delta * f + delta * g2 * score.c_x,
-            &score.out,
-            delta * g2 * score.c_out,
-            &z,
-            (g2 * delta).sqrt(),
+    run.steps(ts, |run, step| {
+        let (t, delta) = (step.t, step.t - step.s);
+        let sde = run.sde.reverse_sde(t); // dx = [X·x + S·score] dt + g dw̄, backwards
+        let score = run.predict(&run.x, t, Prediction::Score)?;
+        let z = run.noise()?;
+        run.x.assign(
+            1.0 * &run.x
+                + (-delta * sde.x) * &run.x
+                + (-delta * sde.score) * score
+                + (sde.noise_variance * delta).sqrt() * &z,
         )
-        .map_err(at_step(i, t))?;
-    }
-    Ok(())
+    })
 }

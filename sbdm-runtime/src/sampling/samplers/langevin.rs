@@ -27,44 +27,38 @@
 use candle_core::{DType, Tensor};
 
 use crate::error::Result;
-use crate::model::{Denoiser, ScoreModel};
-use crate::sampling::fused;
-use crate::sampling::noise::Noise;
-use crate::sampling::samplers::ancestral::Posterior;
+use crate::sampling::guidance::Guide;
+use crate::sampling::run::Run;
 use crate::sampling::samplers::reverse_diffusion;
-use crate::sampling::{at_step, SamplerConfig};
-use crate::sde::GaussianKernel;
+use crate::sde::{GaussianKernel, Transition};
 
-/// Predictor–corrector sampling in place over the decreasing grid `ts`.
-pub(crate) fn run_pc<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
-    den: &Denoiser<'_, S, M>,
-    x: &Tensor,
+/// Predictor–corrector sampling over the decreasing grid `ts`.
+pub(crate) fn sample_pc<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
+    run: &mut Run<'_, S, G>,
     ts: &[f64],
-    cfg: &SamplerConfig,
-    noise: &mut Noise,
+    snr: f64,
+    corrector_steps: usize,
 ) -> Result<()> {
-    for (i, w) in ts.windows(2).enumerate() {
-        let (t, s) = (w[0], w[1]);
-        reverse_diffusion::step(den, x, i, t, s, noise)?;
-        let alpha = Posterior::new(den.sde(), t, s).a_ts.powi(2);
-        for _ in 0..cfg.corrector_steps {
-            correct(den, x, s, alpha, cfg.snr, noise).map_err(at_step(i, s))?;
+    run.steps(ts, |run, step| {
+        reverse_diffusion::step(run, step)?;
+        let alpha = Transition::between(run.sde, step.s, step.t).a_ts.powi(2);
+        run.at = step.s; // the corrector works at the time the predictor reached
+        for _ in 0..corrector_steps {
+            correct(run, step.s, alpha, snr)?;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// One Langevin step at time `s`, in place.
-fn correct<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
-    den: &Denoiser<'_, S, M>,
-    x: &Tensor,
+fn correct<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
+    run: &mut Run<'_, S, G>,
     s: f64,
     alpha: f64,
     snr: f64,
-    noise: &mut Noise,
 ) -> Result<()> {
-    let grad = den.score(x, s)?;
-    let z = noise.next_as(x.dtype())?;
+    let grad = run.model.score(&run.x, s)?;
+    let z = run.noise()?;
     let grad_norm = mean_norm(&grad)?;
     // A vanishing score (every sample at a stationary point) leaves x where it is.
     let eps = if grad_norm == 0.0 {
@@ -72,7 +66,9 @@ fn correct<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
     } else {
         2.0 * alpha * (snr * mean_norm(&z)? / grad_norm).powi(2)
     };
-    fused::axpbypcz(x, 1.0, &grad, eps, &z, (2.0 * eps).sqrt())
+    let grad = crate::sampling::step::Buffer::new(grad)?;
+    run.x
+        .assign(1.0 * &run.x + eps * &grad + (2.0 * eps).sqrt() * &z)
 }
 
 /// The per-sample Euclidean norm of a batch `[N, ...]`, averaged over the batch.

@@ -15,51 +15,28 @@
 //!
 //! One model evaluation and one fused pass per step. Also the predictor of `pc`.
 
-use candle_core::Tensor;
-
 use crate::error::Result;
 use crate::model::prediction::Prediction;
-use crate::model::{Denoiser, ScoreModel};
-use crate::sampling::at_step;
-use crate::sampling::fused;
-use crate::sampling::noise::Noise;
-use crate::sampling::samplers::ancestral::Posterior;
-use crate::sde::GaussianKernel;
+use crate::sampling::guidance::Guide;
+use crate::sampling::run::{Run, Step};
+use crate::sde::{GaussianKernel, Transition};
 
-/// Samples in place over the decreasing grid `ts`.
-pub(crate) fn run<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
-    den: &Denoiser<'_, S, M>,
-    x: &Tensor,
+/// Samples over the decreasing grid `ts`.
+pub(crate) fn sample<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
+    run: &mut Run<'_, S, G>,
     ts: &[f64],
-    noise: &mut Noise,
 ) -> Result<()> {
-    for (i, w) in ts.windows(2).enumerate() {
-        step(den, x, i, w[0], w[1], noise)?;
-    }
-    Ok(())
+    run.steps(ts, step)
 }
 
-/// Step `i`, from `t` down to `s`, in place.
-pub(crate) fn step<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
-    den: &Denoiser<'_, S, M>,
-    x: &Tensor,
-    i: usize,
-    t: f64,
-    s: f64,
-    noise: &mut Noise,
+/// One step, from `step.t` down to `step.s`.
+pub(crate) fn step<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
+    run: &mut Run<'_, S, G>,
+    step: Step,
 ) -> Result<()> {
-    let k = Posterior::new(den.sde(), t, s);
-    let score = den
-        .predict_linear(x, t, Prediction::Score)
-        .map_err(at_step(i, t))?;
-    let z = noise.next_as(x.dtype())?;
-    fused::axpbypcz(
-        x,
-        2.0 - k.a_ts + k.var_ts * score.c_x,
-        &score.out,
-        k.var_ts * score.c_out,
-        &z,
-        k.var_ts.sqrt(),
-    )
-    .map_err(at_step(i, t))
+    let k = Transition::between(run.sde, step.s, step.t);
+    let score = run.predict(&run.x, step.t, Prediction::Score)?;
+    let z = run.noise()?;
+    run.x
+        .assign((2.0 - k.a_ts) * &run.x + k.var_ts * score + k.std_ts() * &z)
 }

@@ -13,9 +13,9 @@
 //! accept if ‖err‖ ≤ 1;  h ← h·clamp(0.9·‖err‖^(−α)·‖err_prev‖^β, 0.2, 10),  α = 0.17, β = 0.04
 //! ```
 //!
-//! The first step is `(t_max − t_min)/cfg.steps`; after a rejection the step does not
+//! The first step is `(t_max − t_min)/steps`; after a rejection the step does not
 //! grow. The model evaluations (6 per attempted step, 1 more at the start) are counted by
-//! the [`Denoiser`].
+//! the [`Denoiser`](crate::sampling::Denoiser).
 //!
 //! Memory: seven stage buffers `k_i`, a stage-input buffer, an error buffer and one
 //! candidate state are allocated once per run and reused (accepted steps swap the state
@@ -25,13 +25,12 @@
 //! is `x'`) and 3 the error, 23 in all, plus a few unfused ops for the error norm. This
 //! is the reference solver; the fixed-step samplers are the fast ones.
 
-use candle_core::{DType, Tensor};
+use candle_core::DType;
 
 use crate::error::{invalid, Result};
-use crate::model::prediction::Prediction;
-use crate::model::{Denoiser, ScoreModel};
-use crate::sampling::fused;
-use crate::sampling::{at_step, SamplerConfig};
+use crate::sampling::guidance::Guide;
+use crate::sampling::run::{at_step, Run};
+use crate::sampling::step::{Buffer, LinComb};
 use crate::sde::GaussianKernel;
 
 use sbdm_symbolic::numeric::dopri5::{A, C, E};
@@ -43,66 +42,39 @@ const FAC_MIN: f64 = 0.2;
 const FAC_MAX: f64 = 10.0;
 const MAX_STEPS: usize = 100_000;
 
-/// `dst ← base + Σ c_j·k_j` over the nonzero `c_j`, in `1 + ⌈(n − 1)/2⌉` fused passes.
-/// `dst` must hold finite values (its old value is multiplied by 0).
-fn lincomb(dst: &Tensor, base: Option<&Tensor>, terms: &[(f64, &Tensor)]) -> Result<()> {
-    let mut terms = terms.iter().filter(|(c, _)| *c != 0.0);
-    let mut next = || terms.next().copied();
-    match (base, next()) {
-        (Some(b), Some((c, k))) => fused::axpbypcz(dst, 0.0, b, 1.0, k, c)?,
-        (None, Some((c1, k1))) => match next() {
-            Some((c2, k2)) => fused::axpbypcz(dst, 0.0, k1, c1, k2, c2)?,
-            None => fused::axpby(dst, 0.0, k1, c1)?,
-        },
-        (Some(b), None) => fused::axpby(dst, 0.0, b, 1.0)?,
-        (None, None) => return Err(invalid!("rk45: empty linear combination")),
-    }
-    while let Some((c1, k1)) = next() {
-        match next() {
-            Some((c2, k2)) => fused::axpbypcz(dst, 1.0, k1, c1, k2, c2)?,
-            None => fused::axpby(dst, 1.0, k1, c1)?,
-        }
-    }
-    Ok(())
+/// `Σ c_j·k_j` over the stages.
+fn stages(coefficients: impl Iterator<Item = f64>, k: &[Buffer]) -> LinComb {
+    coefficients
+        .zip(k)
+        .fold(LinComb::default(), |acc, (c, kj)| acc + c * kj)
 }
 
-/// Integrates `x` in place from `t_max` down to `t_min`.
-pub(crate) fn run<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
-    den: &Denoiser<'_, S, M>,
-    x: &Tensor,
+/// Integrates the state from `t_max` down to `t_min`, the first step `(t_max − t_min)/steps`.
+pub(crate) fn sample<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
+    run: &mut Run<'_, S, G>,
     t_max: f64,
     t_min: f64,
-    cfg: &SamplerConfig,
+    steps: usize,
+    rtol: f64,
+    atol: f64,
 ) -> Result<()> {
-    let (rtol, atol) = (cfg.rtol, cfg.atol);
-    if !(rtol >= 0.0 && atol >= 0.0 && rtol + atol > 0.0 && (rtol + atol).is_finite()) {
-        return Err(invalid!(
-            "rk45: rtol and atol must be >= 0 and not both 0, got rtol = {rtol}, atol = {atol}"
-        ));
-    }
-    let sde = den.sde();
-    // f(y, t) = F_t·y − ½g_t²·score(y, t), written into the buffer `k`
-    // (score = s_x·y + s_o·out: the model's raw output, its conversion folded in).
-    let f = |k: &Tensor, y: &Tensor, t: f64| -> Result<()> {
-        let score = den.predict_linear(y, t, Prediction::Score)?;
-        let c = -0.5 * sde.diffusion_sq(t);
-        let c_y = sde.drift_coef(t) + c * score.c_x;
-        fused::axpbypcz(k, 0.0, y, c_y, &score.out, c * score.c_out)
+    // k ← f(y, t) = F_t·y − ½g_t²·score(y, t), the model's conversion folded in.
+    let f = |run: &Run<'_, S, G>, k: &Buffer, y: &Buffer, t: f64| -> Result<()> {
+        k.assign(run.drift(run.sde.pf_ode(t), y, t, 1.0)?)
     };
-    let buf = || x.zeros_like();
-    let mut k: Vec<Tensor> = (0..7).map(|_| buf()).collect::<candle_core::Result<_>>()?;
-    let (y, err) = (buf()?, buf()?);
-    // The state and the candidate; `cur` starts as `x` itself (shared storage).
-    let (mut cur, mut cand) = (x.clone(), buf()?);
+    let mut k: Vec<Buffer> = (0..7).map(|_| run.buffer()).collect::<Result<_>>()?;
+    let (y, err) = (run.buffer()?, run.buffer()?);
+    // The state and the candidate; `cur` starts as the state itself (shared storage).
+    let (mut cur, mut cand) = (run.x.clone(), run.buffer()?);
     let mut cur_is_x = true;
 
     let span = t_max - t_min;
     let mut t = t_max;
-    let mut h = -span / cfg.steps.max(1) as f64;
+    let mut h = -span / steps.max(1) as f64;
     let mut err_prev: f64 = 1e-4;
     let mut rejected = false;
     let mut step = 0;
-    f(&k[0], &cur, t).map_err(at_step(0, t))?;
+    f(run, &k[0], &cur, t).map_err(|e| at_step(e, 0, t))?;
     while t > t_min {
         if step >= MAX_STEPS {
             return Err(invalid!(
@@ -114,29 +86,31 @@ pub(crate) fn run<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
             h = t_min - t;
         }
         let t_next = if last { t_min } else { t + h };
-        // Stages 2..7; the 7th stage's input is the 5th-order candidate x'.
-        for i in 1..7 {
-            let terms: Vec<(f64, &Tensor)> = A[i].iter().map(|a| h * a).zip(&k).collect();
-            let dst = if i == 6 { &cand } else { &y };
-            lincomb(dst, Some(&cur), &terms).map_err(at_step(step, t))?;
-            let ti = if C[i] == 1.0 { t_next } else { t + C[i] * h };
-            f(&k[i], dst, ti).map_err(at_step(step, t))?;
-        }
-        let terms: Vec<(f64, &Tensor)> = E.iter().map(|e| h * e).zip(&k).collect();
-        lincomb(&err, None, &terms).map_err(at_step(step, t))?;
-        let scale = cur.abs()?.maximum(&cand.abs()?)?.affine(rtol, atol)?;
-        let norm = (&err / scale)?
-            .sqr()?
-            .mean_all()?
-            .to_dtype(DType::F64)?
-            .to_scalar::<f64>()?
-            .sqrt();
+        let attempt = |run: &Run<'_, S, G>| -> Result<f64> {
+            // Stages 2..7; the 7th stage's input is the 5th-order candidate x'.
+            for i in 1..7 {
+                let dst = if i == 6 { &cand } else { &y };
+                dst.assign(1.0 * &cur + stages(A[i].iter().map(|a| h * a), &k))?;
+                let ti = if C[i] == 1.0 { t_next } else { t + C[i] * h };
+                f(run, &k[i], dst, ti)?;
+            }
+            err.assign(stages(E.iter().map(|e| h * e), &k))?;
+            let scale = cur.abs()?.maximum(&cand.abs()?)?.affine(rtol, atol)?;
+            Ok((err.tensor() / scale)?
+                .sqr()?
+                .mean_all()?
+                .to_dtype(DType::F64)?
+                .to_scalar::<f64>()?
+                .sqrt())
+        };
+        let norm = attempt(run).map_err(|e| at_step(e, step, t))?;
 
         if norm <= 1.0 {
             t = t_next;
             std::mem::swap(&mut cur, &mut cand);
             cur_is_x = !cur_is_x;
             k.swap(0, 6); // FSAL: k_7 = f(x', t + h) is the next step's k_1.
+            run.constrain(&cur, t).map_err(|e| at_step(e, step, t))?;
             let mut fac = SAFETY * norm.powf(-ALPHA) * err_prev.powf(BETA);
             fac = fac.clamp(FAC_MIN, if rejected { 1.0 } else { FAC_MAX });
             h *= fac;
@@ -160,7 +134,7 @@ pub(crate) fn run<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
         }
     }
     if !cur_is_x {
-        fused::axpby(x, 0.0, &cur, 1.0).map_err(at_step(step, t))?;
+        run.x.assign(1.0 * &cur).map_err(|e| at_step(e, step, t))?;
     }
     Ok(())
 }

@@ -1,0 +1,134 @@
+//! The loop every fixed-grid sampler shares: one state, a guide evaluated through the
+//! SDE, the noise streams, and a step iterator that attaches `(step, t)` to every error
+//! and applies the guide's constraint after each step. A sampler supplies only its step.
+
+use candle_core::Tensor;
+
+use super::denoiser::Denoiser;
+use super::fused;
+use super::guidance::Guide;
+use super::noise::Noise;
+use super::step::{Buffer, LinComb};
+use crate::error::{Error, Result};
+use crate::model::prediction::Prediction;
+use crate::sde::{Dynamics, GaussianKernel};
+
+/// One step of a decreasing grid: from `t` down to `s`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Step {
+    /// The step's index (0-based).
+    pub index: usize,
+    /// The number of steps in the grid.
+    pub count: usize,
+    /// The time the step starts at.
+    pub t: f64,
+    /// The time it ends at, `s < t`.
+    pub s: f64,
+}
+
+impl Step {
+    /// Whether this is the grid's last step.
+    pub fn is_last(&self) -> bool {
+        self.index + 1 == self.count
+    }
+}
+
+/// A sampler's state and what it integrates.
+pub(crate) struct Run<'a, S: ?Sized, G: ?Sized> {
+    /// The SDE.
+    pub sde: &'a S,
+    /// The guide, evaluated through the SDE.
+    pub model: Denoiser<'a, S, G>,
+    /// The state, updated in place.
+    pub x: Buffer,
+    /// The time errors are reported at: the current step's start, set by
+    /// [`steps`](Self::steps) (a sub-step at another time, like a corrector, sets its own).
+    pub at: f64,
+    noise: &'a mut Noise,
+    guide: &'a G,
+}
+
+impl<'a, S: GaussianKernel + ?Sized, G: Guide + ?Sized> Run<'a, S, G> {
+    /// A run from a copy of `x_t` (which is not modified).
+    pub fn new(sde: &'a S, guide: &'a G, x_t: &Tensor, noise: &'a mut Noise) -> Result<Self> {
+        Ok(Run {
+            sde,
+            model: Denoiser::new(sde, guide),
+            x: Buffer::copy_of(x_t)?,
+            at: f64::NAN,
+            noise,
+            guide,
+        })
+    }
+
+    /// Runs `step` over every step of the decreasing grid `ts`: errors name the step and
+    /// its start time (or the time a sub-step set in [`at`](Self::at)), and the guide's
+    /// constraint is applied after each step, at the time it reached.
+    pub fn steps(
+        &mut self,
+        ts: &[f64],
+        mut step: impl FnMut(&mut Self, Step) -> Result<()>,
+    ) -> Result<()> {
+        let count = ts.len().saturating_sub(1);
+        for (index, w) in ts.windows(2).enumerate() {
+            let (t, s) = (w[0], w[1]);
+            let this = Step { index, count, t, s };
+            self.at = t;
+            step(self, this).map_err(|e| at_step(e, index, self.at))?;
+            let x = self.x.clone();
+            self.constrain(&x, s).map_err(|e| at_step(e, index, s))?;
+        }
+        Ok(())
+    }
+
+    /// Applies the guide's constraint, in place, to `y`, a state at time `t`.
+    pub fn constrain(&mut self, y: &Buffer, t: f64) -> Result<()> {
+        if let Some(c) = self.guide.constraint() {
+            let constrained = c.apply(y, t, self.noise)?;
+            if constrained.id() != y.id() {
+                y.assign(LinComb::term(1.0, &constrained))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The next standard-normal draw of the state's shape and dtype.
+    pub fn noise(&mut self) -> Result<Buffer> {
+        Buffer::new(self.noise.next_as(self.x.dtype())?)
+    }
+
+    /// A zero buffer of the state's shape and dtype (a stage of a multi-stage step).
+    pub fn buffer(&self) -> Result<Buffer> {
+        Buffer::zeros_like(&self.x)
+    }
+
+    /// The guided prediction `want` at `(y, t)`, linear in the model's raw output.
+    pub fn predict(&self, y: &Tensor, t: f64, want: Prediction) -> Result<LinComb> {
+        self.model.predict_linear(y, t, want)
+    }
+
+    /// `h·f(y, t)` for the dynamics `f = X·y + S·score(y, t)` at `t` (`h` folded into the
+    /// coefficients before they meet the model's conversion).
+    pub fn drift(&self, dynamics: Dynamics, y: &Buffer, t: f64, h: f64) -> Result<LinComb> {
+        let score = self.predict(y, t, Prediction::Score)?;
+        Ok((h * dynamics.x) * y + (h * dynamics.score) * score)
+    }
+}
+
+/// `e` as the error of step `index` at time `t`: a non-finite write becomes
+/// [`Error::NonFinite`]; anything else is wrapped in [`Error::Step`].
+pub(crate) fn at_step(e: Error, index: usize, t: f64) -> Error {
+    match e {
+        e if fused::is_non_finite(&e) => Error::NonFinite {
+            step: index,
+            t,
+            what: "the state x",
+        },
+        e @ (Error::NonFinite { .. } | Error::Step { .. }) => e,
+        e => Error::Step {
+            step: index,
+            t,
+            source: Box::new(e),
+        },
+    }
+}
