@@ -24,7 +24,7 @@ use sbdm_runtime::report::metrics;
 use sbdm_runtime::report::plot::{self, LineSeries, Mark, Panel, Series};
 use sbdm_runtime::sampling::noise::Noise;
 use sbdm_runtime::sampling::{Sampler, TimeGrid};
-use sbdm_runtime::train::{LrSchedule, TrainConfig, Trainer, Weighting};
+use sbdm_runtime::train::{Dsm, LrSchedule, TrainConfig, Trainer, Weighting};
 
 // Training allocates and frees the same large temporaries every step; mimalloc reuses
 // their pages where glibc returns them to the OS (docs/benchmarks.md).
@@ -131,7 +131,7 @@ fn main() -> Result<()> {
     };
     let model = NetModel::new(sde, model_cfg, train_cfg.seed, &dev)?;
     let mut trainer = Trainer::new(
-        model,
+        Dsm::new(model),
         Dataset::Toy(Toy::EightGaussians),
         "8gaussians",
         train_cfg.clone(),

@@ -22,7 +22,7 @@ use sbdm_runtime::report::imgrid::image_grid_png;
 use sbdm_runtime::report::plot::{self, LineSeries};
 use sbdm_runtime::sampling::noise::Noise;
 use sbdm_runtime::sampling::{Sampler, TimeGrid};
-use sbdm_runtime::train::{LrSchedule, TrainConfig, Trainer, Weighting};
+use sbdm_runtime::train::{Dsm, LrSchedule, TrainConfig, Trainer, Weighting};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -77,7 +77,7 @@ fn main() -> Result<()> {
         ..Default::default()
     };
     let model = NetModel::new(sde, model_cfg, 0, &dev)?;
-    let mut trainer = Trainer::new(model, data, name, train_cfg)?;
+    let mut trainer = Trainer::new(Dsm::new(model), data, name, train_cfg)?;
     let bar = ProgressBar::new(steps);
     bar.set_style(ProgressStyle::with_template(
         "training U-Net {bar:30} {pos}/{len} loss {msg} {per_sec} ETA {eta}",

@@ -11,11 +11,12 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use sbdm_runtime::data::{eight_gaussians, Dataset, Toy};
 use sbdm_runtime::error::Error;
+use sbdm_runtime::model::classifier::ClassifierModel;
 use sbdm_runtime::model::net::{ModelConfig, NetModel};
 use sbdm_runtime::nn::{ClassifierConfig, EmbedConfig, MlpConfig, NetConfig};
 use sbdm_runtime::sde::builtin::VpSde;
-use sbdm_runtime::train::classifier::{load_classifier, ClassifierModel, ClassifierTrainer};
-use sbdm_runtime::train::{self, LrSchedule, TrainConfig, Trainer};
+use sbdm_runtime::train::{self, Dsm, LrSchedule, TrainConfig, Trainer};
+use sbdm_runtime::train::{load_classifier, CrossEntropy};
 use sbdm_runtime::GaussianKernel;
 
 use common::{half_then_resume, tensors};
@@ -52,10 +53,16 @@ fn train_cfg(steps: u64, batch: usize) -> TrainConfig {
     }
 }
 
-fn trainer(cfg: ClassifierConfig, t: TrainConfig) -> ClassifierTrainer<VpSde> {
+fn trainer(cfg: ClassifierConfig, t: TrainConfig) -> Trainer<CrossEntropy<VpSde>> {
     let model =
         ClassifierModel::new(VpSde::default(), cfg, SIGMA_DATA, t.seed, &Device::Cpu).unwrap();
-    ClassifierTrainer::new(model, Dataset::Toy(Toy::EightGaussians), "8gaussians", t).unwrap()
+    Trainer::new(
+        CrossEntropy::new(model),
+        Dataset::Toy(Toy::EightGaussians),
+        "8gaussians",
+        t,
+    )
+    .unwrap()
 }
 
 const STEPS: u64 = 1000;
@@ -301,7 +308,13 @@ fn resume_continues_exactly() {
         ..Default::default()
     };
     let net = NetModel::new(VpSde::default(), model, cfg.seed, &Device::Cpu).unwrap();
-    let dsm = Trainer::new(net, Dataset::Toy(Toy::EightGaussians), "8gaussians", cfg).unwrap();
+    let dsm = Trainer::new(
+        Dsm::new(net),
+        Dataset::Toy(Toy::EightGaussians),
+        "8gaussians",
+        cfg,
+    )
+    .unwrap();
     dsm.save(&score).unwrap();
     let e = trainer(small(), train_cfg(12, 64))
         .restore(&score)
@@ -326,16 +339,21 @@ fn unlabelled_data_and_bad_labels_are_refused() {
     let model = || ClassifierModel::new(VpSde::default(), mlp(16, 1), SIGMA_DATA, 0, &dev).unwrap();
     let cfg = train_cfg(4, 8);
 
-    let e = ClassifierTrainer::new(model(), Dataset::Toy(Toy::Moons), "moons", cfg.clone())
-        .err()
-        .unwrap()
-        .to_string();
+    let e = Trainer::new(
+        CrossEntropy::new(model()),
+        Dataset::Toy(Toy::Moons),
+        "moons",
+        cfg.clone(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(e.contains("`moons` is unlabelled"), "{e}");
 
     // Labels up to 8 make 9 classes; the classifier has 8.
     let x = Tensor::zeros((3, 2), DType::F32, &dev).unwrap();
     let data = Dataset::from_tensor(x.clone(), Some(vec![0, 8, 2])).unwrap();
-    let e = ClassifierTrainer::new(model(), data, "mine", cfg.clone())
+    let e = Trainer::new(CrossEntropy::new(model()), data, "mine", cfg.clone())
         .err()
         .unwrap()
         .to_string();
@@ -363,7 +381,7 @@ fn unlabelled_data_and_bad_labels_are_refused() {
     // Non-finite data: the step fails, naming it, before touching the weights.
     let nan = Tensor::new(&[[f32::NAN, 0.0], [1.0, f32::NAN]], &dev).unwrap();
     let data = Dataset::from_tensor(nan, Some(vec![0, 7])).unwrap();
-    let mut tr = ClassifierTrainer::new(model(), data, "nan", cfg).unwrap();
+    let mut tr = Trainer::new(CrossEntropy::new(model()), data, "nan", cfg).unwrap();
     let before = weights(tr.model());
     match tr.step() {
         Err(Error::Training { step: 1, message }) => assert!(message.contains("NaN"), "{message}"),

@@ -12,7 +12,7 @@ use sbdm_runtime::model::prediction::Prediction;
 use sbdm_runtime::model::{Condition, ScoreModel};
 use sbdm_runtime::nn::{EmbedConfig, MlpConfig, NetConfig};
 use sbdm_runtime::sde::builtin::{VeSde, VpSde};
-use sbdm_runtime::train::{self, checkpoint, TrainConfig, Trainer, Weighting};
+use sbdm_runtime::train::{self, checkpoint, Dsm, TrainConfig, Trainer, Weighting};
 use sbdm_runtime::GaussianKernel;
 
 use common::{half_then_resume, tensors};
@@ -46,9 +46,15 @@ fn small_train(steps: u64) -> TrainConfig {
     }
 }
 
-fn trainer<S: GaussianKernel + Clone>(sde: S, m: ModelConfig, t: TrainConfig) -> Trainer<S> {
+fn trainer<S: GaussianKernel + Clone>(sde: S, m: ModelConfig, t: TrainConfig) -> Trainer<Dsm<S>> {
     let model = NetModel::new(sde, m, t.seed, &Device::Cpu).unwrap();
-    Trainer::new(model, Dataset::Toy(Toy::EightGaussians), "8gaussians", t).unwrap()
+    Trainer::new(
+        Dsm::new(model),
+        Dataset::Toy(Toy::EightGaussians),
+        "8gaussians",
+        t,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -156,7 +162,7 @@ fn checkpoint_round_trip_gives_identical_outputs() {
     );
 }
 
-fn trainer_model_copy(tr: &Trainer<VpSde>) -> NetModel<VpSde> {
+fn trainer_model_copy(tr: &Trainer<Dsm<VpSde>>) -> NetModel<VpSde> {
     let m = NetModel::new(
         VpSde::default(),
         tr.model().config().clone(),
@@ -233,7 +239,13 @@ fn checkpoints_of_another_configuration_are_refused() {
     );
     assert!(e.contains("other parameters"), "{e}");
     let model = NetModel::new(VpSde::default(), cfg.clone(), 5, &Device::Cpu).unwrap();
-    let mut moons = Trainer::new(model, Dataset::Toy(Toy::Moons), "moons", small_train(4)).unwrap();
+    let mut moons = Trainer::new(
+        Dsm::new(model),
+        Dataset::Toy(Toy::Moons),
+        "moons",
+        small_train(4),
+    )
+    .unwrap();
     let e = message(moons.restore(&path).err().unwrap());
     assert!(e.contains("trained on `8gaussians`, not `moons`"), "{e}");
     // Only the total step count may change.
@@ -332,7 +344,7 @@ fn model_and_train_configs_are_validated() {
     .unwrap();
     let mut t = small_train(3);
     t.beta2 = 1.0;
-    let e = Trainer::new(model, Dataset::Toy(Toy::EightGaussians), "x", t)
+    let e = Trainer::new(Dsm::new(model), Dataset::Toy(Toy::EightGaussians), "x", t)
         .err()
         .unwrap()
         .to_string();
@@ -346,7 +358,7 @@ fn model_and_train_configs_are_validated() {
     )
     .unwrap();
     let data = Dataset::from_name("shapes16", 8, 0, &Device::Cpu).unwrap();
-    let e = Trainer::new(model, data, "shapes16", small_train(3))
+    let e = Trainer::new(Dsm::new(model), data, "shapes16", small_train(3))
         .err()
         .unwrap()
         .to_string();

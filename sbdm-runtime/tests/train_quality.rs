@@ -16,7 +16,7 @@ use sbdm_runtime::report::metrics;
 use sbdm_runtime::sampling::noise::Noise;
 use sbdm_runtime::sampling::{Sampler, TimeGrid};
 use sbdm_runtime::sde::builtin::VpSde;
-use sbdm_runtime::train::{LrSchedule, TrainConfig, Trainer, Weighting};
+use sbdm_runtime::train::{Dsm, LrSchedule, TrainConfig, Trainer, Weighting};
 use sbdm_runtime::GaussianKernel;
 
 /// Trains the CI-sized model and returns (shares, fraction within 3 std, E|x|²).
@@ -57,7 +57,7 @@ fn train_and_sample(
     };
     let model = NetModel::new(sde, cfg, train.seed, &dev).unwrap();
     let mut tr = Trainer::new(
-        model,
+        Dsm::new(model),
         Dataset::Toy(Toy::EightGaussians),
         "8gaussians",
         train,

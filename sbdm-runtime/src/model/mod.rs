@@ -5,6 +5,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
+pub mod classifier;
 pub mod mixture;
 pub mod net;
 pub mod prediction;

@@ -99,6 +99,44 @@ pub struct Coefficients {
 }
 
 impl Coefficients {
+    /// The coefficients at times `t` of a network for `sde` with data std `sigma_data`
+    /// (`σ_d`), with EDM's output preconditioning if `precondition`: the one place the
+    /// input scaling and noise conditioning are written, for score models and classifiers.
+    pub fn new<S: GaussianKernel + ?Sized>(
+        sde: &S,
+        sigma_data: f64,
+        precondition: bool,
+        t: &[f64],
+    ) -> Coefficients {
+        let sd = sigma_data;
+        let n = t.len();
+        let mut c = Coefficients {
+            a: Vec::with_capacity(n),
+            b: Vec::with_capacity(n),
+            c_in: Vec::with_capacity(n),
+            c_noise: Vec::with_capacity(n),
+            c_skip: Vec::with_capacity(n),
+            c_out: Vec::with_capacity(n),
+        };
+        for &ti in t {
+            let (a, b) = (sde.mean_coef(ti), sde.std(ti));
+            let sigma = b / a;
+            let s2 = sigma * sigma + sd * sd;
+            c.a.push(a);
+            c.b.push(b);
+            c.c_in.push(1.0 / (b * b + a * a * sd * sd).sqrt());
+            c.c_noise.push(0.25 * sigma.ln());
+            if precondition {
+                c.c_skip.push(sd * sd / s2);
+                c.c_out.push(sigma * sd / s2.sqrt());
+            } else {
+                c.c_skip.push(0.0);
+                c.c_out.push(1.0);
+            }
+        }
+        c
+    }
+
     /// The coefficients of rows `start..end`.
     pub fn rows(&self, start: usize, end: usize) -> Coefficients {
         Coefficients {
@@ -181,33 +219,7 @@ impl<S: GaussianKernel> NetModel<S> {
 
     /// The wrapper's coefficients at times `t`.
     pub fn coefficients(&self, t: &[f64]) -> Coefficients {
-        let sd = self.cfg.sigma_data;
-        let n = t.len();
-        let mut c = Coefficients {
-            a: Vec::with_capacity(n),
-            b: Vec::with_capacity(n),
-            c_in: Vec::with_capacity(n),
-            c_noise: Vec::with_capacity(n),
-            c_skip: Vec::with_capacity(n),
-            c_out: Vec::with_capacity(n),
-        };
-        for &ti in t {
-            let (a, b) = (self.sde.mean_coef(ti), self.sde.std(ti));
-            let sigma = b / a;
-            let s2 = sigma * sigma + sd * sd;
-            c.a.push(a);
-            c.b.push(b);
-            c.c_in.push(1.0 / (b * b + a * a * sd * sd).sqrt());
-            c.c_noise.push(0.25 * sigma.ln());
-            if self.cfg.precondition {
-                c.c_skip.push(sd * sd / s2);
-                c.c_out.push(sigma * sd / s2.sqrt());
-            } else {
-                c.c_skip.push(0.0);
-                c.c_out.push(1.0);
-            }
-        }
-        c
+        Coefficients::new(&self.sde, self.cfg.sigma_data, self.cfg.precondition, t)
     }
 
     via_forward_part! {
@@ -220,10 +232,7 @@ impl<S: GaussianKernel> NetModel<S> {
     /// The SDE-free part of the model (network and preconditioning), which can be shared
     /// across threads whatever the SDE type.
     pub fn forward_part(&self) -> NetForward<'_> {
-        NetForward {
-            net: &*self.net,
-            precondition: self.cfg.precondition,
-        }
+        NetForward::new(&*self.net, self.cfg.precondition)
     }
 
     /// The model output (in [`ModelConfig::output`]) at `x`, times `t` `[N]`, with
@@ -274,7 +283,12 @@ pub struct NetForward<'a> {
     precondition: bool,
 }
 
-impl NetForward<'_> {
+impl<'a> NetForward<'a> {
+    /// `net` with (or without) EDM's output preconditioning.
+    pub fn new(net: &'a dyn Network, precondition: bool) -> Self {
+        NetForward { net, precondition }
+    }
+
     /// The raw network output `F` at `x` (f32) with the coefficients of its rows.
     pub fn network_output(
         &self,

@@ -2,13 +2,15 @@
 //! optimiser's moments, with the configuration as metadata.
 //!
 //! Tensors are named `net/NAME`, `ema/NAME`, `adam.m/NAME`, `adam.v/NAME`. The metadata
-//! holds `format` ([`FORMAT`]), `info` ([`CheckpointInfo`] as JSON) and `checksum`
-//! (FNV-1a 64 over the names and bytes of every tensor, in name order), so truncation
-//! and corruption are reported rather than loaded. Files are written atomically: a crash
-//! or Ctrl-C during a save leaves the previous checkpoint intact.
+//! holds `format` ([`FORMAT`]), `info` ([`CheckpointInfo`] as JSON, with the
+//! [`ModelKind`]) and `checksum` (FNV-1a 64 over the names and bytes of every tensor, in
+//! name order), so truncation and corruption are reported rather than loaded. Files are
+//! written atomically: a crash or Ctrl-C during a save leaves the previous checkpoint
+//! intact. [`read_info`] reads the metadata alone, without the tensors.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -21,9 +23,38 @@ use crate::train::TrainConfig;
 /// The format tag in every checkpoint's metadata.
 pub const FORMAT: &str = "sbdm-checkpoint/1";
 
+/// What a checkpoint's model is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// A score model ([`NetModel`](crate::model::net::NetModel)).
+    #[default]
+    Score,
+    /// A time-dependent classifier
+    /// ([`ClassifierModel`](crate::model::classifier::ClassifierModel)).
+    Classifier {
+        /// Its number of classes.
+        num_classes: usize,
+    },
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelKind::Score => f.write_str("a score model"),
+            ModelKind::Classifier { num_classes } => {
+                write!(f, "a classifier of {num_classes} classes")
+            }
+        }
+    }
+}
+
 /// What a checkpoint was trained as.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointInfo {
+    /// What the model is (files written before kinds existed hold score models).
+    #[serde(default)]
+    pub kind: ModelKind,
     /// The SDE's name (`VpSde`, …).
     pub sde: String,
     /// [`sde_fingerprint`] of the SDE: identifies its parameters.
@@ -44,6 +75,10 @@ pub struct CheckpointInfo {
 
 /// A loaded checkpoint.
 pub struct Checkpoint {
+    /// The file it was read from (errors name it).
+    pub path: PathBuf,
+    /// The device its tensors live on.
+    pub device: Device,
     /// The metadata.
     pub info: CheckpointInfo,
     /// Every tensor, by its full name.
@@ -51,6 +86,25 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
+    /// Passes the EMA weights (if `ema` and present, else the raw ones) to `set`; an
+    /// error there is reported as weights that do not fit the stored configuration.
+    pub fn set_weights(
+        &self,
+        ema: bool,
+        set: impl FnOnce(&[(String, Tensor)]) -> Result<()>,
+    ) -> Result<()> {
+        let mut w = self.group(if ema { "ema" } else { "net" });
+        if w.is_empty() {
+            w = self.group("net");
+        }
+        set(&w).map_err(|e| {
+            format_error(
+                &self.path,
+                format!("the weights do not fit the stored model configuration: {e}"),
+            )
+        })
+    }
+
     /// The tensors under `prefix/`, with the prefix removed, sorted by name.
     pub fn group(&self, prefix: &str) -> Vec<(String, Tensor)> {
         let p = format!("{prefix}/");
@@ -77,40 +131,55 @@ pub fn sde_fingerprint<S: GaussianKernel + ?Sized>(sde: &S) -> Vec<f64> {
     f
 }
 
-/// Refuses a checkpoint trained for another SDE (other name or other parameters).
+/// Refuses a checkpoint trained for another SDE: one whose kernel differs (time range,
+/// `a(t)` and `b(t)`, see [`sde_fingerprint`]). A model depends on its SDE only through
+/// the kernel, so an SDE declared under another name with the same kernel is accepted.
 pub fn check_sde<S: GaussianKernel + ?Sized>(
     info: &CheckpointInfo,
     sde: &S,
     path: &Path,
 ) -> Result<()> {
-    if info.sde != sde.name() {
-        return Err(format_error(
-            path,
-            format!(
-                "the checkpoint was trained for the SDE {}, not {}",
-                info.sde,
-                sde.name()
-            ),
-        ));
-    }
     let f = sde_fingerprint(sde);
     let same = f.len() == info.sde_fingerprint.len()
         && f.iter()
             .zip(&info.sde_fingerprint)
             .all(|(x, y)| (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1e-300));
-    if !same {
-        return Err(format_error(
-            path,
-            format!(
-                "the checkpoint was trained for {} with other parameters (time range \
-                 [{}, {}], a/b differ from this SDE's)",
-                info.sde,
-                info.sde_fingerprint.first().copied().unwrap_or(f64::NAN),
-                info.sde_fingerprint.get(1).copied().unwrap_or(f64::NAN)
-            ),
-        ));
+    if same {
+        return Ok(());
     }
-    Ok(())
+    let message = if info.sde != sde.name() {
+        format!(
+            "the checkpoint was trained for the SDE {}, not {}",
+            info.sde,
+            sde.name()
+        )
+    } else {
+        format!(
+            "the checkpoint was trained for {} with other parameters (time range \
+             [{}, {}], a/b differ from this SDE's)",
+            info.sde,
+            info.sde_fingerprint.first().copied().unwrap_or(f64::NAN),
+            info.sde_fingerprint.get(1).copied().unwrap_or(f64::NAN)
+        )
+    };
+    Err(format_error(path, message))
+}
+
+/// Refuses a checkpoint whose model is not of the `expected` kind.
+pub fn check_kind(info: &CheckpointInfo, expected: ModelKind, path: &Path) -> Result<()> {
+    if info.kind == expected {
+        return Ok(());
+    }
+    let message = match (expected, info.kind) {
+        (ModelKind::Classifier { .. }, ModelKind::Score) => {
+            "not a classifier checkpoint (it holds a score model)".to_string()
+        }
+        (ModelKind::Score, held) => {
+            format!("the checkpoint holds {held}, not a score model: its weights do not fit a score model")
+        }
+        (expected, held) => format!("the checkpoint holds {held}, not {expected}"),
+    };
+    Err(format_error(path, message))
 }
 
 /// Refuses a checkpoint whose model configuration differs from `expected`.
@@ -210,21 +279,7 @@ pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Checkpoint> {
     let (_, header) = safetensors::SafeTensors::read_metadata(&buf)
         .map_err(|e| format_error(path, format!("unreadable header: {e}")))?;
     let meta = header.metadata().clone().unwrap_or_default();
-    match meta.get("format") {
-        Some(f) if f == FORMAT => {}
-        Some(f) => {
-            return Err(format_error(
-                path,
-                format!("checkpoint format `{f}` is not supported (this sbdm reads {FORMAT})"),
-            ))
-        }
-        None => {
-            return Err(format_error(
-                path,
-                "not an sbdm checkpoint (no `format` in its metadata)".into(),
-            ))
-        }
-    }
+    let info = parse_info(path, &meta)?;
     let mut names: Vec<&str> = st.names().into_iter().collect();
     names.sort_unstable();
     let views: Vec<_> = names
@@ -242,10 +297,74 @@ pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Checkpoint> {
             "checksum mismatch: the file is corrupt".into(),
         ));
     }
-    let info: CheckpointInfo =
-        serde_json::from_str(meta.get("info").map(String::as_str).unwrap_or(""))
-            .map_err(|e| format_error(path, format!("checkpoint metadata is unreadable: {e}")))?;
     let tensors = candle_core::safetensors::load_buffer(&buf, device)
         .map_err(|e| format_error(path, format!("loading tensors: {e}")))?;
-    Ok(Checkpoint { info, tensors })
+    Ok(Checkpoint {
+        path: path.to_path_buf(),
+        device: device.clone(),
+        info,
+        tensors,
+    })
+}
+
+/// The largest safetensors header read (the format's own limit).
+const MAX_HEADER: u64 = 100_000_000;
+
+/// Reads a checkpoint's metadata without its tensors: the header only (format tag and
+/// info; the checksum, which covers the tensors, is verified by [`load`]).
+pub fn read_info(path: impl AsRef<Path>) -> Result<CheckpointInfo> {
+    let path = path.as_ref();
+    let io = |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).map_err(|_| {
+        format_error(
+            path,
+            "not a safetensors checkpoint (shorter than its header)".into(),
+        )
+    })?;
+    let len = u64::from_le_bytes(len);
+    let file_len = file.metadata().map_err(io)?.len();
+    if len > MAX_HEADER || len > file_len.saturating_sub(8) {
+        return Err(format_error(
+            path,
+            format!("not a readable safetensors checkpoint (header of {len} bytes)"),
+        ));
+    }
+    let mut header = vec![0u8; len as usize];
+    file.read_exact(&mut header).map_err(io)?;
+    let header: HashMap<String, serde_json::Value> = serde_json::from_slice(&header)
+        .map_err(|e| format_error(path, format!("unreadable header: {e}")))?;
+    let meta: HashMap<String, String> = header
+        .get("__metadata__")
+        .cloned()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| format_error(path, format!("unreadable metadata: {e}")))?
+        .unwrap_or_default();
+    parse_info(path, &meta)
+}
+
+/// The format check and info of a checkpoint's metadata.
+fn parse_info(path: &Path, meta: &HashMap<String, String>) -> Result<CheckpointInfo> {
+    match meta.get("format") {
+        Some(f) if f == FORMAT => {}
+        Some(f) => {
+            return Err(format_error(
+                path,
+                format!("checkpoint format `{f}` is not supported (this sbdm reads {FORMAT})"),
+            ))
+        }
+        None => {
+            return Err(format_error(
+                path,
+                "not an sbdm checkpoint (no `format` in its metadata)".into(),
+            ))
+        }
+    }
+    serde_json::from_str(meta.get("info").map(String::as_str).unwrap_or(""))
+        .map_err(|e| format_error(path, format!("checkpoint metadata is unreadable: {e}")))
 }

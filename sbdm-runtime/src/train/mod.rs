@@ -1,11 +1,13 @@
-//! Denoising-score-matching training of [`NetModel`]s for any declared linear SDE.
+//! Training for any declared linear SDE: one [`Trainer`], generic over what it
+//! optimises ([`Objective`]) — denoising score matching of a score network ([`Dsm`]) or
+//! the cross-entropy of a time-dependent classifier ([`CrossEntropy`]).
 //!
-//! One step: draw a batch `x_0` (and labels), times `t ~ U(t_min, T)` and noise `ε`,
-//! perturb `x_t = a·x_0 + b·ε`, regress the model output on its target with the chosen
-//! [`Weighting`], clip the global gradient norm, take an AdamW step with warm-up, and
-//! fold the weights into their EMA. All randomness of step `k` comes from a ChaCha8
-//! stream `(seed, k)`, so training is reproducible and a resumed run continues exactly:
-//! N steps straight and N/2 + resume + N/2 give identical weights.
+//! One step: draw a batch `x_0` (and labels), times `t ~ U(t_min, T)` and noise `ε` from
+//! the ChaCha8 stream `(seed, step)`, let the objective form its loss on
+//! `x_t = a·x_0 + b·ε` (in [`TrainConfig::chunks`] parts of the batch on parallel threads,
+//! gradients summed), clip the global gradient norm, take an AdamW step with warm-up, and
+//! fold the weights into their EMA. Training is reproducible and a resumed run continues
+//! exactly: N steps straight and N/2 + resume + N/2 give identical weights.
 
 use std::path::Path;
 
@@ -18,16 +20,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::error::{invalid, Error, Result};
-use crate::model::net::{run_parts, ModelConfig, NetModel};
+use crate::model::net::{run_parts, NetModel};
 use crate::sde::GaussianKernel;
 
 pub mod checkpoint;
 pub mod classifier;
+pub mod dsm;
 pub mod loss;
+mod objective;
 pub mod optim;
 
-pub use checkpoint::{Checkpoint, CheckpointInfo};
+pub use checkpoint::{Checkpoint, CheckpointInfo, ModelKind};
+pub use classifier::{load_classifier, CrossEntropy};
+pub use dsm::Dsm;
 pub use loss::Weighting;
+pub use objective::{Objective, StepLoss};
 
 /// Sets `RAYON_NUM_THREADS=1` unless it is set: candle's matmuls then run on one thread,
 /// and training steps ([`TrainConfig::chunks`]) and large model evaluations
@@ -189,38 +196,48 @@ pub struct StepStats {
     pub lr: f64,
 }
 
-/// A DSM training run: model, data, optimiser, EMA and step count.
-pub struct Trainer<S> {
-    model: NetModel<S>,
+/// A training run: the objective (its model), data, optimiser, EMA and step count.
+///
+/// ```
+/// use candle_core::Device;
+/// use sbdm_runtime::data::{Dataset, Toy};
+/// use sbdm_runtime::model::net::{ModelConfig, NetModel};
+/// use sbdm_runtime::sde::builtin::VpSde;
+/// use sbdm_runtime::train::{Dsm, TrainConfig, Trainer};
+/// # fn main() -> sbdm_runtime::error::Result<()> {
+/// let model = NetModel::new(VpSde::default(), ModelConfig::default(), 0, &Device::Cpu)?;
+/// let cfg = TrainConfig { steps: 2, batch: 16, ..Default::default() };
+/// let mut trainer = Trainer::new(Dsm::new(model), Dataset::Toy(Toy::Moons), "moons", cfg)?;
+/// let stats = trainer.step()?;
+/// assert_eq!((stats.step, trainer.steps_done()), (1, 1));
+/// let ema = trainer.ema_model()?; // a NetModel with the EMA weights, to sample from
+/// # Ok(()) }
+/// ```
+pub struct Trainer<O: Objective> {
+    objective: O,
     data: Dataset,
     data_name: String,
     cfg: TrainConfig,
     state: RunState,
 }
 
-impl<S: GaussianKernel + Clone> Trainer<S> {
+impl<O: Objective> Trainer<O> {
     /// A run from the model's current weights. `data_name` is recorded in checkpoints
     /// (a resumed run must use the same data).
     pub fn new(
-        model: NetModel<S>,
+        objective: O,
         data: Dataset,
         data_name: impl Into<String>,
         cfg: TrainConfig,
     ) -> Result<Self> {
         cfg.validate()?;
-        let want = model.config().net.sample_shape();
-        let got = data.sample_shape();
-        if want != got {
-            return Err(invalid!(
-                "the data's samples have shape {got:?} but the {} model expects {want:?}",
-                model.config().net.name()
-            ));
-        }
-        let state = RunState::new(model.vars(), &cfg)?;
+        let data_name = data_name.into();
+        objective.check_data(&data, &data_name)?;
+        let state = RunState::new(objective.vars(), &cfg)?;
         Ok(Trainer {
-            model,
+            objective,
             data,
-            data_name: data_name.into(),
+            data_name,
             cfg,
             state,
         })
@@ -241,79 +258,42 @@ impl<S: GaussianKernel + Clone> Trainer<S> {
         self.cfg.steps = steps;
     }
 
-    /// The model with its current (raw) weights.
-    pub fn model(&self) -> &NetModel<S> {
-        &self.model
+    /// The objective.
+    pub fn objective(&self) -> &O {
+        &self.objective
     }
 
-    /// A copy of the model carrying the EMA weights (what one samples from).
-    pub fn ema_model(&self) -> Result<NetModel<S>> {
-        let m = NetModel::new(
-            self.model.sde().clone(),
-            self.model.config().clone(),
-            self.cfg.seed,
-            self.model.device(),
-        )?;
-        m.set_weights(&self.state.ema_weights())?;
-        Ok(m)
+    /// The model with its current (raw) weights.
+    pub fn model(&self) -> &O::Model {
+        self.objective.model()
+    }
+
+    /// A copy of the model carrying the EMA weights (what one samples or guides with).
+    pub fn ema_model(&self) -> Result<O::Model> {
+        self.objective
+            .model_with(&self.state.ema_weights(), self.cfg.seed)
     }
 
     /// One optimiser step. A non-finite loss or gradient stops with an error naming the
     /// step, before any weight is touched.
     pub fn step(&mut self) -> Result<StepStats> {
         let k = self.state.step;
-        let device = self.model.device().clone();
-        let sde = self.model.sde();
+        let device = self.objective.device().clone();
+        let draws = Draws::new(&self.data, &self.cfg, self.objective.sde(), k, &device)?;
         let n = self.cfg.batch;
-        let Draws {
-            mut rng,
-            x0,
-            labels,
-            ts,
-            eps,
-        } = Draws::new(&self.data, &self.cfg, sde, k, &device)?;
-        let labels = match (self.model.config().net.num_classes(), labels) {
-            (0, _) | (_, None) => None,
-            (k, Some(y)) => {
-                let mut y = y.to_vec1::<u32>()?;
-                for v in y.iter_mut() {
-                    if rng.random::<f64>() < self.cfg.label_dropout {
-                        *v = k as u32;
-                    }
-                }
-                Some(Tensor::from_vec(y, n, &device)?)
-            }
-        };
-        let c = self.model.coefficients(&ts);
-        let kind = self.model.config().output();
-        let c_out = self
-            .model
-            .config()
-            .precondition
-            .then_some(c.c_out.as_slice());
-        let mut w = loss::row_weights(self.cfg.weighting, sde, kind, &ts, c_out)?;
-        // Rows in `chunks` parts, each a share of the full-batch mean.
+        let loss = self.objective.step_loss(draws, &self.cfg)?;
+        // Rows in `chunks` parts, each loss a share of the full-batch mean, evaluated on
+        // parallel threads (the first on this one). With candle's matmuls single-threaded
+        // (RAYON_NUM_THREADS=1, which the sbdm binaries set), this is the fastest use of
+        // two cores (docs/benchmarks.md).
         let chunks = self.cfg.chunks.clamp(1, n);
-        let share = |s: usize, e: usize| (e - s) as f64 / n as f64;
         let bounds: Vec<(usize, usize)> = (0..chunks)
             .map(|i| (i * n / chunks, (i + 1) * n / chunks))
             .collect();
-        for &(s, e) in &bounds {
-            let f = share(s, e);
-            w[s..e].iter_mut().for_each(|v| *v *= f);
-        }
-        let net = self.model.forward_part();
         let part = |i: usize| -> Result<(f64, Option<GradStore>)> {
             let (s, e) = bounds[i];
-            let rows = |t: &Tensor| t.narrow(0, s, e - s);
-            let (x0, eps) = (rows(&x0)?, rows(&eps)?);
-            let labels = labels.as_ref().map(rows).transpose()?;
-            let c = c.rows(s, e);
-            let xt = loss::perturb(&x0, &eps, &c.a, &c.b)?;
-            let out = net.output_with(&xt, &c, labels.as_ref())?;
-            let target = loss::target(kind, &x0, &eps, &c.a, &c.b)?;
-            let l = loss::weighted_mse(&out, &target, &w[s..e])?;
-            let lv = f64::from(l.to_scalar::<f32>()?);
+            let l = loss.rows(s, e)?;
+            let lv = f64::from(l.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?);
             // No backward through a non-finite loss: the step fails below.
             let grads = if lv.is_finite() {
                 Some(l.backward()?)
@@ -322,10 +302,8 @@ impl<S: GaussianKernel + Clone> Trainer<S> {
             };
             Ok((lv, grads))
         };
-        // The first part on this thread, the others on scoped threads. With candle's
-        // matmuls single-threaded (RAYON_NUM_THREADS=1, which the sbdm binaries set),
-        // this is the fastest use of two cores (docs/benchmarks.md).
         let parts = run_parts(chunks, "training", part)?;
+        drop(loss);
         let mut lv = 0.0;
         let mut grads: Option<GradStore> = None;
         for (l, g) in parts {
@@ -358,26 +336,33 @@ impl<S: GaussianKernel + Clone> Trainer<S> {
 
     /// The checkpoint metadata of the run as it stands.
     pub fn info(&self) -> CheckpointInfo {
-        self.state.info(
-            self.model.sde(),
-            self.model.config().clone(),
-            &self.cfg,
-            self.data_name.clone(),
-        )
+        let sde = self.objective.sde();
+        CheckpointInfo {
+            kind: self.objective.kind(),
+            sde: sde.name().to_string(),
+            sde_fingerprint: checkpoint::sde_fingerprint(sde),
+            model: self.objective.model_config(),
+            train: Some(self.cfg.clone()),
+            data: Some(self.data_name.clone()),
+            step: self.state.step,
+            adam_t: self.state.opt.t,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
     }
 
     /// Writes weights, EMA, optimiser state and metadata to `dest`, atomically.
     pub fn save(&self, dest: impl AsRef<Path>) -> Result<()> {
-        checkpoint::save(dest, &self.info(), &self.state.tensors(GROUPS))
+        checkpoint::save(dest, &self.info(), &self.state.tensors())
     }
 
-    /// Continues from a checkpoint of this same run: the SDE, model configuration, data
-    /// and training configuration (all but the total step count) must match.
+    /// Continues from a checkpoint of this same run: the kind, SDE, model configuration,
+    /// data and training configuration (all but the total step count) must match.
     pub fn restore(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let ck = checkpoint::load(path, self.model.device())?;
-        checkpoint::check_sde(&ck.info, self.model.sde(), path)?;
-        checkpoint::check_model(&ck.info, self.model.config(), path)?;
+        let ck = checkpoint::load(path, self.objective.device())?;
+        checkpoint::check_kind(&ck.info, self.objective.kind(), path)?;
+        checkpoint::check_sde(&ck.info, self.objective.sde(), path)?;
+        checkpoint::check_model(&ck.info, &self.objective.model_config(), path)?;
         check_train(&ck.info, &self.cfg, path)?;
         if ck.info.data.as_deref() != Some(self.data_name.as_str()) {
             return Err(format_error(
@@ -389,13 +374,10 @@ impl<S: GaussianKernel + Clone> Trainer<S> {
                 ),
             ));
         }
-        self.state
-            .restore(&ck, GROUPS, "model", path, |w| self.model.set_weights(w))
+        let objective = &self.objective;
+        self.state.restore(&ck, path, |w| objective.set_weights(w))
     }
 }
-
-/// The checkpoint tensor groups of a score model's run: weights, EMA, AdamW moments.
-const GROUPS: [&str; 4] = ["net", "ema", "adam.m", "adam.v"];
 
 /// An [`Error::Format`] about the checkpoint at `path`.
 fn format_error(path: &Path, message: String) -> Error {
@@ -407,7 +389,7 @@ fn format_error(path: &Path, message: String) -> Error {
 
 /// Refuses a checkpoint (at `path`) without training state, or trained with settings
 /// other than `cfg`'s (all but the total step count).
-pub(crate) fn check_train(info: &CheckpointInfo, cfg: &TrainConfig, path: &Path) -> Result<()> {
+fn check_train(info: &CheckpointInfo, cfg: &TrainConfig, path: &Path) -> Result<()> {
     let Some(train) = &info.train else {
         return Err(format_error(
             path,
@@ -432,22 +414,22 @@ pub(crate) fn check_train(info: &CheckpointInfo, cfg: &TrainConfig, path: &Path)
 /// Step `k`'s batch and noise, drawn in this order from the ChaCha8 stream `(seed, k)`:
 /// the data batch `x_0` (with its labels), one time `t ~ U(t_min, T)` per row and `ε`
 /// of `x_0`'s shape.
-pub(crate) struct Draws {
+pub struct Draws {
     /// The stream, for any further draws of the step.
-    pub(crate) rng: ChaCha8Rng,
+    pub rng: ChaCha8Rng,
     /// The clean batch.
-    pub(crate) x0: Tensor,
+    pub x0: Tensor,
     /// Its labels, for labelled data.
-    pub(crate) labels: Option<Tensor>,
+    pub labels: Option<Tensor>,
     /// The times.
-    pub(crate) ts: Vec<f64>,
+    pub ts: Vec<f64>,
     /// The noise.
-    pub(crate) eps: Tensor,
+    pub eps: Tensor,
 }
 
 impl Draws {
     /// Draws step `k`'s batch of `cfg.batch` rows from `data`, with times in `sde`'s range.
-    pub(crate) fn new<S: GaussianKernel + ?Sized>(
+    pub fn new<S: GaussianKernel + ?Sized>(
         data: &Dataset,
         cfg: &TrainConfig,
         sde: &S,
@@ -475,10 +457,12 @@ impl Draws {
     }
 }
 
+/// The checkpoint tensor groups of a run: weights, EMA, AdamW's first and second moments.
+const GROUPS: [&str; 4] = ["net", "ema", "adam.m", "adam.v"];
+
 /// What a training run optimises and how far it is: the variables (sorted by name),
-/// AdamW, the EMA of the weights and the steps completed. Shared by [`Trainer`] and
-/// [`ClassifierTrainer`](classifier::ClassifierTrainer).
-pub(crate) struct RunState {
+/// AdamW, the EMA of the weights and the steps completed.
+struct RunState {
     names: Vec<String>,
     vars: Vec<Var>,
     opt: optim::AdamW,
@@ -488,7 +472,7 @@ pub(crate) struct RunState {
 
 impl RunState {
     /// Fresh optimiser state and EMA for `vars` (as `(name, var)`, sorted by name).
-    pub(crate) fn new(vars: Vec<(String, Var)>, cfg: &TrainConfig) -> Result<Self> {
+    fn new(vars: Vec<(String, Var)>, cfg: &TrainConfig) -> Result<Self> {
         let (names, vars): (Vec<_>, Vec<_>) = vars.into_iter().unzip();
         let opt = optim::AdamW::new(&vars, cfg.beta1, cfg.beta2, cfg.adam_eps, cfg.weight_decay)?;
         let ema = optim::Ema::new(&vars, cfg.ema_decay)?;
@@ -501,13 +485,8 @@ impl RunState {
         })
     }
 
-    /// Steps completed.
-    pub(crate) fn step(&self) -> u64 {
-        self.step
-    }
-
     /// The EMA weights by name.
-    pub(crate) fn ema_weights(&self) -> Vec<(String, Tensor)> {
+    fn ema_weights(&self) -> Vec<(String, Tensor)> {
         self.names
             .iter()
             .cloned()
@@ -519,12 +498,7 @@ impl RunState {
     /// `cfg.clip`, takes the AdamW step, folds the weights into the EMA and counts the
     /// step. A non-finite gradient norm stops with an error naming the step, before any
     /// weight is touched.
-    pub(crate) fn apply(
-        &mut self,
-        grads: &GradStore,
-        cfg: &TrainConfig,
-        loss: f64,
-    ) -> Result<StepStats> {
+    fn apply(&mut self, grads: &GradStore, cfg: &TrainConfig, loss: f64) -> Result<StepStats> {
         let k = self.step;
         let gn = optim::grad_norm(&self.vars, grads)?;
         if !gn.is_finite() {
@@ -550,30 +524,10 @@ impl RunState {
         })
     }
 
-    /// The checkpoint metadata of a run of `model` for `sde` with `cfg` on `data`.
-    pub(crate) fn info<S: GaussianKernel + ?Sized>(
-        &self,
-        sde: &S,
-        model: ModelConfig,
-        cfg: &TrainConfig,
-        data: String,
-    ) -> CheckpointInfo {
-        CheckpointInfo {
-            sde: sde.name().to_string(),
-            sde_fingerprint: checkpoint::sde_fingerprint(sde),
-            model,
-            train: Some(cfg.clone()),
-            data: Some(data),
-            step: self.step,
-            adam_t: self.opt.t,
-            version: env!("CARGO_PKG_VERSION").to_string(),
-        }
-    }
-
-    /// The tensors to checkpoint, named `GROUP/NAME` with `groups` the groups of the
-    /// weights, the EMA and AdamW's first and second moments.
-    pub(crate) fn tensors(&self, groups: [&str; 4]) -> Vec<(String, Tensor)> {
-        let [net, ema, m, v] = groups;
+    /// The tensors to checkpoint, named `GROUP/NAME` with the [`GROUPS`] of the weights,
+    /// the EMA and AdamW's first and second moments.
+    fn tensors(&self) -> Vec<(String, Tensor)> {
+        let [net, ema, m, v] = GROUPS;
         let mut tensors = Vec::with_capacity(4 * self.names.len());
         for (i, name) in self.names.iter().enumerate() {
             tensors.push((format!("{net}/{name}"), self.vars[i].as_tensor().clone()));
@@ -584,15 +538,12 @@ impl RunState {
         tensors
     }
 
-    /// Takes the state of checkpoint `ck` (loaded from `path`), stored under `groups`
-    /// as by [`tensors`](Self::tensors): the weights go to `set_weights`, then the EMA,
-    /// the optimiser and the step count are replaced. Each group must hold this run's
-    /// names; `what` (`model`, `classifier`) names the owner in the error.
-    pub(crate) fn restore(
+    /// Takes the state of checkpoint `ck` (loaded from `path`), stored as by
+    /// [`tensors`](Self::tensors): the weights go to `set_weights`, then the EMA, the
+    /// optimiser and the step count are replaced. Each group must hold this run's names.
+    fn restore(
         &mut self,
         ck: &Checkpoint,
-        groups: [&str; 4],
-        what: &str,
         path: &Path,
         set_weights: impl FnOnce(&[(String, Tensor)]) -> Result<()>,
     ) -> Result<()> {
@@ -601,12 +552,12 @@ impl RunState {
             if g.len() != self.names.len() || g.iter().zip(&self.names).any(|((a, _), b)| a != b) {
                 return Err(format_error(
                     path,
-                    format!("the checkpoint's `{p}` tensors do not match the {what}'s"),
+                    format!("the checkpoint's `{p}` tensors do not match the model's"),
                 ));
             }
             Ok(g.into_iter().map(|(_, t)| t).collect())
         };
-        let [net, ema, m, v] = groups;
+        let [net, ema, m, v] = GROUPS;
         let net = group(net)?;
         let ema = group(ema)?;
         let m = group(m)?;
@@ -622,41 +573,30 @@ impl RunState {
     }
 }
 
-/// Loads a model from a checkpoint for sampling: the EMA weights if `ema` (else the raw
-/// ones). The checkpoint must have been trained for `sde` (same name and parameters).
+/// Loads a score model from a checkpoint for sampling: the EMA weights if `ema` (else
+/// the raw ones). The checkpoint must hold a score model trained for `sde` (same name
+/// and parameters).
 pub fn load_model<S: GaussianKernel>(
-    path: impl AsRef<std::path::Path>,
+    path: impl AsRef<Path>,
     sde: S,
     ema: bool,
-    device: &candle_core::Device,
+    device: &Device,
 ) -> Result<(NetModel<S>, CheckpointInfo)> {
     let ck = checkpoint::load(path.as_ref(), device)?;
-    let model = model_from_checkpoint(&ck, path.as_ref(), sde, ema)?;
+    let model = model_from_checkpoint(&ck, sde, ema)?;
     Ok((model, ck.info))
 }
 
-/// The model of a loaded checkpoint (read from `path`), with its EMA weights if `ema`
-/// (else the raw ones). The checkpoint must have been trained for `sde`.
+/// The score model of a loaded checkpoint, with its EMA weights if `ema` (else the raw
+/// ones). The checkpoint must hold a score model trained for `sde`.
 pub fn model_from_checkpoint<S: GaussianKernel>(
     ck: &Checkpoint,
-    path: &Path,
     sde: S,
     ema: bool,
 ) -> Result<NetModel<S>> {
-    checkpoint::check_sde(&ck.info, &sde, path)?;
-    let device = ck
-        .tensors
-        .values()
-        .next()
-        .map_or(candle_core::Device::Cpu, |t| t.device().clone());
-    let model = NetModel::new(sde, ck.info.model.clone(), 0, &device)?;
-    let mut w = ck.group(if ema { "ema" } else { "net" });
-    if w.is_empty() {
-        w = ck.group("net");
-    }
-    model.set_weights(&w).map_err(|e| Error::Format {
-        path: path.display().to_string(),
-        message: format!("the weights do not fit the stored model configuration: {e}"),
-    })?;
+    checkpoint::check_kind(&ck.info, ModelKind::Score, &ck.path)?;
+    checkpoint::check_sde(&ck.info, &sde, &ck.path)?;
+    let model = NetModel::new(sde, ck.info.model.clone(), 0, &ck.device)?;
+    ck.set_weights(ema, |w| model.set_weights(w))?;
     Ok(model)
 }

@@ -4,9 +4,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use sbdm_runtime::train::checkpoint;
-use sbdm_runtime::train::classifier::ClassifierTrainer;
-use sbdm_runtime::train::Trainer;
-use sbdm_runtime::GaussianKernel;
+use sbdm_runtime::train::{Objective, Trainer};
 
 /// Every tensor of the checkpoint at `path`, flattened to f32, sorted by name.
 pub fn tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
@@ -25,7 +23,7 @@ pub fn tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
     v
 }
 
-/// A training run the resume tests drive: [`Trainer`] and [`ClassifierTrainer`].
+/// A training run the resume tests drive: a [`Trainer`] of any objective.
 pub trait Run {
     /// One step.
     fn step(&mut self);
@@ -37,7 +35,7 @@ pub trait Run {
     fn steps_done(&self) -> u64;
 }
 
-impl<S: GaussianKernel + Clone> Run for Trainer<S> {
+impl<O: Objective> Run for Trainer<O> {
     fn step(&mut self) {
         Trainer::step(self).unwrap();
     }
@@ -49,21 +47,6 @@ impl<S: GaussianKernel + Clone> Run for Trainer<S> {
     }
     fn steps_done(&self) -> u64 {
         Trainer::steps_done(self)
-    }
-}
-
-impl<S: GaussianKernel + Clone> Run for ClassifierTrainer<S> {
-    fn step(&mut self) {
-        ClassifierTrainer::step(self).unwrap();
-    }
-    fn save(&self, path: &Path) {
-        ClassifierTrainer::save(self, path).unwrap();
-    }
-    fn restore(&mut self, path: &Path) {
-        ClassifierTrainer::restore(self, path).unwrap();
-    }
-    fn steps_done(&self) -> u64 {
-        ClassifierTrainer::steps_done(self)
     }
 }
 

@@ -210,7 +210,7 @@ fn time_training(name: &'static str, warmup: usize, steps: usize) -> Result<Trai
     use sbdm_runtime::data::{Dataset, Toy};
     use sbdm_runtime::model::net::{ModelConfig, NetModel};
     use sbdm_runtime::nn::{MlpConfig, NetConfig, UNetConfig};
-    use sbdm_runtime::train::{TrainConfig, Trainer};
+    use sbdm_runtime::train::{Dsm, TrainConfig, Trainer};
 
     let dev = Device::Cpu;
     let (net, data, batch) = match name {
@@ -236,7 +236,7 @@ fn time_training(name: &'static str, warmup: usize, steps: usize) -> Result<Trai
         steps: (warmup + steps) as u64,
         ..Default::default()
     };
-    let mut trainer = Trainer::new(model, data, name, train)?;
+    let mut trainer = Trainer::new(Dsm::new(model), data, name, train)?;
     let bar = indicatif::ProgressBar::new((warmup + steps) as u64);
     bar.set_message(format!("{name} steps"));
     for _ in 0..warmup {

@@ -227,8 +227,7 @@ impl ModelSpec {
                         .to_string(),
                 };
                 let (name, sde) = named(&name)?;
-                let model =
-                    model_from_checkpoint(&ck, path, sde.clone(), true).map_err(one_line)?;
+                let model = model_from_checkpoint(&ck, sde.clone(), true).map_err(one_line)?;
                 Ok((name, sde, Source::Net(Box::new(model))))
             }
         }

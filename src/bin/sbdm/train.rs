@@ -26,7 +26,9 @@ use sbdm_runtime::model::prediction::Prediction;
 use sbdm_runtime::nn::{MlpConfig, NetConfig, UNetConfig};
 use sbdm_runtime::report::plot::{self, LineSeries};
 use sbdm_runtime::sde::named;
-use sbdm_runtime::train::{checkpoint, LrSchedule, StepStats, TrainConfig, Trainer, Weighting};
+use sbdm_runtime::train::{
+    checkpoint, Dsm, LrSchedule, StepStats, TrainConfig, Trainer, Weighting,
+};
 use sbdm_runtime::GaussianKernel;
 
 use crate::common::{
@@ -438,7 +440,7 @@ fn progress(total: u64, done: u64) -> indicatif::ProgressBar {
 
 /// A validated run, ready to train.
 struct Plan {
-    trainer: Trainer<Arc<dyn GaussianKernel>>,
+    trainer: Trainer<Dsm<Arc<dyn GaussianKernel>>>,
     sde_name: String,
     data_name: String,
     net: &'static str,
@@ -503,12 +505,12 @@ fn plan(args: &TrainArgs) -> Result<Plan> {
     let ckpt = out.join(CHECKPOINT);
     let existing = ckpt.exists();
     match (existing, args.resume) {
-        (true, false) => match checkpoint::load(&ckpt, &device) {
-            Ok(c) => bail!(
+        (true, false) => match checkpoint::read_info(&ckpt) {
+            Ok(info) => bail!(
                 "{} already holds a checkpoint at step {}; pass --resume to continue it or \
                  choose another --out",
                 out.display(),
-                c.info.step
+                info.step
             ),
             Err(e) => bail!(
                 "{} already holds {CHECKPOINT}, which is unreadable ({}); choose another --out",
@@ -539,7 +541,8 @@ fn plan(args: &TrainArgs) -> Result<Plan> {
         sigma_data: sigma_data(&args.sigma_data, &data, &device)?,
     };
     let model = NetModel::new(sde, model_cfg, args.seed, &device).map_err(one_line)?;
-    let mut trainer = Trainer::new(model, data, data_name.clone(), cfg).map_err(one_line)?;
+    let mut trainer =
+        Trainer::new(Dsm::new(model), data, data_name.clone(), cfg).map_err(one_line)?;
     let (rows, saved) = if args.resume {
         trainer.restore(&ckpt).map_err(one_line)?;
         let done = trainer.steps_done();
