@@ -445,3 +445,106 @@ fn edm_defaults_to_karras() {
     );
     assert!(a < 0.3 && u > 2.0 * a, "auto {a}, uniform {u}");
 }
+
+/// Explicit times, as a list or a `.npy` vector, replace `--steps` and `--grid`; the run
+/// is the same either way and reports one evaluation per step.
+#[test]
+fn explicit_times() {
+    let d = Dirs::new();
+    let model = d.write_model("pair.json", PAIR);
+    let times = [1.0f64, 0.6, 0.3, 0.1, 0.03, 0.001];
+    let list = times.map(|t| t.to_string()).join(",");
+    let file = d.input.join("times.npy");
+    Tensor::new(&times, &Device::Cpu)
+        .unwrap()
+        .write_npy(&file)
+        .unwrap();
+    let file_s = file.display().to_string();
+    let run = |times: &str, out: &str| {
+        let out = d.out_file(out);
+        let r = sbdm(&[
+            "sample",
+            "--sde",
+            "vp",
+            "--model",
+            &model,
+            "--sampler",
+            "dpmpp2m",
+            "--times",
+            times,
+            "--n",
+            "500",
+            "--out",
+            &out,
+        ]);
+        assert!(r.ok(), "{}", r.stderr);
+        assert!(r.stdout.contains("6 given times"), "{}", r.stdout);
+        assert_eq!(value(&r.stdout, "NFE"), 5.0);
+        std::fs::read(&out).unwrap()
+    };
+    assert_eq!(run(&list, "a.npy"), run(&file_s, "b.npy"));
+    // With --steps, clap refuses the combination in one line.
+    let r = sbdm(&[
+        "sample",
+        "--sde",
+        "vp",
+        "--model",
+        &model,
+        "--sampler",
+        "ddim",
+        "--times",
+        &list,
+        "--steps",
+        "5",
+        "--out",
+        &d.out_file("c.npy"),
+    ]);
+    assert!(!r.ok());
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("cannot be used with"), "{}", r.stderr);
+}
+
+/// Sampler settings reach the sampler; settings of another sampler are refused.
+#[test]
+fn sampler_settings_reach_the_sampler() {
+    let d = Dirs::new();
+    let model = d.model();
+    let run = |extra: &[&str]| {
+        let out = d.out_file("s.npy");
+        let _ = std::fs::remove_file(&out);
+        let mut args = vec![
+            "sample", "--sde", "vp", "--model", &model, "--steps", "10", "--n", "200", "--out",
+            &out,
+        ];
+        args.extend_from_slice(extra);
+        sbdm(&args)
+    };
+    let r = run(&["--sampler", "pc", "--snr", "0.05", "--corrector-steps", "2"]);
+    assert!(r.ok(), "{}", r.stderr);
+    assert!(
+        r.stdout
+            .starts_with("pc(snr=0.05, corrector_steps=2) on vp"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(value(&r.stdout, "NFE"), 30.0);
+    let r = run(&["--sampler", "heun", "--churn", "5", "--s-noise", "1.003"]);
+    assert!(r.ok(), "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("heun(churn=5, s_noise=1.003)"),
+        "{}",
+        r.stdout
+    );
+    let r = run(&["--sampler", "dpm2", "--eta", "0.5"]);
+    assert!(!r.ok());
+    assert!(
+        r.stderr.contains("--eta: dpm2 has no settings"),
+        "{}",
+        r.stderr
+    );
+    for flag in ["--grid", "--spacing", "--ddpm-variance", "--sampler"] {
+        let r = sbdm(&["sample", flag, "help"]);
+        assert!(r.ok(), "{flag} help: {}", r.stderr);
+        assert!(r.stdout.lines().count() >= 2, "{flag} help:\n{}", r.stdout);
+    }
+}

@@ -13,6 +13,7 @@ use sbdm_runtime::data::{eight_gaussians, Dataset, Toy};
 use sbdm_runtime::error::Error;
 use sbdm_runtime::model::classifier::ClassifierModel;
 use sbdm_runtime::model::net::{ModelConfig, NetModel};
+use sbdm_runtime::model::Trainable;
 use sbdm_runtime::nn::{ClassifierConfig, EmbedConfig, MlpConfig, NetConfig};
 use sbdm_runtime::sde::builtin::VpSde;
 use sbdm_runtime::train::{self, Dsm, LrSchedule, TrainConfig, Trainer};
@@ -286,6 +287,12 @@ fn resume_continues_exactly() {
     // The checkpoint loads for guidance: its EMA classifier is the trainer's.
     let (loaded, info) = load_classifier(&straight, VpSde::default(), true, &Device::Cpu).unwrap();
     assert_eq!((info.step, loaded.num_classes()), (12, 8));
+    assert_eq!(
+        info.kind,
+        train::ModelKind::Classifier { num_classes: 8 },
+        "the kind is typed"
+    );
+    assert_eq!(info.data.as_deref(), Some("8gaussians"));
     let (x, _) = noised(&VpSde::default(), 0.2, 9, 5);
     let ts: Vec<f64> = (0..9).map(|i| 0.05 + 0.1 * f64::from(i)).collect();
     let direct = a.ema_model().unwrap().logits(&tensor(&x), &ts).unwrap();
@@ -395,7 +402,8 @@ fn unlabelled_data_and_bad_labels_are_refused() {
 }
 
 fn weights(m: &ClassifierModel<VpSde>) -> Vec<Vec<f32>> {
-    m.vars()
+    m.weights()
+        .vars()
         .iter()
         .map(|(_, v)| {
             v.as_tensor()

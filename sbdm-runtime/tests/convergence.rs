@@ -16,12 +16,16 @@
 use candle_core::{DType, Device, Tensor};
 use sbdm_runtime::error::{Error, Result};
 use sbdm_runtime::model::mixture::GaussianMixture;
-use sbdm_runtime::model::prediction::{self, Prediction};
+use sbdm_runtime::model::prediction::Prediction;
 use sbdm_runtime::model::{Condition, ScoreModel};
 use sbdm_runtime::sampling::noise::Noise;
 use sbdm_runtime::sampling::{GridKind, Sampled, Sampler, TimeGrid};
 use sbdm_runtime::sde::builtin::{CosineSde, VeSde, VpSde};
 use sbdm_runtime::sde::GaussianKernel;
+
+#[path = "common/reparam.rs"]
+mod reparam;
+use reparam::Reparam;
 
 const BATCH: usize = 64;
 
@@ -230,26 +234,6 @@ fn rk45_reports_nfe_and_it_grows_as_rtol_tightens() {
             assert!(err < e, "error {err:e} at {tol:e} vs {e:e}");
         }
         last = Some((out.nfe, err));
-    }
-}
-
-/// The exact mixture model re-expressed as another prediction, so the samplers' folding
-/// of the conversion coefficients (and DPM-Solver++'s use of a native x_0) is exercised.
-struct Reparam<'a, M> {
-    inner: M,
-    sde: &'a dyn GaussianKernel,
-    as_: Prediction,
-}
-
-impl<M: ScoreModel> ScoreModel for Reparam<'_, M> {
-    fn prediction(&self) -> Prediction {
-        self.as_
-    }
-    fn forward(&self, x: &Tensor, t: &Tensor, c: &Condition) -> Result<Tensor> {
-        let t0 = t.to_dtype(DType::F64)?.to_vec1::<f64>()?[0];
-        let (a, b) = (self.sde.mean_coef(t0), self.sde.std(t0));
-        let out = self.inner.forward(x, t, c)?;
-        prediction::convert(&out, self.inner.prediction(), self.as_, x, a, b)
     }
 }
 

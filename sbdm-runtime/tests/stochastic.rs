@@ -30,7 +30,12 @@ use sbdm_runtime::report::metrics::{second_moment, shares, sliced_w2};
 use sbdm_runtime::sampling::noise::Noise;
 use sbdm_runtime::sampling::{Sampler, TimeGrid};
 use sbdm_runtime::sde::builtin::{CosineSde, VeSde, VpSde};
+
 use sbdm_runtime::sde::GaussianKernel;
+
+#[path = "common/scaled.rs"]
+mod scaled;
+use scaled::Scaled;
 
 /// Samples per run.
 const N: usize = 2000;
@@ -230,22 +235,6 @@ fn ancestral_cosine() {
 #[test]
 fn reverse_diffusion_cosine() {
     check(&CosineSde::default(), "reverse-diffusion", 32);
-}
-
-/// The exact score scaled by a constant: a model with a 10% error.
-struct Scaled<M> {
-    inner: M,
-    factor: f64,
-}
-
-impl<M: ScoreModel> ScoreModel for Scaled<M> {
-    fn prediction(&self) -> Prediction {
-        Prediction::Score
-    }
-    fn forward(&self, x: &Tensor, t: &Tensor, c: &Condition) -> Result<Tensor> {
-        assert_eq!(self.inner.prediction(), Prediction::Score);
-        Ok(self.inner.forward(x, t, c)?.affine(self.factor, 0.0)?)
-    }
 }
 
 /// The negative control: the exact score scaled by 1.1 (a 10% model error) must fail

@@ -9,7 +9,7 @@ use sbdm_runtime::data::{Dataset, Toy};
 use sbdm_runtime::error::Error;
 use sbdm_runtime::model::net::{ModelConfig, NetModel};
 use sbdm_runtime::model::prediction::Prediction;
-use sbdm_runtime::model::{Condition, ScoreModel};
+use sbdm_runtime::model::{Condition, ScoreModel, Trainable};
 use sbdm_runtime::nn::{EmbedConfig, MlpConfig, NetConfig};
 use sbdm_runtime::sde::builtin::{VeSde, VpSde};
 use sbdm_runtime::train::{self, checkpoint, Dsm, TrainConfig, Trainer, Weighting};
@@ -172,11 +172,12 @@ fn trainer_model_copy(tr: &Trainer<Dsm<VpSde>>) -> NetModel<VpSde> {
     .unwrap();
     let w: Vec<(String, Tensor)> = tr
         .model()
+        .weights()
         .vars()
         .into_iter()
         .map(|(k, v)| (k, v.as_tensor().clone()))
         .collect();
-    m.set_weights(&w).unwrap();
+    m.weights().set(&w).unwrap();
     m
 }
 
@@ -292,6 +293,23 @@ fn truncated_or_corrupted_checkpoints_are_reported() {
     assert!(e.contains("not an sbdm checkpoint"), "{e}");
     // The original is intact and loads.
     checkpoint::load(&path, &Device::Cpu).unwrap();
+
+    // The metadata alone: the same info as a full load, refused where the header is.
+    let info = checkpoint::read_info(&path).unwrap();
+    assert_eq!(info, checkpoint::load(&path, &Device::Cpu).unwrap().info);
+    assert_eq!(info.kind, checkpoint::ModelKind::Score);
+    let e = message(checkpoint::read_info(&plain).err().unwrap());
+    assert!(e.contains("not an sbdm checkpoint"), "{e}");
+    let e = message(checkpoint::read_info(&missing).err().unwrap());
+    assert!(e.contains("none.safetensors"), "{e}");
+    let short = dir.path().join("short.safetensors");
+    std::fs::write(&short, &bytes[..5]).unwrap();
+    let e = message(checkpoint::read_info(&short).err().unwrap());
+    assert!(e.contains("shorter than its header"), "{e}");
+    let header = dir.path().join("header.safetensors");
+    std::fs::write(&header, &bytes[..100]).unwrap();
+    let e = message(checkpoint::read_info(&header).err().unwrap());
+    assert!(e.contains("header of"), "{e}");
 }
 
 #[test]

@@ -28,12 +28,12 @@
 //! ```
 
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::VarMap;
 
-use super::net::{set_vars, sorted_vars, Coefficients, ModelConfig, NetForward};
+use super::net::{Coefficients, ModelConfig, NetForward};
 use super::prediction::Prediction;
+use super::weights::{Trainable, Weights};
 use crate::error::{invalid, Result};
-use crate::nn::{seeded_varbuilder, Classifier, ClassifierConfig};
+use crate::nn::{Classifier, ClassifierConfig};
 use crate::sde::GaussianKernel;
 
 /// A noise-conditioned classifier `p_t(y | x_t)` for the SDE `S`.
@@ -42,8 +42,7 @@ pub struct ClassifierModel<S> {
     cfg: ClassifierConfig,
     sigma_data: f64,
     net: Classifier,
-    varmap: VarMap,
-    device: Device,
+    weights: Weights,
 }
 
 impl<S: GaussianKernel> ClassifierModel<S> {
@@ -62,16 +61,15 @@ impl<S: GaussianKernel> ClassifierModel<S> {
                 "sigma_data must be finite and > 0, got {sigma_data}"
             ));
         }
-        let varmap = VarMap::new();
-        let vb = seeded_varbuilder(&varmap, seed, DType::F32, device);
-        let net = Classifier::new(&cfg, vb)?;
+        let (weights, net) = Weights::init("classifier", seed, device, |vb| {
+            Ok(Classifier::new(&cfg, vb)?)
+        })?;
         Ok(ClassifierModel {
             sde,
             cfg,
             sigma_data,
             net,
-            varmap,
-            device: device.clone(),
+            weights,
         })
     }
 
@@ -93,26 +91,6 @@ impl<S: GaussianKernel> ClassifierModel<S> {
     /// `σ_d`, the data standard deviation of the input scaling.
     pub fn sigma_data(&self) -> f64 {
         self.sigma_data
-    }
-
-    /// The device the weights live on.
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
-    /// The weights.
-    pub fn varmap(&self) -> &VarMap {
-        &self.varmap
-    }
-
-    /// The weights as `(name, var)`, sorted by name.
-    pub fn vars(&self) -> Vec<(String, Var)> {
-        sorted_vars(&self.varmap)
-    }
-
-    /// Overwrites the weights by name; every variable must be given, with its shape.
-    pub fn set_weights(&self, weights: &[(String, Tensor)]) -> Result<()> {
-        set_vars(&self.varmap, weights, "classifier", &self.device)
     }
 
     /// The input scaling and noise conditioning at times `t`.
@@ -186,5 +164,25 @@ impl<S: GaussianKernel> ClassifierModel<S> {
             precondition: false,
             sigma_data: self.sigma_data,
         }
+    }
+}
+
+impl<S: GaussianKernel + Clone> Trainable for ClassifierModel<S> {
+    fn sde_dyn(&self) -> &dyn GaussianKernel {
+        &self.sde
+    }
+
+    fn weights(&self) -> &Weights {
+        &self.weights
+    }
+
+    fn fresh(&self, seed: u64) -> Result<Self> {
+        ClassifierModel::new(
+            self.sde.clone(),
+            self.cfg.clone(),
+            self.sigma_data,
+            seed,
+            self.weights.device(),
+        )
     }
 }

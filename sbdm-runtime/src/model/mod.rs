@@ -9,6 +9,9 @@ pub mod classifier;
 pub mod mixture;
 pub mod net;
 pub mod prediction;
+mod weights;
+
+pub use weights::{Trainable, Weights};
 
 use crate::error::{invalid, Result};
 use prediction::Prediction;

@@ -9,14 +9,14 @@
 //!   `x_0 = c_skip·x_t/a + c_out·F` with `c_skip = σ_d²/(σ² + σ_d²)`,
 //!   `c_out = σ·σ_d/√(σ² + σ_d²)` (then the model reports [`Prediction::X0`]).
 
-use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::VarMap;
+use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::weights::{Trainable, Weights};
 use crate::error::{invalid, Error, Result};
 use crate::model::prediction::Prediction;
 use crate::model::{Condition, Conditioning, ScoreModel};
-use crate::nn::{seeded_varbuilder, NetConfig, Network};
+use crate::nn::{NetConfig, Network};
 use crate::sde::GaussianKernel;
 
 /// A score model's configuration: network, parameterisation, preconditioning.
@@ -167,23 +167,19 @@ pub struct NetModel<S> {
     sde: S,
     cfg: ModelConfig,
     net: Box<dyn Network>,
-    varmap: VarMap,
-    device: Device,
+    weights: Weights,
 }
 
 impl<S: GaussianKernel> NetModel<S> {
     /// A freshly initialised model; weights are a pure function of `seed`.
     pub fn new(sde: S, cfg: ModelConfig, seed: u64, device: &Device) -> Result<Self> {
         cfg.validate()?;
-        let varmap = VarMap::new();
-        let vb = seeded_varbuilder(&varmap, seed, DType::F32, device);
-        let net = cfg.net.build(vb)?;
+        let (weights, net) = Weights::init("model", seed, device, |vb| Ok(cfg.net.build(vb)?))?;
         Ok(NetModel {
             sde,
             cfg,
             net,
-            varmap,
-            device: device.clone(),
+            weights,
         })
     }
 
@@ -195,26 +191,6 @@ impl<S: GaussianKernel> NetModel<S> {
     /// The configuration.
     pub fn config(&self) -> &ModelConfig {
         &self.cfg
-    }
-
-    /// The device the weights live on.
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
-    /// The weights.
-    pub fn varmap(&self) -> &VarMap {
-        &self.varmap
-    }
-
-    /// The weights as `(name, var)`, sorted by name.
-    pub fn vars(&self) -> Vec<(String, Var)> {
-        sorted_vars(&self.varmap)
-    }
-
-    /// Overwrites the weights by name; every variable must be given, with its shape.
-    pub fn set_weights(&self, weights: &[(String, Tensor)]) -> Result<()> {
-        set_vars(&self.varmap, weights, "model", &self.device)
     }
 
     /// The wrapper's coefficients at times `t`.
@@ -322,6 +298,25 @@ impl<'a> NetForward<'a> {
     }
 }
 
+impl<S: GaussianKernel + Clone> Trainable for NetModel<S> {
+    fn sde_dyn(&self) -> &dyn GaussianKernel {
+        &self.sde
+    }
+
+    fn weights(&self) -> &Weights {
+        &self.weights
+    }
+
+    fn fresh(&self, seed: u64) -> Result<Self> {
+        NetModel::new(
+            self.sde.clone(),
+            self.cfg.clone(),
+            seed,
+            self.weights.device(),
+        )
+    }
+}
+
 impl<S: GaussianKernel> ScoreModel for NetModel<S> {
     fn prediction(&self) -> Prediction {
         self.cfg.output()
@@ -355,49 +350,6 @@ pub(crate) fn row_tensor(v: &[f64], like: &Tensor) -> Result<Tensor> {
         .to_dtype(like.dtype())?,
     };
     Ok(t)
-}
-
-/// The variables of `varmap` as `(name, var)`, sorted by name.
-pub(crate) fn sorted_vars(varmap: &VarMap) -> Vec<(String, Var)> {
-    let data = varmap.data().lock().expect("varmap lock");
-    let mut v: Vec<_> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
-}
-
-/// Overwrites the variables of `varmap` by name, converted to their dtype and to
-/// `device`; every variable must be given, with its shape. `what` names the owner
-/// (`model`, `classifier`) in the errors.
-pub(crate) fn set_vars(
-    varmap: &VarMap,
-    weights: &[(String, Tensor)],
-    what: &str,
-    device: &Device,
-) -> Result<()> {
-    let vars = sorted_vars(varmap);
-    if vars.len() != weights.len() {
-        return Err(invalid!(
-            "the {what} has {} weight tensors, {} were given",
-            vars.len(),
-            weights.len()
-        ));
-    }
-    let map: std::collections::HashMap<&str, &Tensor> =
-        weights.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    for (name, var) in &vars {
-        let w = map
-            .get(name.as_str())
-            .ok_or_else(|| invalid!("weight `{name}` is missing"))?;
-        if w.dims() != var.dims() {
-            return Err(invalid!(
-                "weight `{name}` has shape {:?}, the {what} expects {:?}",
-                w.dims(),
-                var.dims()
-            ));
-        }
-        var.set(&w.to_dtype(var.dtype())?.to_device(device)?)?;
-    }
-    Ok(())
 }
 
 /// Runs `f(0), …, f(n − 1)`, the first on this thread and the others on scoped threads,

@@ -24,7 +24,7 @@
 
 use std::path::Path;
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{Device, Tensor};
 
 use super::checkpoint::{self, CheckpointInfo, ModelKind};
 use super::objective::{Objective, StepLoss};
@@ -33,6 +33,7 @@ use crate::data::Dataset;
 use crate::error::{invalid, Error, Result};
 use crate::model::classifier::ClassifierModel;
 use crate::model::net::{Coefficients, ModelConfig, NetForward};
+use crate::model::Trainable;
 use crate::nn::ClassifierConfig;
 use crate::sde::GaussianKernel;
 
@@ -53,34 +54,6 @@ impl<S: GaussianKernel + Clone> Objective for CrossEntropy<S> {
 
     fn model(&self) -> &ClassifierModel<S> {
         &self.model
-    }
-
-    fn sde(&self) -> &dyn GaussianKernel {
-        self.model.sde()
-    }
-
-    fn device(&self) -> &Device {
-        self.model.device()
-    }
-
-    fn vars(&self) -> Vec<(String, Var)> {
-        self.model.vars()
-    }
-
-    fn set_weights(&self, weights: &[(String, Tensor)]) -> Result<()> {
-        self.model.set_weights(weights)
-    }
-
-    fn model_with(&self, weights: &[(String, Tensor)], seed: u64) -> Result<ClassifierModel<S>> {
-        let m = ClassifierModel::new(
-            self.model.sde().clone(),
-            self.model.config().clone(),
-            self.model.sigma_data(),
-            seed,
-            self.model.device(),
-        )?;
-        m.set_weights(weights)?;
-        Ok(m)
     }
 
     fn kind(&self) -> ModelKind {
@@ -158,7 +131,7 @@ impl StepLoss for CrossEntropyLoss<'_> {
 /// Loads a classifier from a checkpoint of a [`CrossEntropy`] run for guidance: the EMA
 /// weights if `ema` (else the raw ones). The checkpoint must hold a classifier trained
 /// for `sde` (same name and parameters).
-pub fn load_classifier<S: GaussianKernel>(
+pub fn load_classifier<S: GaussianKernel + Clone>(
     path: impl AsRef<Path>,
     sde: S,
     ema: bool,
@@ -178,6 +151,6 @@ pub fn load_classifier<S: GaussianKernel>(
         num_classes,
     };
     let model = ClassifierModel::new(sde, cfg, ck.info.model.sigma_data, 0, device)?;
-    ck.set_weights(ema, |w| model.set_weights(w))?;
+    ck.set_weights(ema, |w| model.weights().set(w))?;
     Ok((model, ck.info))
 }

@@ -4,7 +4,7 @@
 //! class-conditional network sees each row's label, replaced by the null label with
 //! probability [`TrainConfig::label_dropout`] (for classifier-free guidance).
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::Tensor;
 use rand::Rng;
 
 use super::checkpoint::ModelKind;
@@ -33,33 +33,6 @@ impl<S: GaussianKernel + Clone> Objective for Dsm<S> {
 
     fn model(&self) -> &NetModel<S> {
         &self.model
-    }
-
-    fn sde(&self) -> &dyn GaussianKernel {
-        self.model.sde()
-    }
-
-    fn device(&self) -> &Device {
-        self.model.device()
-    }
-
-    fn vars(&self) -> Vec<(String, Var)> {
-        self.model.vars()
-    }
-
-    fn set_weights(&self, weights: &[(String, Tensor)]) -> Result<()> {
-        self.model.set_weights(weights)
-    }
-
-    fn model_with(&self, weights: &[(String, Tensor)], seed: u64) -> Result<NetModel<S>> {
-        let m = NetModel::new(
-            self.model.sde().clone(),
-            self.model.config().clone(),
-            seed,
-            self.model.device(),
-        )?;
-        m.set_weights(weights)?;
-        Ok(m)
     }
 
     fn kind(&self) -> ModelKind {

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::Dataset;
 use crate::error::{invalid, Error, Result};
 use crate::model::net::{run_parts, NetModel};
+use crate::model::Trainable;
 use crate::sde::GaussianKernel;
 
 pub mod checkpoint;
@@ -233,7 +234,7 @@ impl<O: Objective> Trainer<O> {
         cfg.validate()?;
         let data_name = data_name.into();
         objective.check_data(&data, &data_name)?;
-        let state = RunState::new(objective.vars(), &cfg)?;
+        let state = RunState::new(objective.model().weights().vars(), &cfg)?;
         Ok(Trainer {
             objective,
             data,
@@ -271,15 +272,17 @@ impl<O: Objective> Trainer<O> {
     /// A copy of the model carrying the EMA weights (what one samples or guides with).
     pub fn ema_model(&self) -> Result<O::Model> {
         self.objective
-            .model_with(&self.state.ema_weights(), self.cfg.seed)
+            .model()
+            .with_weights(&self.state.ema_weights())
     }
 
     /// One optimiser step. A non-finite loss or gradient stops with an error naming the
     /// step, before any weight is touched.
     pub fn step(&mut self) -> Result<StepStats> {
         let k = self.state.step;
-        let device = self.objective.device().clone();
-        let draws = Draws::new(&self.data, &self.cfg, self.objective.sde(), k, &device)?;
+        let model = self.objective.model();
+        let device = model.weights().device().clone();
+        let draws = Draws::new(&self.data, &self.cfg, model.sde_dyn(), k, &device)?;
         let n = self.cfg.batch;
         let loss = self.objective.step_loss(draws, &self.cfg)?;
         // Rows in `chunks` parts, each loss a share of the full-batch mean, evaluated on
@@ -336,7 +339,7 @@ impl<O: Objective> Trainer<O> {
 
     /// The checkpoint metadata of the run as it stands.
     pub fn info(&self) -> CheckpointInfo {
-        let sde = self.objective.sde();
+        let sde = self.objective.model().sde_dyn();
         CheckpointInfo {
             kind: self.objective.kind(),
             sde: sde.name().to_string(),
@@ -359,9 +362,10 @@ impl<O: Objective> Trainer<O> {
     /// data and training configuration (all but the total step count) must match.
     pub fn restore(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let ck = checkpoint::load(path, self.objective.device())?;
+        let model = self.objective.model();
+        let ck = checkpoint::load(path, model.weights().device())?;
         checkpoint::check_kind(&ck.info, self.objective.kind(), path)?;
-        checkpoint::check_sde(&ck.info, self.objective.sde(), path)?;
+        checkpoint::check_sde(&ck.info, model.sde_dyn(), path)?;
         checkpoint::check_model(&ck.info, &self.objective.model_config(), path)?;
         check_train(&ck.info, &self.cfg, path)?;
         if ck.info.data.as_deref() != Some(self.data_name.as_str()) {
@@ -374,8 +378,8 @@ impl<O: Objective> Trainer<O> {
                 ),
             ));
         }
-        let objective = &self.objective;
-        self.state.restore(&ck, path, |w| objective.set_weights(w))
+        let weights = self.objective.model().weights();
+        self.state.restore(&ck, path, |w| weights.set(w))
     }
 }
 
@@ -576,7 +580,7 @@ impl RunState {
 /// Loads a score model from a checkpoint for sampling: the EMA weights if `ema` (else
 /// the raw ones). The checkpoint must hold a score model trained for `sde` (same name
 /// and parameters).
-pub fn load_model<S: GaussianKernel>(
+pub fn load_model<S: GaussianKernel + Clone>(
     path: impl AsRef<Path>,
     sde: S,
     ema: bool,
@@ -589,7 +593,7 @@ pub fn load_model<S: GaussianKernel>(
 
 /// The score model of a loaded checkpoint, with its EMA weights if `ema` (else the raw
 /// ones). The checkpoint must hold a score model trained for `sde`.
-pub fn model_from_checkpoint<S: GaussianKernel>(
+pub fn model_from_checkpoint<S: GaussianKernel + Clone>(
     ck: &Checkpoint,
     sde: S,
     ema: bool,
@@ -597,6 +601,6 @@ pub fn model_from_checkpoint<S: GaussianKernel>(
     checkpoint::check_kind(&ck.info, ModelKind::Score, &ck.path)?;
     checkpoint::check_sde(&ck.info, &sde, &ck.path)?;
     let model = NetModel::new(sde, ck.info.model.clone(), 0, &ck.device)?;
-    ck.set_weights(ema, |w| model.set_weights(w))?;
+    ck.set_weights(ema, |w| model.weights().set(w))?;
     Ok(model)
 }

@@ -2,38 +2,22 @@
 //! step's batch. The trainer owns everything else once — batches, chunked threads,
 //! clipping, AdamW, EMA, checkpoints.
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::Tensor;
 
 use super::checkpoint::ModelKind;
 use super::{Draws, TrainConfig};
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::model::net::ModelConfig;
-use crate::sde::GaussianKernel;
+use crate::model::Trainable;
 
 /// A training objective: the model it trains and the loss it minimises.
 pub trait Objective {
     /// The model trained (what [`Trainer::ema_model`](super::Trainer::ema_model) returns).
-    type Model;
+    type Model: Trainable;
 
     /// The model with its current weights.
     fn model(&self) -> &Self::Model;
-
-    /// The SDE the model is trained for.
-    fn sde(&self) -> &dyn GaussianKernel;
-
-    /// The device of the weights.
-    fn device(&self) -> &Device;
-
-    /// The trainable weights as `(name, var)`, sorted by name.
-    fn vars(&self) -> Vec<(String, Var)>;
-
-    /// Overwrites the weights by name.
-    fn set_weights(&self, weights: &[(String, Tensor)]) -> Result<()>;
-
-    /// A new model of the same configuration carrying `weights` (`seed` initialises it
-    /// before the weights are set).
-    fn model_with(&self, weights: &[(String, Tensor)], seed: u64) -> Result<Self::Model>;
 
     /// What checkpoints record the model as.
     fn kind(&self) -> ModelKind;

@@ -209,6 +209,7 @@ struct TrainTiming {
 fn time_training(name: &'static str, warmup: usize, steps: usize) -> Result<TrainTiming> {
     use sbdm_runtime::data::{Dataset, Toy};
     use sbdm_runtime::model::net::{ModelConfig, NetModel};
+    use sbdm_runtime::model::Trainable;
     use sbdm_runtime::nn::{MlpConfig, NetConfig, UNetConfig};
     use sbdm_runtime::train::{Dsm, TrainConfig, Trainer};
 
@@ -230,7 +231,12 @@ fn time_training(name: &'static str, warmup: usize, steps: usize) -> Result<Trai
         ..Default::default()
     };
     let model = NetModel::new(sbdm_runtime::sde::builtin::VpSde::default(), cfg, 0, &dev)?;
-    let params = model.vars().iter().map(|(_, v)| v.elem_count()).sum();
+    let params = model
+        .weights()
+        .vars()
+        .iter()
+        .map(|(_, v)| v.elem_count())
+        .sum();
     let train = TrainConfig {
         batch,
         steps: (warmup + steps) as u64,

@@ -468,10 +468,7 @@ fn plan(args: &SampleArgs) -> Result<Plan> {
         Source::Mixture(m) => m.model(&sde).conditioning(),
         Source::Net(net) => net.conditioning(),
     };
-    condition.check(accepts, n).map_err(|e| match &classes {
-        Some(c) => anyhow!("--class ({}): {}", c.describe(), one_line(e)),
-        None => one_line(e),
-    })?;
+    condition.check(accepts, n).map_err(one_line)?;
     let out = require(&args.out, "--out")?;
     if let Some(p) = &args.plot {
         check_plot(&shape)?;

@@ -23,6 +23,7 @@ use sbdm_runtime::data::{Dataset, Toy, SHAPES_DATASETS, TOYS};
 use sbdm_runtime::io::{self, PendingFile};
 use sbdm_runtime::model::net::{ModelConfig, NetModel};
 use sbdm_runtime::model::prediction::Prediction;
+use sbdm_runtime::model::Trainable;
 use sbdm_runtime::nn::{MlpConfig, NetConfig, UNetConfig};
 use sbdm_runtime::report::plot::{self, LineSeries};
 use sbdm_runtime::sde::named;
@@ -621,6 +622,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let model_cfg = trainer.model().config().clone();
     let params: usize = trainer
         .model()
+        .weights()
         .vars()
         .iter()
         .map(|(_, v)| v.as_tensor().elem_count())
