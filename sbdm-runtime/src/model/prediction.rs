@@ -25,7 +25,7 @@ pub enum Prediction {
     V,
     /// A discrete-time model's posterior mean `E[x_{t−1/N} | x_t]` (`N` training steps):
     /// `μ = c_x·x + c_0·x_0` with the posterior coefficients of the step `t → t − 1/N`.
-    /// Converting it needs the SDE at the earlier time, so only [`crate::model::Denoiser`]
+    /// Converting it needs the SDE at the earlier time, so only [`crate::sampling::Denoiser`]
     /// converts it.
     PosteriorMean {
         /// `N`, the number of training timesteps.

@@ -12,7 +12,7 @@
 //!
 //! Each algorithm is a short file in `samplers/` reading like its paper; the dynamics it
 //! integrates (reverse SDE, probability-flow ODE, the kernel between two times) come from
-//! the SDE ([`crate::sde`]).
+//! the SDE ([`crate::sde`](mod@crate::sde)).
 
 mod denoiser;
 pub mod fused;

@@ -74,7 +74,7 @@ pub struct SampleArgs {
     pub grid: Option<Pick<Option<GridKind>>>,
     /// For the discrete `ddpm-*` schedules: sample on `--steps` of the 1000 training
     /// timesteps with this spacing (`help` lists them) instead of `--grid`.
-    #[arg(long, value_parser = choice(Spacing::ALL.to_vec()))]
+    #[arg(long, value_parser = choice(Spacing::ALL.to_vec()), conflicts_with = "grid")]
     pub spacing: Option<Pick<Spacing>>,
     /// ddim: η; 0 is deterministic, 1 is DDPM-like [default: 0].
     #[arg(long, allow_negative_numbers = true)]
