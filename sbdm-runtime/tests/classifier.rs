@@ -373,7 +373,7 @@ fn unlabelled_data_and_bad_labels_are_refused() {
     let ts = [0.1, 0.2, 0.3];
     let bad = Tensor::new(&[0u32, 8, 1], &dev).unwrap();
     let e = model().log_prob(&x, &ts, &bad).unwrap_err().to_string();
-    assert!(e.contains("label 8 (row 1) is out of range"), "{e}");
+    assert!(e.contains("class 8 (sample 1) is out of range"), "{e}");
     let e = model()
         .grad_log_prob(&x, &ts, &bad)
         .unwrap_err()

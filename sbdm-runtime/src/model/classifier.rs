@@ -32,6 +32,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use super::net::{Coefficients, ModelConfig, NetForward};
 use super::prediction::Prediction;
 use super::weights::{Trainable, Weights};
+use super::{Condition, Conditioning};
 use crate::error::{invalid, Result};
 use crate::nn::{Classifier, ClassifierConfig};
 use crate::sde::GaussianKernel;
@@ -120,26 +121,8 @@ impl<S: GaussianKernel> ClassifierModel<S> {
     /// (u32 `[N]`, each below [`num_classes`](Self::num_classes)). Differentiable in `x`
     /// (pass a [`Var`]'s tensor).
     pub fn log_prob(&self, x: &Tensor, t: &[f64], y: &Tensor) -> Result<Tensor> {
-        let n = x.dim(0)?;
-        if y.dims() != [n] || y.dtype() != DType::U32 {
-            return Err(invalid!(
-                "labels must be u32 of shape [{n}], got {:?} of shape {:?}",
-                y.dtype(),
-                y.dims()
-            ));
-        }
-        let k = self.cfg.num_classes;
-        if let Some((i, bad)) = y
-            .to_vec1::<u32>()?
-            .into_iter()
-            .enumerate()
-            .find(|(_, v)| *v as usize >= k)
-        {
-            return Err(invalid!(
-                "label {bad} (row {i}) is out of range: the classifier has {k} classes \
-                 (labels 0..{k})"
-            ));
-        }
+        Condition::Classes(y.clone())
+            .check(Conditioning::Classes(self.num_classes()), x.dim(0)?)?;
         let logp = candle_nn::ops::log_softmax(&self.logits(x, t)?, 1)?;
         Ok(logp.gather(&y.unsqueeze(1)?, 1)?.squeeze(1)?)
     }

@@ -36,29 +36,24 @@ pub trait ScoreModel {
     fn forward(&self, x: &Tensor, t: &Tensor, condition: &Condition) -> Result<Tensor>;
 }
 
-impl<M: ScoreModel + ?Sized> ScoreModel for &M {
-    fn prediction(&self) -> Prediction {
-        (**self).prediction()
-    }
-    fn conditioning(&self) -> Conditioning {
-        (**self).conditioning()
-    }
-    fn forward(&self, x: &Tensor, t: &Tensor, condition: &Condition) -> Result<Tensor> {
-        (**self).forward(x, t, condition)
-    }
+/// Forwards every method, defaults included, so overrides survive the indirection.
+macro_rules! forward_impls {
+    ($($ptr:ty),*) => {$(
+        impl<M: ScoreModel + ?Sized> ScoreModel for $ptr {
+            fn prediction(&self) -> Prediction {
+                (**self).prediction()
+            }
+            fn conditioning(&self) -> Conditioning {
+                (**self).conditioning()
+            }
+            fn forward(&self, x: &Tensor, t: &Tensor, condition: &Condition) -> Result<Tensor> {
+                (**self).forward(x, t, condition)
+            }
+        }
+    )*};
 }
 
-impl<M: ScoreModel + ?Sized> ScoreModel for Box<M> {
-    fn prediction(&self) -> Prediction {
-        (**self).prediction()
-    }
-    fn conditioning(&self) -> Conditioning {
-        (**self).conditioning()
-    }
-    fn forward(&self, x: &Tensor, t: &Tensor, condition: &Condition) -> Result<Tensor> {
-        (**self).forward(x, t, condition)
-    }
-}
+forward_impls!(&M, Box<M>);
 
 /// What a model is conditioned on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
