@@ -506,6 +506,17 @@ impl Dataset {
         Ok(Dataset::Tensor { data, labels })
     }
 
+    /// This dataset with `labels` (one class index per sample; only a tensor dataset
+    /// takes labels this way).
+    pub fn with_labels(self, labels: Vec<u32>) -> Result<Dataset> {
+        match self {
+            Dataset::Tensor { data, .. } => Dataset::from_tensor(data, Some(labels)),
+            _ => Err(invalid!(
+                "labels can be given to a dataset read from a file, not to a generated one"
+            )),
+        }
+    }
+
     /// A finite, unlabelled dataset from a float32 `.npy` file of shape `[N, D]` or
     /// `[N, C, H, W]`, placed on `device`. Another dtype or rank, `N = 0`, or a NaN or
     /// infinite value is an [`Error::Format`] naming the file and the problem.

@@ -149,8 +149,9 @@ pub fn write_npy(dest: impl AsRef<Path>, x: &Tensor) -> Result<()> {
     pending.commit()
 }
 
-/// Reads a `.npy` array of any dtype and shape (C order).
-fn read_npy_any(path: &Path) -> Result<Tensor> {
+/// Reads a `.npy` array of any numeric dtype and shape (C order), e.g. a mask.
+pub fn read_npy_any(path: impl AsRef<Path>) -> Result<Tensor> {
+    let path = path.as_ref();
     File::open(path).map_err(|e| io_error(path, e))?;
     Tensor::read_npy(path).map_err(|e| Error::Format {
         path: path.display().to_string(),

@@ -8,6 +8,7 @@ extern crate self as sbdm;
 
 pub mod data;
 pub mod error;
+pub mod guide;
 pub mod io;
 pub mod model;
 pub mod nn;

@@ -117,6 +117,20 @@ impl<S: GaussianKernel> ClassifierModel<S> {
             .network_output(&x, &self.coefficients(t), None)
     }
 
+    /// The features the logits are a linear function of (f32 `[N, F]`, see
+    /// [`Classifier::features`]) of `x` at times `t`: EGSDE's domain-specific features.
+    /// Differentiable in `x`.
+    pub fn features(&self, x: &Tensor, t: &[f64]) -> Result<Tensor> {
+        let n = x.dim(0)?;
+        if t.len() != n {
+            return Err(invalid!("{} times for a batch of {n}", t.len()));
+        }
+        let (xin, cn) = self
+            .coefficients(t)
+            .network_inputs(&x.to_dtype(DType::F32)?)?;
+        Ok(self.net.features(&xin, &cn)?)
+    }
+
     /// `log p_t(y | x)` f32 `[N]`: the log-softmax of the logits at each row's label `y`
     /// (u32 `[N]`, each below [`num_classes`](Self::num_classes)). Differentiable in `x`
     /// (pass a [`Var`]'s tensor).

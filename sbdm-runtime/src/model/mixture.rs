@@ -380,6 +380,43 @@ pub struct MixtureScore<'a, S: ?Sized> {
     sde: &'a S,
 }
 
+impl<S: GaussianKernel + ?Sized> MixtureScore<'_, S> {
+    /// The mixture.
+    pub fn mixture(&self) -> &GaussianMixture {
+        self.mixture
+    }
+
+    /// The exact `∇ₓ log p_t(k | x) = ∇log p_t(x | k) − ∇log p_t(x)` for each row's class
+    /// `k` (a component index) at time `t`: the mixture's exact time-dependent classifier.
+    pub fn class_log_prob_grad(&self, x: &Tensor, t: f64, classes: &[u32]) -> Result<Tensor> {
+        let rows = rows_f64(x, self.mixture.dim())?;
+        if classes.len() != rows.len() {
+            return Err(invalid!(
+                "{} class labels for {} samples",
+                classes.len(),
+                rows.len()
+            ));
+        }
+        if let Some(k) = classes.iter().find(|k| **k as usize >= self.mixture.len()) {
+            return Err(invalid!(
+                "class {k} is out of range: the mixture has {} components",
+                self.mixture.len()
+            ));
+        }
+        let (a, b) = (self.sde.mean_coef(t), self.sde.std(t));
+        let d = self.mixture.dim();
+        let mut data = Vec::with_capacity(rows.len() * d);
+        let (mut joint, mut class) = (vec![0.0; d], vec![0.0; d]);
+        for (r, &k) in rows.iter().zip(classes) {
+            self.mixture.score_at(r, a, b, &mut joint);
+            self.mixture
+                .component_score_at(k as usize, r, a, b, &mut class);
+            data.extend(class.iter().zip(&joint).map(|(c, j)| c - j));
+        }
+        Ok(Tensor::from_vec(data, (rows.len(), d), x.device())?.to_dtype(x.dtype())?)
+    }
+}
+
 impl<S: GaussianKernel + ?Sized> ScoreModel for MixtureScore<'_, S> {
     fn prediction(&self) -> Prediction {
         Prediction::Score

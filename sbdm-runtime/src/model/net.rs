@@ -137,6 +137,18 @@ impl Coefficients {
         c
     }
 
+    /// What the network sees of `x` (f32, one row per coefficient): the scaled input
+    /// `c_in·x` and the noise conditioning `c_noise` `[N]`.
+    pub fn network_inputs(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let xin = x.broadcast_mul(&row_tensor(&self.c_in, x)?)?;
+        let cn = Tensor::from_vec(
+            self.c_noise.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+            self.c_noise.len(),
+            x.device(),
+        )?;
+        Ok((xin, cn))
+    }
+
     /// The coefficients of rows `start..end`.
     pub fn rows(&self, start: usize, end: usize) -> Coefficients {
         Coefficients {
@@ -272,12 +284,7 @@ impl<'a> NetForward<'a> {
         c: &Coefficients,
         labels: Option<&Tensor>,
     ) -> Result<Tensor> {
-        let xin = x.broadcast_mul(&row_tensor(&c.c_in, x)?)?;
-        let cn = Tensor::from_vec(
-            c.c_noise.iter().map(|&v| v as f32).collect::<Vec<_>>(),
-            c.c_noise.len(),
-            x.device(),
-        )?;
+        let (xin, cn) = c.network_inputs(x)?;
         Ok(self.net.forward(&xin, &cn, labels)?)
     }
 

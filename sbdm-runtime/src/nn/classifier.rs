@@ -111,12 +111,21 @@ impl Classifier {
     /// The logits `[N, num_classes]` of `x` (`[N, dim]` or `[N, C, H, W]`) at noise
     /// conditioning `c` `[N]`.
     pub fn forward(&self, x: &Tensor, c: &Tensor) -> Result<Tensor> {
+        let features = self.features(x, c)?;
         match &self.backbone {
-            Backbone::Mlp(m) => m.forward(x, c, None),
+            Backbone::Mlp(m) => m.output(&features),
+            Backbone::Unet(u) => u.head.forward(&features),
+        }
+    }
+
+    /// The features the logits are a linear function of, `[N, F]`: the MLP's last hidden
+    /// layer, or the U-Net encoder's pooled bottleneck (EGSDE's domain-specific features).
+    pub fn features(&self, x: &Tensor, c: &Tensor) -> Result<Tensor> {
+        match &self.backbone {
+            Backbone::Mlp(m) => m.features(x, c, None),
             Backbone::Unet(u) => {
                 let h = u.encoder.forward(x, c, None)?.h;
-                let pooled = u.norm.forward(&h)?.silu()?.mean((2, 3))?;
-                u.head.forward(&pooled)
+                u.norm.forward(&h)?.silu()?.mean((2, 3))
             }
         }
     }

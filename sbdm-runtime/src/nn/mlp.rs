@@ -113,10 +113,15 @@ impl Mlp {
     }
 }
 
-impl Network for Mlp {
-    /// `x [N, dim]`, `c [N]`, `y [N]` u32 or `None` → `[N, out_dim]`. Labels given to an
-    /// unconditional network are an error.
-    fn forward(&self, x: &Tensor, c: &Tensor, y: Option<&Tensor>) -> Result<Tensor> {
+impl Mlp {
+    /// The output layer applied to [`features`](Self::features).
+    pub fn output(&self, features: &Tensor) -> Result<Tensor> {
+        self.out.forward(features)
+    }
+
+    /// The last hidden layer's activations `[N, width]` (what the output layer reads):
+    /// a classifier's features.
+    pub fn features(&self, x: &Tensor, c: &Tensor, y: Option<&Tensor>) -> Result<Tensor> {
         let (n, d) = x.dims2()?;
         if d != self.dim {
             candle_core::bail!(
@@ -143,7 +148,15 @@ impl Network for Mlp {
         for layer in &self.hidden {
             h = linear_silu(layer, &h)?;
         }
-        self.out.forward(&h)
+        Ok(h)
+    }
+}
+
+impl Network for Mlp {
+    /// `x [N, dim]`, `c [N]`, `y [N]` u32 or `None` → `[N, out_dim]`. Labels given to an
+    /// unconditional network are an error.
+    fn forward(&self, x: &Tensor, c: &Tensor, y: Option<&Tensor>) -> Result<Tensor> {
+        self.output(&self.features(x, c, y)?)
     }
 }
 

@@ -143,3 +143,33 @@ pub fn image_grid_png(
         Ok(())
     })
 }
+
+/// Side-by-side columns of images: row `i` of the grid shows image `i` of every batch in
+/// `columns` (each `[N, C, H, W]`, the same shape), for the first `rows` images — e.g.
+/// source | SDEdit | ILVR | EGSDE. Written as [`image_grid_png`] writes.
+pub fn columns_png(
+    dest: impl AsRef<Path>,
+    columns: &[&Tensor],
+    rows: usize,
+    scale: usize,
+) -> Result<()> {
+    let Some(first) = columns.first() else {
+        return Err(invalid!("image columns: no columns"));
+    };
+    if let Some(c) = columns.iter().find(|c| c.dims() != first.dims()) {
+        return Err(invalid!(
+            "image columns: shapes {:?} and {:?} differ",
+            first.dims(),
+            c.dims()
+        ));
+    }
+    let rows = rows.min(first.dim(0)?);
+    let taken = columns
+        .iter()
+        .map(|c| Ok(c.narrow(0, 0, rows)?.to_dtype(DType::F32)?.unsqueeze(1)?))
+        .collect::<Result<Vec<_>>>()?;
+    let mut dims = first.dims().to_vec();
+    dims[0] = rows * columns.len();
+    let tiles = Tensor::cat(&taken, 1)?.reshape(dims)?;
+    image_grid_png(dest, &tiles, columns.len(), scale)
+}

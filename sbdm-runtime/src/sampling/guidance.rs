@@ -70,6 +70,12 @@ pub trait Guide {
     fn terms(&self) -> &[Box<dyn ScoreTerm + '_>];
     /// The constraint applied after each step.
     fn constraint(&self) -> Option<&dyn Constraint>;
+    /// How many times each step is taken (RePaint's resampling, Lugmayr et al. 2022):
+    /// after each try but the last, the state jumps back from `s` to `t` by the forward
+    /// kernel and the step is taken again. 1 (the default) takes each step once.
+    fn resampling(&self) -> usize {
+        1
+    }
 }
 
 impl<M: ScoreModel + ?Sized> Guide for M {
@@ -94,6 +100,7 @@ pub struct Guided<'a, M: ?Sized> {
     condition: Condition,
     terms: Vec<Box<dyn ScoreTerm + 'a>>,
     constraint: Option<Box<dyn Constraint + 'a>>,
+    resampling: usize,
 }
 
 impl<'a, M: ScoreModel + ?Sized> Guided<'a, M> {
@@ -104,6 +111,7 @@ impl<'a, M: ScoreModel + ?Sized> Guided<'a, M> {
             condition: Condition::None,
             terms: Vec::new(),
             constraint: None,
+            resampling: 1,
         }
     }
 
@@ -124,6 +132,13 @@ impl<'a, M: ScoreModel + ?Sized> Guided<'a, M> {
         self.constraint = Some(Box::new(constraint));
         self
     }
+
+    /// Takes every step `r` times, jumping back by the forward kernel in between
+    /// (RePaint's resampling; see [`Guide::resampling`]). Single-step samplers only.
+    pub fn with_resampling(mut self, r: usize) -> Self {
+        self.resampling = r;
+        self
+    }
 }
 
 impl<M: ScoreModel + ?Sized> Guide for Guided<'_, M> {
@@ -139,5 +154,8 @@ impl<M: ScoreModel + ?Sized> Guide for Guided<'_, M> {
     }
     fn constraint(&self) -> Option<&dyn Constraint> {
         self.constraint.as_deref().map(|c| c as &dyn Constraint)
+    }
+    fn resampling(&self) -> usize {
+        self.resampling
     }
 }

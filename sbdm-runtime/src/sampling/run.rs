@@ -11,7 +11,7 @@ use super::noise::Noise;
 use super::step::{Buffer, LinComb};
 use crate::error::{Error, Result};
 use crate::model::prediction::Prediction;
-use crate::sde::{Dynamics, GaussianKernel};
+use crate::sde::{Dynamics, GaussianKernel, Transition};
 
 /// One step of a decreasing grid: from `t` down to `s`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -63,22 +63,38 @@ impl<'a, S: GaussianKernel + ?Sized, G: Guide + ?Sized> Run<'a, S, G> {
 
     /// Runs `step` over every step of the decreasing grid `ts`: errors name the step and
     /// its start time (or the time a sub-step set in [`at`](Self::at)), and the guide's
-    /// constraint is applied after each step, at the time it reached.
+    /// constraint is applied after each step, at the time it reached. With the guide's
+    /// resampling `r > 1`, each step is taken `r` times, the state jumping back from `s` to
+    /// `t` by the forward kernel in between (RePaint).
     pub fn steps(
         &mut self,
         ts: &[f64],
         mut step: impl FnMut(&mut Self, Step) -> Result<()>,
     ) -> Result<()> {
         let count = ts.len().saturating_sub(1);
+        let tries = self.guide.resampling();
         for (index, w) in ts.windows(2).enumerate() {
             let (t, s) = (w[0], w[1]);
             let this = Step { index, count, t, s };
-            self.at = t;
-            step(self, this).map_err(|e| at_step(e, index, self.at))?;
-            let x = self.x.clone();
-            self.constrain(&x, s).map_err(|e| at_step(e, index, s))?;
+            for attempt in 0..tries {
+                if attempt > 0 {
+                    self.renoise(s, t).map_err(|e| at_step(e, index, s))?;
+                }
+                self.at = t;
+                step(self, this).map_err(|e| at_step(e, index, self.at))?;
+                let x = self.x.clone();
+                self.constrain(&x, s).map_err(|e| at_step(e, index, s))?;
+            }
         }
         Ok(())
+    }
+
+    /// Moves the state from `s` forward to `t > s` by the kernel:
+    /// `x ← a_{t|s}·x + b_{t|s}·z`.
+    fn renoise(&mut self, s: f64, t: f64) -> Result<()> {
+        let k = Transition::between(self.sde, s, t);
+        let z = self.noise()?;
+        self.x.assign(k.a_ts * &self.x + k.std_ts() * &z)
     }
 
     /// Applies the guide's constraint, in place, to `y`, a state at time `t`.

@@ -203,6 +203,15 @@ impl Sampler {
         }
     }
 
+    /// Whether each step depends only on the state at its start (not on earlier steps'
+    /// model outputs, nor an adaptive step size): what RePaint's resampling needs.
+    pub fn is_single_step(&self) -> bool {
+        !matches!(
+            self,
+            Sampler::DpmPp2m | Sampler::DpmPp3m | Sampler::Rk45 { .. }
+        )
+    }
+
     /// The settings as `(name, value)`, in declaration order.
     pub fn settings(&self) -> Vec<(&'static str, String)> {
         match *self {
@@ -362,6 +371,18 @@ impl Sampler {
         let plan = self.plan(sde, grid)?;
         let n = x_t.dim(0)?;
         model.condition().check(model.model().conditioning(), n)?;
+        match model.resampling() {
+            0 => return Err(invalid!("resampling must be at least 1, got 0")),
+            1 => {}
+            r if !self.is_single_step() => {
+                return Err(invalid!(
+                    "{}: resampling (r = {r}) repeats single steps; use a single-step \
+                     sampler (ancestral, ddpm, ddim, em, ...), not a multistep or adaptive one",
+                    self.name()
+                ))
+            }
+            _ => {}
+        }
         if noise.shape() != x_t.dims() {
             return Err(invalid!(
                 "the noise streams draw shape {:?} but x_T has shape {:?}",

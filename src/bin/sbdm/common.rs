@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use sbdm_runtime::sampling::Sampler;
 
 /// The one line of an error (candle's carry a backtrace when RUST_BACKTRACE is set).
 pub fn one_line(e: impl std::fmt::Display) -> anyhow::Error {
@@ -19,6 +20,14 @@ pub fn require<T: Clone>(v: &Option<T>, flag: &str) -> Result<T> {
 
 /// The rows of a `help` listing: a name and its one-line description each.
 pub type Listing = Vec<(&'static str, &'static str)>;
+
+/// The samplers' rows, from [`Sampler::ALL`].
+pub fn sampler_rows() -> Vec<(Sampler, &'static str, &'static str)> {
+    Sampler::ALL
+        .iter()
+        .map(|s| (*s, s.name(), s.description()))
+        .collect()
+}
 
 /// Every SDE the CLI knows by name, with a description.
 pub fn sde_names() -> Listing {

@@ -7,8 +7,11 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod common;
 mod derive;
+mod inpaint;
+mod models;
 mod sample;
 mod train;
+mod translate;
 
 // See the `mimalloc` dependency in Cargo.toml and docs/benchmarks.md for why.
 #[cfg(feature = "mimalloc")]
@@ -29,8 +32,12 @@ enum Command {
     Derive(derive::DeriveArgs),
     /// Sample with any sampler from an exact Gaussian-mixture score or a trained network.
     Sample(sample::SampleArgs),
-    /// Train a score network by denoising score matching.
+    /// Train a score network by denoising score matching, or a time-dependent classifier.
     Train(train::TrainArgs),
+    /// Translate a source batch with a target-domain model: SDEdit, ILVR or EGSDE.
+    Translate(translate::TranslateArgs),
+    /// Fill in the unknown part of a batch (mask), with RePaint's resampling optional.
+    Inpaint(inpaint::InpaintArgs),
     /// Benchmarks (see docs/benchmarks.md).
     Bench(bench::BenchArgs),
 }
@@ -55,6 +62,8 @@ fn main() -> ExitCode {
         Command::Derive(args) => derive::run(&args),
         Command::Sample(args) => sample::run(&args),
         Command::Train(args) => train::run(&args),
+        Command::Translate(args) => translate::run(&args),
+        Command::Inpaint(args) => inpaint::run(&args),
         Command::Bench(args) => bench::run(&args),
     };
     match result {

@@ -21,24 +21,24 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
+use sbdm_runtime::guide::{ClassifierFree, ClassifierGuidance, TimeClassifier};
 use sbdm_runtime::io::{self, PendingFile};
 use sbdm_runtime::model::mixture::GaussianMixture;
-use sbdm_runtime::model::net::NetModel;
 use sbdm_runtime::model::{Condition, ScoreModel};
 use sbdm_runtime::report::imgrid::image_grid_png;
 use sbdm_runtime::report::metrics;
 use sbdm_runtime::report::plot::{self, Mark, ScatterConfig, Series};
 use sbdm_runtime::sampling::{
-    DdpmVariance, GridKind, Guided, Noise, Sampled, Sampler, Spacing, TimeGrid,
+    DdpmVariance, GridKind, Guide, Guided, Noise, Sampled, Sampler, Spacing, TimeGrid,
 };
 use sbdm_runtime::sde::named;
-use sbdm_runtime::train::{checkpoint, model_from_checkpoint};
 use sbdm_runtime::GaussianKernel;
 
 use crate::common::{
-    asks_help, choice, one_line, peak_rss, print_help_listing, require, sde_names, spinner,
-    Listing, Pick,
+    asks_help, choice, one_line, peak_rss, print_help_listing, require, sampler_rows, sde_names,
+    spinner, Listing, Pick,
 };
+use crate::models::{load_classifier_spec, read_batch, shape_text, Classifier, ModelSpec, Source};
 
 /// Arguments of `sbdm sample`. Without `--init`, x_T is drawn from the prior
 /// N(0, b(T)²·I), b(T) the SDE's kernel std at T (or `--t-max`).
@@ -118,6 +118,26 @@ pub struct SampleArgs {
     /// checkpoint, or a mixture, whose components are its classes).
     #[arg(long, value_name = "K|LABELS.npy", allow_hyphen_values = true)]
     pub class: Option<String>,
+    /// Guidance towards --class (`help` lists them): classifier, the score plus
+    /// s·∇log p_t(y | x_t) of --classifier (a mixture's own exact posterior if omitted);
+    /// cfg, classifier-free guidance of a --conditional model (or a mixture).
+    #[arg(long, value_parser = choice(guidance_rows()))]
+    pub guidance: Option<Pick<GuidanceKind>>,
+    /// The guidance scale: s for classifier guidance (1: the Bayes posterior), w for
+    /// cfg (1: the conditional model, 0: the unconditional one) [default: 1].
+    #[arg(long, allow_negative_numbers = true)]
+    pub guidance_scale: Option<f64>,
+    /// --guidance classifier: a classifier trained by `sbdm train --objective classifier`.
+    #[arg(long, value_name = "ckpt:FILE.safetensors")]
+    pub classifier: Option<String>,
+    /// --guidance cfg: rescale the guided x_0's std to the conditional one's, with weight
+    /// PHI in [0, 1] (Lin et al. 2023).
+    #[arg(long, value_name = "PHI")]
+    pub cfg_rescale: Option<f64>,
+    /// --guidance cfg: guide only where sigma(t) = b/a lies in [LO, HI] (Kynkäänniemi et
+    /// al. 2024).
+    #[arg(long, value_name = "LO,HI")]
+    pub guidance_interval: Option<String>,
     /// The initial state x_T, a float32 .npy of shape [N, D] (or [N, C, H, W] for an
     /// image model), used as is.
     #[arg(long, value_name = "X_T.npy", conflicts_with = "n")]
@@ -138,14 +158,6 @@ pub struct SampleArgs {
     /// model a grid of the first 64 images.
     #[arg(long, value_name = "SAMPLES.png")]
     pub plot: Option<PathBuf>,
-}
-
-/// The samplers' rows, from [`Sampler::ALL`].
-fn sampler_rows() -> Vec<(Sampler, &'static str, &'static str)> {
-    Sampler::ALL
-        .iter()
-        .map(|s| (*s, s.name(), s.description()))
-        .collect()
 }
 
 /// The grids' rows: `auto` then [`GridKind::ALL`].
@@ -175,90 +187,75 @@ fn variance_rows() -> Vec<(DdpmVariance, &'static str, &'static str)> {
     ]
 }
 
-/// `--model` before it is loaded.
-enum ModelSpec {
-    /// `gmm:FILE.json`.
-    Mixture(PathBuf),
-    /// `ckpt:FILE.safetensors`.
-    Checkpoint(PathBuf),
+/// What `--guidance` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuidanceKind {
+    /// Classifier guidance.
+    Classifier,
+    /// Classifier-free guidance.
+    Cfg,
 }
 
-impl ModelSpec {
-    fn parse(spec: &str) -> Result<ModelSpec> {
-        if let Some(file) = spec.strip_prefix("gmm:") {
-            return Ok(ModelSpec::Mixture(file.into()));
-        }
-        if let Some(file) = spec.strip_prefix("ckpt:") {
-            return Ok(ModelSpec::Checkpoint(file.into()));
-        }
-        bail!(
-            "unknown model `{spec}`; valid: gmm:FILE.json (the exact score of a Gaussian \
-             mixture), ckpt:FILE.safetensors (a network trained by `sbdm train`)"
-        )
-    }
+fn guidance_rows() -> Vec<(GuidanceKind, &'static str, &'static str)> {
+    vec![
+        (
+            GuidanceKind::Classifier,
+            "classifier",
+            "score + s * grad log p_t(class | x) of --classifier (a mixture: its exact posterior)",
+        ),
+        (
+            GuidanceKind::Cfg,
+            "cfg",
+            "classifier-free: out_null + w * (out_class - out_null) of a --conditional model",
+        ),
+    ]
+}
 
-    /// The SDE named by `--sde`, or that a checkpoint was trained for, and the model for
-    /// it (a checkpoint is read once).
-    fn load(&self, sde: Option<&str>) -> Result<(String, Arc<dyn GaussianKernel>, Source)> {
-        let named = |name: &str| -> Result<(String, Arc<dyn GaussianKernel>)> {
-            let entry = named::entry(name);
-            let sde = named::by_name(name).map_err(one_line)?;
-            Ok((entry.map_or(name, |e| e.name).to_string(), Arc::from(sde)))
-        };
+/// The guidance of a run, validated.
+enum Guidance {
+    /// Sampling as is (the class, if any, goes to the model).
+    None,
+    /// Classifier guidance of scale `scale`; `None`: the mixture's exact posterior.
+    Classifier {
+        classifier: Option<Box<Classifier>>,
+        scale: f64,
+    },
+    /// Classifier-free guidance.
+    Cfg {
+        scale: f64,
+        rescale: Option<f64>,
+        interval: Option<(f64, f64)>,
+    },
+}
+
+impl Guidance {
+    fn describe(&self) -> String {
         match self {
-            ModelSpec::Mixture(path) => {
-                let (name, sde) = named(&require(&sde.map(str::to_string), "--sde")?)?;
-                let mixture = GaussianMixture::load(path).map_err(one_line)?;
-                Ok((name, sde, Source::Mixture(mixture)))
-            }
-            ModelSpec::Checkpoint(path) => {
-                let ck = checkpoint::load(path, &Device::Cpu).map_err(one_line)?;
-                let name = match sde {
-                    Some(name) => name.to_string(),
-                    None => named::find(|s| checkpoint::check_sde(&ck.info, s, path).is_ok())
-                        .ok_or_else(|| {
-                            anyhow!(
-                                "{}: the checkpoint was trained for the SDE {}, which is not a \
-                                 named SDE; name it with --sde",
-                                path.display(),
-                                ck.info.sde
-                            )
-                        })?
-                        .to_string(),
-                };
-                let (name, sde) = named(&name)?;
-                let model = model_from_checkpoint(&ck, sde.clone(), true).map_err(one_line)?;
-                Ok((name, sde, Source::Net(Box::new(model))))
+            Guidance::None => String::new(),
+            Guidance::Classifier { classifier, scale } => format!(
+                ", classifier guidance s = {scale} ({})",
+                if classifier.is_some() {
+                    "trained classifier"
+                } else {
+                    "exact posterior"
+                }
+            ),
+            Guidance::Cfg {
+                scale,
+                rescale,
+                interval,
+            } => {
+                let mut s = format!(", classifier-free guidance w = {scale}");
+                if let Some(phi) = rescale {
+                    s += &format!(", rescale {phi}");
+                }
+                if let Some((lo, hi)) = interval {
+                    s += &format!(", sigma in [{lo}, {hi}]");
+                }
+                s
             }
         }
     }
-}
-
-/// The score model of `--model`.
-enum Source {
-    /// The exact score of a Gaussian mixture.
-    Mixture(GaussianMixture),
-    /// A trained network with its EMA weights.
-    Net(Box<NetModel<Arc<dyn GaussianKernel>>>),
-}
-
-impl Source {
-    /// The shape of one sample: `[D]` or `[C, H, W]`.
-    fn sample_shape(&self) -> Vec<usize> {
-        match self {
-            Source::Mixture(m) => vec![m.dim()],
-            Source::Net(m) => m.config().net.sample_shape(),
-        }
-    }
-}
-
-/// A sample shape for messages: `2` or `1x16x16`.
-fn shape_text(shape: &[usize]) -> String {
-    shape
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("x")
 }
 
 /// `--class` before the number of samples is known.
@@ -313,37 +310,10 @@ struct Plan {
     t_max: f64,
     condition: Condition,
     classes: Option<ClassSpec>,
+    guidance: Guidance,
     init: Option<Tensor>,
     n: usize,
     out: PathBuf,
-}
-
-/// Reads `--init`: a finite float32 array `[N, ..shape]` with `N ≥ 1`.
-fn read_init(path: &Path, shape: &[usize]) -> Result<Tensor> {
-    let x = io::read_npy(path, 1 + shape.len()).map_err(one_line)?;
-    let got = &x.dims()[1..];
-    if got != shape {
-        if let ([dx], [d]) = (got, shape) {
-            bail!(
-                "{}: x_T has dimension {dx} but the model has dimension {d}",
-                path.display()
-            );
-        }
-        bail!(
-            "{}: x_T holds samples of shape {got:?} but the model's have shape {shape:?}",
-            path.display()
-        );
-    }
-    let n = x.dim(0)?;
-    if n == 0 {
-        bail!("{}: x_T has no rows", path.display());
-    }
-    let flat: Vec<f32> = x.flatten_all()?.to_vec1()?;
-    let per = flat.len() / n;
-    if let Some(i) = flat.iter().position(|v| !v.is_finite()) {
-        bail!("{}: row {} of x_T is not finite", path.display(), i / per);
-    }
-    Ok(x)
 }
 
 /// Checks that `--plot` can draw samples of this shape.
@@ -453,7 +423,7 @@ fn plan(args: &SampleArgs) -> Result<Plan> {
     let shape = source.sample_shape();
     let (init, n) = match (&args.init, args.n) {
         (Some(path), _) => {
-            let x = read_init(path, &shape)?;
+            let x = read_batch(path, &shape, "x_T")?;
             let n = x.dim(0)?;
             (Some(x), n)
         }
@@ -464,11 +434,15 @@ fn plan(args: &SampleArgs) -> Result<Plan> {
         Some(c) => c.condition(n)?,
         None => Condition::None,
     };
+    let guidance = guidance(args, &sde, &source, &condition)?;
     let accepts = match &source {
         Source::Mixture(m) => m.model(&sde).conditioning(),
-        Source::Net(net) => net.conditioning(),
+        Source::Net(net, _) => net.conditioning(),
     };
-    condition.check(accepts, n).map_err(one_line)?;
+    // Classifier guidance gives the class to the classifier, not to the model.
+    if !matches!(guidance, Guidance::Classifier { .. }) {
+        condition.check(accepts, n).map_err(one_line)?;
+    }
     let out = require(&args.out, "--out")?;
     if let Some(p) = &args.plot {
         check_plot(&shape)?;
@@ -487,24 +461,191 @@ fn plan(args: &SampleArgs) -> Result<Plan> {
         t_max,
         condition,
         classes,
+        guidance,
         init,
         n,
         out,
     })
 }
 
-/// Runs the plan's sampler with `model` from `x_t`, under the plan's condition.
+/// The guidance of `--guidance` and its flags, checked against the model and the class.
+fn guidance(
+    args: &SampleArgs,
+    sde: &Arc<dyn GaussianKernel>,
+    source: &Source,
+    condition: &Condition,
+) -> Result<Guidance> {
+    let kind = args.guidance.as_ref().and_then(Pick::value);
+    let only = |given: bool, flag: &str, needs: &str| -> Result<()> {
+        if given {
+            bail!("{flag} applies to --guidance {needs}");
+        }
+        Ok(())
+    };
+    if kind != Some(GuidanceKind::Classifier) {
+        only(args.classifier.is_some(), "--classifier", "classifier")?;
+    }
+    if kind != Some(GuidanceKind::Cfg) {
+        only(args.cfg_rescale.is_some(), "--cfg-rescale", "cfg")?;
+        only(
+            args.guidance_interval.is_some(),
+            "--guidance-interval",
+            "cfg",
+        )?;
+    }
+    let Some(kind) = kind else {
+        only(
+            args.guidance_scale.is_some(),
+            "--guidance-scale",
+            "classifier or cfg",
+        )?;
+        return Ok(Guidance::None);
+    };
+    let Some(labels) = condition.labels() else {
+        bail!("--guidance needs --class: the class to guide towards");
+    };
+    let scale = args.guidance_scale.unwrap_or(1.0);
+    Ok(match kind {
+        GuidanceKind::Classifier => {
+            let classifier = match (&args.classifier, source) {
+                (None, Source::Mixture(_)) => None,
+                (None, Source::Net(..)) => bail!(
+                    "--guidance classifier needs --classifier ckpt:FILE (train one with \
+                     `sbdm train --objective classifier`)"
+                ),
+                (Some(spec), _) => {
+                    let (clf, clf_data) = load_classifier_spec(spec, sde)?;
+                    if let (Source::Net(_, Some(model_data)), Some(clf_data)) = (source, &clf_data)
+                    {
+                        if model_data != clf_data {
+                            bail!(
+                                "{spec}: the classifier was trained on `{clf_data}`, the model on `{model_data}`"
+                            );
+                        }
+                    }
+                    Some(Box::new(clf))
+                }
+            };
+            // The library's checks: labels against the classifier, a finite scale.
+            match (&classifier, source) {
+                (Some(c), _) => {
+                    drop(ClassifierGuidance::new(c.as_ref(), labels, scale).map_err(one_line)?)
+                }
+                (None, Source::Mixture(m)) => {
+                    drop(ClassifierGuidance::new(&m.model(sde), labels, scale).map_err(one_line)?)
+                }
+                (None, Source::Net(..)) => unreachable!("refused above"),
+            }
+            Guidance::Classifier { classifier, scale }
+        }
+        GuidanceKind::Cfg => {
+            let interval = args
+                .guidance_interval
+                .as_deref()
+                .map(|s| -> Result<(f64, f64)> {
+                    let parts: Vec<f64> = s
+                        .split(',')
+                        .map(|v| v.trim().parse::<f64>())
+                        .collect::<std::result::Result<_, _>>()
+                        .map_err(|_| anyhow!("--guidance-interval must be LO,HI, got `{s}`"))?;
+                    match parts[..] {
+                        [lo, hi] => Ok((lo, hi)),
+                        _ => bail!("--guidance-interval must be LO,HI, got `{s}`"),
+                    }
+                })
+                .transpose()?;
+            let check = |model: &dyn ScoreModel| -> Result<()> {
+                let mut cfg = ClassifierFree::new(sde, model, scale).map_err(one_line)?;
+                if let Some(phi) = args.cfg_rescale {
+                    cfg = cfg.with_rescale(phi).map_err(one_line)?;
+                }
+                if let Some((lo, hi)) = interval {
+                    cfg.with_interval(lo, hi).map_err(one_line)?;
+                }
+                Ok(())
+            };
+            match source {
+                Source::Mixture(m) => check(&m.model(sde))?,
+                Source::Net(net, _) => check(net.as_ref())?,
+            }
+            Guidance::Cfg {
+                scale,
+                rescale: args.cfg_rescale,
+                interval,
+            }
+        }
+    })
+}
+
+/// Runs the plan's sampler with `model` from `x_t`, under the plan's condition and
+/// guidance; `exact` is the mixture's own classifier, for classifier guidance without a
+/// trained one.
 fn draw<M: ScoreModel + ?Sized>(
     p: &Plan,
     model: &M,
+    exact: Option<&dyn TimeClassifier>,
     x_t: &Tensor,
     noise: &mut Noise,
     denoise: bool,
 ) -> sbdm_runtime::error::Result<Sampled> {
-    let guided = Guided::new(model).with_condition(p.condition.clone());
-    let sampled = p.sampler.sample(&p.sde, &guided, x_t, &p.grid, noise)?;
+    match &p.guidance {
+        Guidance::None => {
+            let guided = Guided::new(model).with_condition(p.condition.clone());
+            finish(
+                p,
+                &guided,
+                p.sampler.sample(&p.sde, &guided, x_t, &p.grid, noise)?,
+                denoise,
+            )
+        }
+        Guidance::Classifier { classifier, scale } => {
+            let classifier: &dyn TimeClassifier = match (classifier, exact) {
+                (Some(c), _) => c.as_ref(),
+                (None, Some(e)) => e,
+                (None, None) => unreachable!("checked when planning"),
+            };
+            let labels = p.condition.labels().expect("checked when planning");
+            let guided =
+                Guided::new(model).with_term(ClassifierGuidance::new(classifier, labels, *scale)?);
+            finish(
+                p,
+                &guided,
+                p.sampler.sample(&p.sde, &guided, x_t, &p.grid, noise)?,
+                denoise,
+            )
+        }
+        Guidance::Cfg {
+            scale,
+            rescale,
+            interval,
+        } => {
+            let mut cfg = ClassifierFree::new(&p.sde, model, *scale)?;
+            if let Some(phi) = rescale {
+                cfg = cfg.with_rescale(*phi)?;
+            }
+            if let Some((lo, hi)) = interval {
+                cfg = cfg.with_interval(*lo, *hi)?;
+            }
+            let guided = Guided::new(&cfg).with_condition(p.condition.clone());
+            finish(
+                p,
+                &guided,
+                p.sampler.sample(&p.sde, &guided, x_t, &p.grid, noise)?,
+                denoise,
+            )
+        }
+    }
+}
+
+/// The sampled state, denoised at the end if asked (Tweedie, under the same guide).
+fn finish<G: Guide + ?Sized>(
+    p: &Plan,
+    guide: &G,
+    sampled: Sampled,
+    denoise: bool,
+) -> sbdm_runtime::error::Result<Sampled> {
     if denoise {
-        sampled.denoise(&p.sde, &guided)
+        sampled.denoise(&p.sde, guide)
     } else {
         Ok(sampled)
     }
@@ -691,8 +832,11 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     ));
     let start = Instant::now();
     let result = match &p.source {
-        Source::Mixture(m) => draw(&p, &m.model(&p.sde), &x_t, &mut noise, args.denoise),
-        Source::Net(net) => draw(&p, net.as_ref(), &x_t, &mut noise, args.denoise),
+        Source::Mixture(m) => {
+            let exact = m.model(&p.sde);
+            draw(&p, &exact, Some(&exact), &x_t, &mut noise, args.denoise)
+        }
+        Source::Net(net, _) => draw(&p, net.as_ref(), None, &x_t, &mut noise, args.denoise),
     };
     let wall = start.elapsed();
     // Before the metrics below, which hold several copies of the samples as f64 rows.
@@ -702,9 +846,20 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     let x = sampled.x.to_dtype(DType::F32)?;
     let rows = x.flatten_from(1)?;
     let (m2, m2_se) = metrics::second_moment(&rows)?;
+    // The mixture's law is exact, but not once a trained classifier guides it (its
+    // classes are the classifier's, not the mixture's components).
+    let trained_guidance = matches!(
+        p.guidance,
+        Guidance::Classifier {
+            classifier: Some(_),
+            ..
+        }
+    );
     let comparison = match &p.source {
-        Source::Mixture(m) => Some(compare(&p, m, &x, args.seed, args.denoise)?),
-        Source::Net(_) => None,
+        Source::Mixture(m) if !trained_guidance => {
+            Some(compare(&p, m, &x, args.seed, args.denoise)?)
+        }
+        _ => None,
     };
 
     // Write both outputs to their temporary files, then rename them into place.
@@ -718,7 +873,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     }
 
     let of = match &p.classes {
-        Some(c) => format!(", {}", c.describe()),
+        Some(c) => format!(", {}{}", c.describe(), p.guidance.describe()),
         None => String::new(),
     };
     println!(
@@ -751,7 +906,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
             );
         }
         None => println!(
-            "{:<24} {:>14.5}   none exact (a trained model); sample s.e. {:.5}",
+            "{:<24} {:>14.5}   none exact (a trained model or classifier); sample s.e. {:.5}",
             "E|x|^2", m2, m2_se
         ),
     }

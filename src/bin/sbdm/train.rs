@@ -21,14 +21,17 @@ use candle_core::{DType, Device};
 use clap::Args;
 use sbdm_runtime::data::{Dataset, Toy, SHAPES_DATASETS, TOYS};
 use sbdm_runtime::io::{self, PendingFile};
+use sbdm_runtime::model::classifier::ClassifierModel;
 use sbdm_runtime::model::net::{ModelConfig, NetModel};
 use sbdm_runtime::model::prediction::Prediction;
 use sbdm_runtime::model::Trainable;
+use sbdm_runtime::nn::ClassifierConfig;
 use sbdm_runtime::nn::{MlpConfig, NetConfig, UNetConfig};
 use sbdm_runtime::report::plot::{self, LineSeries};
 use sbdm_runtime::sde::named;
 use sbdm_runtime::train::{
-    checkpoint, Dsm, LrSchedule, StepStats, TrainConfig, Trainer, Weighting,
+    checkpoint, CrossEntropy, Dsm, LrSchedule, Objective, StepStats, TrainConfig, Trainer,
+    Weighting,
 };
 use sbdm_runtime::GaussianKernel;
 
@@ -50,15 +53,25 @@ pub struct TrainArgs {
     /// The network (`help` lists them): mlp for vectors, unet for images.
     #[arg(long, value_parser = choice(net_rows()))]
     pub model: Option<Pick<NetDefaults>>,
-    /// What the network predicts (`help` lists them).
-    #[arg(long, default_value = "eps", value_parser = choice(param_rows()))]
-    pub param: Pick<Prediction>,
+    /// What is trained (`help` lists them): dsm, a score model by denoising score
+    /// matching; classifier, a time-dependent classifier for classifier guidance (on
+    /// labelled data; --model picks its backbone).
+    #[arg(long, default_value = "dsm", value_parser = choice(objective_rows()))]
+    pub objective: Pick<ObjectiveKind>,
+    /// Class labels for --data FILE.npy: a .npy vector of one class index per sample
+    /// (any integer dtype).
+    #[arg(long, value_name = "LABELS.npy")]
+    pub labels: Option<PathBuf>,
+    /// What the network predicts (`help` lists them) [default: eps].
+    #[arg(long, value_parser = choice(param_rows()))]
+    pub param: Option<Pick<Prediction>>,
     /// EDM preconditioning: the network's output is skip-connected into an x_0 estimate.
     #[arg(long)]
     pub precondition: bool,
-    /// The loss weighting (`help` lists them); min-snr:GAMMA sets min-SNR's γ.
-    #[arg(long, default_value = "b2")]
-    pub weighting: String,
+    /// The loss weighting (`help` lists them); min-snr:GAMMA sets min-SNR's γ
+    /// [default: b2].
+    #[arg(long)]
+    pub weighting: Option<String>,
     /// Train to this many steps in all (with --resume: the new total).
     #[arg(long, value_name = "N")]
     pub steps: Option<u64>,
@@ -202,6 +215,30 @@ fn param_rows() -> Vec<(Prediction, &'static str, &'static str)> {
         .collect()
 }
 
+/// What `sbdm train` trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectiveKind {
+    /// A score model by denoising score matching.
+    Dsm,
+    /// A time-dependent classifier by cross-entropy at noised data.
+    Classifier,
+}
+
+fn objective_rows() -> Vec<(ObjectiveKind, &'static str, &'static str)> {
+    vec![
+        (
+            ObjectiveKind::Dsm,
+            "dsm",
+            "a score model, by denoising score matching (the default)",
+        ),
+        (
+            ObjectiveKind::Classifier,
+            "classifier",
+            "a time-dependent classifier p_t(y | x_t) for classifier guidance (labelled data)",
+        ),
+    ]
+}
+
 fn schedule_rows() -> Vec<(LrSchedule, &'static str, &'static str)> {
     vec![
         (
@@ -227,17 +264,34 @@ fn weighting_names() -> Listing {
 }
 
 /// The data of `--data` and the name checkpoints record for it.
-fn load_data(spec: &str, n_data: Option<usize>, device: &Device) -> Result<(Dataset, String)> {
+fn load_data(
+    spec: &str,
+    n_data: Option<usize>,
+    labels: Option<&Path>,
+    device: &Device,
+) -> Result<(Dataset, String)> {
     let is_npy = Path::new(spec)
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
     if (is_npy || Toy::from_name(spec).is_some()) && n_data.is_some() {
         bail!("--n-data applies to the generated shapes datasets, not to `{spec}`");
     }
+    if !is_npy && labels.is_some() {
+        bail!("--labels applies to --data FILE.npy; `{spec}` is generated with its labels");
+    }
     if is_npy {
-        let data = Dataset::from_npy(spec, device).map_err(one_line)?;
-        let name =
+        let mut data = Dataset::from_npy(spec, device).map_err(one_line)?;
+        let mut name =
             std::fs::canonicalize(spec).map_or(spec.to_string(), |p| p.display().to_string());
+        if let Some(path) = labels {
+            let y = io::read_npy_labels(path).map_err(one_line)?;
+            data = data
+                .with_labels(y)
+                .map_err(|e| anyhow!("--labels {}: {}", path.display(), one_line(e)))?;
+            let labels_name = std::fs::canonicalize(path)
+                .map_or(path.display().to_string(), |p| p.display().to_string());
+            name = format!("{name} (labels {labels_name})");
+        }
         return Ok((data, name));
     }
     if let Some(toy) = Toy::from_name(spec) {
@@ -439,12 +493,21 @@ fn progress(total: u64, done: u64) -> indicatif::ProgressBar {
     bar
 }
 
+/// The run's trainer, by objective.
+enum Job {
+    /// A score model by denoising score matching.
+    Score(Trainer<Dsm<Arc<dyn GaussianKernel>>>),
+    /// A time-dependent classifier.
+    Classifier(Trainer<CrossEntropy<Arc<dyn GaussianKernel>>>),
+}
+
 /// A validated run, ready to train.
 struct Plan {
-    trainer: Trainer<Dsm<Arc<dyn GaussianKernel>>>,
-    sde_name: String,
-    data_name: String,
-    net: &'static str,
+    job: Job,
+    /// What is trained, for the first line printed.
+    what: String,
+    /// The loss plot's title.
+    title: String,
     out: PathBuf,
     /// `loss.csv` rows kept from the run being resumed.
     rows: Vec<Row>,
@@ -452,6 +515,25 @@ struct Plan {
     saved: Option<u64>,
     total: u64,
     every: u64,
+}
+
+/// Restores `trainer` from `ckpt` for `--resume` up to `total` steps: the kept rows of
+/// `loss.csv` and the step reached.
+fn resume<O: Objective>(
+    trainer: &mut Trainer<O>,
+    ckpt: &Path,
+    csv: &Path,
+    total: u64,
+) -> Result<(Vec<Row>, Option<u64>)> {
+    trainer.restore(ckpt).map_err(one_line)?;
+    let done = trainer.steps_done();
+    if total <= done {
+        bail!(
+            "{} is already trained to {done} steps; pass a larger --steps to continue it",
+            ckpt.display()
+        );
+    }
+    Ok((read_log(csv, done)?, Some(done)))
 }
 
 fn plan(args: &TrainArgs) -> Result<Plan> {
@@ -462,15 +544,34 @@ fn plan(args: &TrainArgs) -> Result<Plan> {
     let net = require(&args.model, "--model")?
         .value()
         .ok_or_else(|| anyhow!("--model help lists the networks"))?;
-    let prediction = args
-        .param
+    let objective = args
+        .objective
         .value()
-        .ok_or_else(|| anyhow!("--param help lists the predictions"))?;
-    let weighting = Weighting::from_name(&args.weighting).map_err(one_line)?;
+        .ok_or_else(|| anyhow!("--objective help lists the objectives"))?;
+    let prediction = match &args.param {
+        None => Prediction::Eps,
+        Some(p) => p
+            .value()
+            .ok_or_else(|| anyhow!("--param help lists the predictions"))?,
+    };
+    let weighting =
+        Weighting::from_name(args.weighting.as_deref().unwrap_or("b2")).map_err(one_line)?;
     let schedule = args
         .schedule
         .value()
         .ok_or_else(|| anyhow!("--schedule help lists the schedules"))?;
+    if objective == ObjectiveKind::Classifier {
+        for (given, flag) in [
+            (args.conditional, "--conditional"),
+            (args.precondition, "--precondition"),
+            (args.param.is_some(), "--param"),
+            (args.weighting.is_some(), "--weighting"),
+        ] {
+            if given {
+                bail!("{flag} applies to --objective dsm, not to a classifier");
+            }
+        }
+    }
     let total = require(&args.steps, "--steps")?;
     if total == 0 {
         bail!("--steps must be at least 1, got 0");
@@ -526,42 +627,80 @@ fn plan(args: &TrainArgs) -> Result<Plan> {
         _ => {}
     }
 
-    let (data, data_name) = load_data(&data_spec, args.n_data, &device)?;
-    let num_classes = if args.conditional {
-        match data.num_classes() {
-            0 => bail!("--conditional: `{data_name}` has no class labels"),
-            k => k,
-        }
-    } else {
-        0
-    };
-    let model_cfg = ModelConfig {
-        net: net_config(&net, args, &data.sample_shape(), num_classes)?,
-        prediction,
-        precondition: args.precondition,
-        sigma_data: sigma_data(&args.sigma_data, &data, &device)?,
-    };
-    let model = NetModel::new(sde, model_cfg, args.seed, &device).map_err(one_line)?;
-    let mut trainer =
-        Trainer::new(Dsm::new(model), data, data_name.clone(), cfg).map_err(one_line)?;
-    let (rows, saved) = if args.resume {
-        trainer.restore(&ckpt).map_err(one_line)?;
-        let done = trainer.steps_done();
-        if total <= done {
-            bail!(
-                "{} is already trained to {done} steps; pass a larger --steps to continue it",
-                ckpt.display()
+    let (data, data_name) = load_data(&data_spec, args.n_data, args.labels.as_deref(), &device)?;
+    let sigma_data = sigma_data(&args.sigma_data, &data, &device)?;
+    let classes = data.num_classes();
+    let csv = out.join(LOSS_CSV);
+    let for_sde = format!("{sde_name} ({})", sde.name());
+    let (job, what, title, (rows, saved)) = match objective {
+        ObjectiveKind::Dsm => {
+            let num_classes = match (args.conditional, classes) {
+                (false, _) => 0,
+                (true, 0) => bail!("--conditional: `{data_name}` has no class labels"),
+                (true, k) => k,
+            };
+            let model_cfg = ModelConfig {
+                net: net_config(&net, args, &data.sample_shape(), num_classes)?,
+                prediction,
+                precondition: args.precondition,
+                sigma_data,
+            };
+            let what = format!(
+                "{} on {data_name} for {for_sde}: {} prediction{}{}, {} weighting, sigma_data {sigma_data}",
+                net.name,
+                prediction.name(),
+                if args.precondition { ", preconditioned" } else { "" },
+                if num_classes > 0 { ", class-conditional" } else { "" },
+                weighting.name()
             );
+            let title = format!(
+                "DSM loss: {} on {data_name}, {sde_name}, {} weighting",
+                net.name,
+                weighting.name()
+            );
+            let model = NetModel::new(sde, model_cfg, args.seed, &device).map_err(one_line)?;
+            let mut trainer =
+                Trainer::new(Dsm::new(model), data, data_name.clone(), cfg).map_err(one_line)?;
+            let kept = match args.resume {
+                true => resume(&mut trainer, &ckpt, &csv, total)?,
+                false => (Vec::new(), None),
+            };
+            (Job::Score(trainer), what, title, kept)
         }
-        (read_log(&out.join(LOSS_CSV), done)?, Some(done))
-    } else {
-        (Vec::new(), None)
+        ObjectiveKind::Classifier => {
+            if classes == 0 {
+                bail!(
+                    "--objective classifier: `{data_name}` has no class labels (a labelled \
+                     dataset, or --labels for a .npy file)"
+                );
+            }
+            let clf_cfg = ClassifierConfig {
+                net: net_config(&net, args, &data.sample_shape(), 0)?,
+                num_classes: classes,
+            };
+            let what = format!(
+                "a {} classifier of {classes} classes on {data_name} for {for_sde}, sigma_data {sigma_data}",
+                net.name
+            );
+            let title = format!(
+                "cross-entropy: {} classifier on {data_name}, {sde_name}",
+                net.name
+            );
+            let clf = ClassifierModel::new(sde, clf_cfg, sigma_data, args.seed, &device)
+                .map_err(one_line)?;
+            let mut trainer = Trainer::new(CrossEntropy::new(clf), data, data_name.clone(), cfg)
+                .map_err(one_line)?;
+            let kept = match args.resume {
+                true => resume(&mut trainer, &ckpt, &csv, total)?,
+                false => (Vec::new(), None),
+            };
+            (Job::Classifier(trainer), what, title, kept)
+        }
     };
     Ok(Plan {
-        trainer,
-        sde_name,
-        data_name,
-        net: net.name,
+        job,
+        what,
+        title,
         out,
         rows,
         saved,
@@ -595,31 +734,47 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         (is_help(args.sde.as_deref()), &sde_names),
         (is_help(args.data.as_deref()), &data_names),
         (asks_help(&args.model), &|| listing(net_rows())),
-        (matches!(args.param, Pick::Help), &|| listing(param_rows())),
-        (is_help(Some(args.weighting.as_str())), &weighting_names),
+        (asks_help(&args.param), &|| listing(param_rows())),
+        (is_help(args.weighting.as_deref()), &weighting_names),
+        (matches!(args.objective, Pick::Help), &|| {
+            listing(objective_rows())
+        }),
         (matches!(args.schedule, Pick::Help), &|| {
             listing(schedule_rows())
         }),
     ]) {
         return Ok(());
     }
-    let Plan {
-        mut trainer,
-        sde_name,
-        data_name,
-        net,
-        out,
-        mut rows,
-        mut saved,
-        total,
-        every,
-    } = plan(args)?;
-    std::fs::create_dir_all(&out).map_err(|e| anyhow!("{}: {e}", out.display()))?;
-    let (ckpt, csv, png) = (out.join(CHECKPOINT), out.join(LOSS_CSV), out.join(LOSS_PNG));
+    let plan = plan(args)?;
+    std::fs::create_dir_all(&plan.out).map_err(|e| anyhow!("{}: {e}", plan.out.display()))?;
     // Fail now, not at the first checkpoint, if the directory is not writable.
-    drop(PendingFile::new(&csv).map_err(one_line)?);
+    drop(PendingFile::new(plan.out.join(LOSS_CSV)).map_err(one_line)?);
+    match plan.job {
+        Job::Score(trainer) => train(
+            trainer, plan.what, plan.title, &plan.out, plan.rows, plan.saved, plan.total,
+            plan.every,
+        ),
+        Job::Classifier(trainer) => train(
+            trainer, plan.what, plan.title, &plan.out, plan.rows, plan.saved, plan.total,
+            plan.every,
+        ),
+    }
+}
 
-    let model_cfg = trainer.model().config().clone();
+/// The training loop of any objective: progress bar, periodic checkpoints and log,
+/// the final checkpoint, `loss.csv` and `loss.png`, and the summary table.
+#[allow(clippy::too_many_arguments)]
+fn train<O: Objective>(
+    mut trainer: Trainer<O>,
+    what: String,
+    title: String,
+    out: &Path,
+    mut rows: Vec<Row>,
+    mut saved: Option<u64>,
+    total: u64,
+    every: u64,
+) -> Result<()> {
+    let (ckpt, csv, png) = (out.join(CHECKPOINT), out.join(LOSS_CSV), out.join(LOSS_PNG));
     let params: usize = trainer
         .model()
         .weights()
@@ -630,19 +785,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let cfg = trainer.config().clone();
     let first = trainer.steps_done();
     println!(
-        "training {net} ({params} parameters) on {data_name} for {sde_name} ({}): {} \
-         prediction{}, {} weighting, sigma_data {}, batch {}, lr {}, steps {first}..{total}",
-        trainer.model().sde().name(),
-        model_cfg.prediction.name(),
-        if model_cfg.precondition {
-            ", preconditioned"
-        } else {
-            ""
-        },
-        cfg.weighting.name(),
-        model_cfg.sigma_data,
-        cfg.batch,
-        cfg.lr
+        "training {what} ({params} parameters), batch {}, lr {}, steps {first}..{total}",
+        cfg.batch, cfg.lr
     );
 
     let mut smoothed = Smoothed::default();
@@ -682,10 +826,6 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
     trainer.save(&ckpt).map_err(one_line)?;
     write_log(&csv, &rows)?;
-    let title = format!(
-        "DSM loss: {net} on {data_name}, {sde_name}, {} weighting",
-        cfg.weighting.name()
-    );
     plot_loss(&png, &title, &rows)?;
 
     let run = total - first;

@@ -1,0 +1,156 @@
+//! The score model of `--model`, shared by `sbdm sample`, `translate` and `inpaint`: an
+//! exact Gaussian mixture (`gmm:FILE.json`) or a trained network (`ckpt:FILE.safetensors`,
+//! read once), with the SDE named by `--sde` or, for a checkpoint, the one it was trained for.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Result};
+use candle_core::{Device, Tensor};
+use sbdm_runtime::io;
+use sbdm_runtime::model::classifier::ClassifierModel;
+use sbdm_runtime::model::mixture::GaussianMixture;
+use sbdm_runtime::model::net::NetModel;
+use sbdm_runtime::sde::named;
+use sbdm_runtime::train::{checkpoint, load_classifier, model_from_checkpoint};
+use sbdm_runtime::GaussianKernel;
+
+use crate::common::{one_line, require};
+
+/// `--model` before it is loaded.
+pub enum ModelSpec {
+    /// `gmm:FILE.json`.
+    Mixture(PathBuf),
+    /// `ckpt:FILE.safetensors`.
+    Checkpoint(PathBuf),
+}
+
+impl ModelSpec {
+    pub fn parse(spec: &str) -> Result<ModelSpec> {
+        if let Some(file) = spec.strip_prefix("gmm:") {
+            return Ok(ModelSpec::Mixture(file.into()));
+        }
+        if let Some(file) = spec.strip_prefix("ckpt:") {
+            return Ok(ModelSpec::Checkpoint(file.into()));
+        }
+        bail!(
+            "unknown model `{spec}`; valid: gmm:FILE.json (the exact score of a Gaussian \
+             mixture), ckpt:FILE.safetensors (a network trained by `sbdm train`)"
+        )
+    }
+
+    /// The SDE named by `--sde`, or that a checkpoint was trained for, and the model for
+    /// it (a checkpoint is read once).
+    pub fn load(&self, sde: Option<&str>) -> Result<(String, Arc<dyn GaussianKernel>, Source)> {
+        let named = |name: &str| -> Result<(String, Arc<dyn GaussianKernel>)> {
+            let entry = named::entry(name);
+            let sde = named::by_name(name).map_err(one_line)?;
+            Ok((entry.map_or(name, |e| e.name).to_string(), Arc::from(sde)))
+        };
+        match self {
+            ModelSpec::Mixture(path) => {
+                let (name, sde) = named(&require(&sde.map(str::to_string), "--sde")?)?;
+                let mixture = GaussianMixture::load(path).map_err(one_line)?;
+                Ok((name, sde, Source::Mixture(mixture)))
+            }
+            ModelSpec::Checkpoint(path) => {
+                let ck = checkpoint::load(path, &Device::Cpu).map_err(one_line)?;
+                let name = match sde {
+                    Some(name) => name.to_string(),
+                    None => named::find(|s| checkpoint::check_sde(&ck.info, s, path).is_ok())
+                        .ok_or_else(|| {
+                            anyhow!(
+                                "{}: the checkpoint was trained for the SDE {}, which is not a \
+                                 named SDE; name it with --sde",
+                                path.display(),
+                                ck.info.sde
+                            )
+                        })?
+                        .to_string(),
+                };
+                let (name, sde) = named(&name)?;
+                let model = model_from_checkpoint(&ck, sde.clone(), true).map_err(one_line)?;
+                Ok((
+                    name,
+                    sde,
+                    Source::Net(Box::new(model), ck.info.data.clone()),
+                ))
+            }
+        }
+    }
+}
+
+/// The score model of `--model`.
+pub enum Source {
+    /// The exact score of a Gaussian mixture.
+    Mixture(GaussianMixture),
+    /// A trained network with its EMA weights, and the name of its training data.
+    Net(Box<NetModel<Arc<dyn GaussianKernel>>>, Option<String>),
+}
+
+impl Source {
+    /// The shape of one sample: `[D]` or `[C, H, W]`.
+    pub fn sample_shape(&self) -> Vec<usize> {
+        match self {
+            Source::Mixture(m) => vec![m.dim()],
+            Source::Net(m, _) => m.config().net.sample_shape(),
+        }
+    }
+}
+
+/// A sample shape for messages: `2` or `1x16x16`.
+pub fn shape_text(shape: &[usize]) -> String {
+    shape
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("x")
+}
+
+/// Reads a batch of samples for the model: a finite float32 array `[N, ..shape]` with
+/// `N ≥ 1` (`what` names it in messages: `x_T`, `the source`, `the image`).
+pub fn read_batch(path: &Path, shape: &[usize], what: &str) -> Result<Tensor> {
+    let x = io::read_npy(path, 1 + shape.len()).map_err(one_line)?;
+    let got = &x.dims()[1..];
+    if got != shape {
+        if let ([dx], [d]) = (got, shape) {
+            bail!(
+                "{}: {what} has dimension {dx} but the model has dimension {d}",
+                path.display()
+            );
+        }
+        bail!(
+            "{}: {what} holds samples of shape {got:?} but the model's have shape {shape:?}",
+            path.display()
+        );
+    }
+    let n = x.dim(0)?;
+    if n == 0 {
+        bail!("{}: {what} has no rows", path.display());
+    }
+    let flat: Vec<f32> = x.flatten_all()?.to_vec1()?;
+    let per = flat.len() / n;
+    if let Some(i) = flat.iter().position(|v| !v.is_finite()) {
+        bail!(
+            "{}: row {} of {what} is not finite",
+            path.display(),
+            i / per
+        );
+    }
+    Ok(x)
+}
+
+/// A trained classifier for an SDE named at run time.
+pub type Classifier = ClassifierModel<Arc<dyn GaussianKernel>>;
+
+/// A classifier checkpoint `ckpt:FILE` for the SDE `sde`, with its training data's name.
+pub fn load_classifier_spec(
+    spec: &str,
+    sde: &Arc<dyn GaussianKernel>,
+) -> Result<(Classifier, Option<String>)> {
+    let path = spec
+        .strip_prefix("ckpt:")
+        .ok_or_else(|| anyhow!("--classifier must be ckpt:FILE.safetensors, got `{spec}`"))?;
+    let (clf, info) = load_classifier(path, sde.clone(), true, &Device::Cpu).map_err(one_line)?;
+    Ok((clf, info.data))
+}
