@@ -117,3 +117,28 @@ fn scatter_plot_is_a_png() {
     let x1 = Tensor::zeros((5, 1), DType::F32, &Device::Cpu).unwrap();
     assert!(Series::from_tensor("x", &x1, Mark::Dot, 10).is_err());
 }
+
+#[test]
+fn psnr_and_ssim_of_known_pairs() {
+    use sbdm_runtime::report::metrics::{psnr, ssim};
+    let dev = candle_core::Device::Cpu;
+    let a = candle_core::Tensor::new(&[[0.0f32, 0.5, -0.5, 1.0]], &dev).unwrap();
+    // Identical: 100 dB and SSIM 1.
+    assert_eq!(psnr(&a, &a, 2.0).unwrap(), 100.0);
+    assert!((ssim(&a, &a, 2.0).unwrap() - 1.0).abs() < 1e-12);
+    // A constant offset of 0.2: MSE 0.04, PSNR = 10·log10(4/0.04) = 20 dB; the offset
+    // leaves the structure term at 1 and lowers the luminance term.
+    let b = a.affine(1.0, 0.2).unwrap();
+    assert!((psnr(&a, &b, 2.0).unwrap() - 20.0).abs() < 1e-5);
+    let (mu, mv, c1) = (0.25f64, 0.45f64, 0.0004f64);
+    let want = (2.0 * mu * mv + c1) / (mu * mu + mv * mv + c1);
+    assert!((ssim(&a, &b, 2.0).unwrap() - want).abs() < 1e-5);
+    // Negated structure: SSIM below 0.
+    assert!(ssim(&a, &a.affine(-1.0, 0.5).unwrap(), 2.0).unwrap() < 0.0);
+    assert!(psnr(
+        &a,
+        &candle_core::Tensor::zeros((1, 3), candle_core::DType::F32, &dev).unwrap(),
+        2.0
+    )
+    .is_err());
+}

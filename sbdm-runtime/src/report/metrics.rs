@@ -90,3 +90,69 @@ pub fn shares(labels: &[usize], k: usize) -> Vec<f64> {
     let n = labels.len().max(1) as f64;
     c.iter().map(|v| v / n).collect()
 }
+
+/// Samples as flat f64 rows.
+type Rows = Vec<Vec<f64>>;
+
+/// Per-sample pairs of a batch `[N, ...]` as f64 rows (both of the same shape).
+fn paired_rows(a: &Tensor, b: &Tensor) -> Result<(Rows, Rows)> {
+    if a.dims() != b.dims() || a.rank() < 2 {
+        return Err(invalid!(
+            "expected two batches of the same shape [N, ...], got {:?} and {:?}",
+            a.dims(),
+            b.dims()
+        ));
+    }
+    let flat = |t: &Tensor| -> Result<Rows> {
+        Ok(t.flatten_from(1)?
+            .to_dtype(candle_core::DType::F64)?
+            .to_vec2()?)
+    };
+    Ok((flat(a)?, flat(b)?))
+}
+
+/// The mean over samples of the peak signal-to-noise ratio (dB) between `a` and `b`
+/// (`[N, ...]`), `10·log10(range²/MSE)` per sample for values spanning `range` (2 for
+/// images in `[−1, 1]`); identical samples count as 100 dB.
+pub fn psnr(a: &Tensor, b: &Tensor, range: f64) -> Result<f64> {
+    let (ra, rb) = paired_rows(a, b)?;
+    let per: Vec<f64> = ra
+        .iter()
+        .zip(&rb)
+        .map(|(u, v)| {
+            let mse = u.iter().zip(v).map(|(x, y)| (x - y).powi(2)).sum::<f64>() / u.len() as f64;
+            if mse == 0.0 {
+                100.0
+            } else {
+                10.0 * (range * range / mse).log10()
+            }
+        })
+        .collect();
+    Ok(per.iter().sum::<f64>() / per.len() as f64)
+}
+
+/// The mean over samples of the structural similarity of `a` and `b` (`[N, ...]`), each
+/// sample one window (global SSIM, Wang et al. 2004, eq. 13) with
+/// `C1 = (0.01·range)²`, `C2 = (0.03·range)²`: in `[−1, 1]`, 1 for identical samples.
+pub fn ssim(a: &Tensor, b: &Tensor, range: f64) -> Result<f64> {
+    let (ra, rb) = paired_rows(a, b)?;
+    let (c1, c2) = ((0.01 * range).powi(2), (0.03 * range).powi(2));
+    let per: Vec<f64> = ra
+        .iter()
+        .zip(&rb)
+        .map(|(u, v)| {
+            let n = u.len() as f64;
+            let (mu, mv) = (u.iter().sum::<f64>() / n, v.iter().sum::<f64>() / n);
+            let var = |s: &[f64], m: f64| s.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n;
+            let cov = u
+                .iter()
+                .zip(v)
+                .map(|(x, y)| (x - mu) * (y - mv))
+                .sum::<f64>()
+                / n;
+            ((2.0 * mu * mv + c1) * (2.0 * cov + c2))
+                / ((mu * mu + mv * mv + c1) * (var(u, mu) + var(v, mv) + c2))
+        })
+        .collect();
+    Ok(per.iter().sum::<f64>() / per.len() as f64)
+}

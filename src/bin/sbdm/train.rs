@@ -1,5 +1,7 @@
-//! `sbdm train`: train a score network by denoising score matching, for any SDE the
-//! CLI knows, on a 2-D toy, a generated image set or a float32 `.npy` file.
+//! `sbdm train`: train a score network by denoising score matching (`--objective dsm`,
+//! the default) or a time-dependent classifier for classifier guidance and EGSDE
+//! (`--objective classifier`, on labelled data), for any SDE the CLI knows, on a 2-D toy,
+//! a generated image set or a float32 `.npy` file (with `--labels`).
 //!
 //! Every flag is checked and the data, model and (with `--resume`) checkpoint are
 //! loaded before anything is written. `--out DIR` then receives `model.safetensors`
