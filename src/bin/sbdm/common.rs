@@ -1,10 +1,15 @@
 //! What several commands share: one-line errors, required flags, choice flags with their
 //! `help` listings, progress spinners and memory readings.
 
+use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
+use candle_core::Tensor;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use sbdm_runtime::io::{self, PendingFile};
+use sbdm_runtime::report::imgrid::columns_png;
+use sbdm_runtime::report::plot::{self, Mark, ScatterConfig, Series};
 use sbdm_runtime::sampling::Sampler;
 
 /// The one line of an error (candle's carry a backtrace when RUST_BACKTRACE is set).
@@ -124,4 +129,62 @@ pub fn peak_rss() -> Option<u64> {
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// A command's output files: the samples' `.npy` and an optional PNG, claimed before any
+/// work (a missing or unwritable directory fails first) and committed together, each
+/// written atomically.
+pub struct Outputs {
+    npy: PendingFile,
+    png: Option<PendingFile>,
+}
+
+impl Outputs {
+    /// Claims `out` and `plot` (which must differ).
+    pub fn claim(out: &Path, plot: Option<&Path>) -> Result<Outputs> {
+        if plot == Some(out) {
+            bail!("--plot and --out name the same file {}", out.display());
+        }
+        Ok(Outputs {
+            npy: PendingFile::new(out).map_err(one_line)?,
+            png: plot.map(PendingFile::new).transpose().map_err(one_line)?,
+        })
+    }
+
+    /// Writes `x` (f32) and, if a PNG was asked for, `draw(path)`; then renames both into
+    /// place.
+    pub fn write(self, x: &Tensor, draw: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+        io::write_npy_pending(&self.npy, x).map_err(one_line)?;
+        if let Some(png) = &self.png {
+            draw(png.path())?;
+        }
+        self.npy.commit().map_err(one_line)?;
+        if let Some(png) = self.png {
+            png.commit().map_err(one_line)?;
+        }
+        Ok(())
+    }
+}
+
+/// Draws batches side by side: images (`[N, C, H, W]`) as columns of a grid, one row per
+/// sample (the first 16); vectors as a scatter of their first two coordinates, one series
+/// per batch.
+pub fn draw_side_by_side(dest: &Path, title: &str, batches: &[(&str, &Tensor)]) -> Result<()> {
+    let Some((_, first)) = batches.first() else {
+        bail!("nothing to draw");
+    };
+    if first.rank() == 4 {
+        let scale = (64 / first.dim(3)?).max(1);
+        let columns: Vec<&Tensor> = batches.iter().map(|(_, t)| *t).collect();
+        return columns_png(dest, &columns, 16, scale).map_err(one_line);
+    }
+    let series = batches
+        .iter()
+        .map(|(label, t)| Series::from_tensor(label, t, Mark::Dot, 20_000))
+        .collect::<sbdm_runtime::error::Result<Vec<_>>>()?;
+    let cfg = ScatterConfig {
+        title: title.to_string(),
+        ..Default::default()
+    };
+    plot::draw_scatter(dest, &series, &cfg).map_err(one_line)
 }

@@ -10,14 +10,12 @@ use anyhow::{anyhow, Result};
 use candle_core::{DType, Device};
 use clap::Args;
 use sbdm_runtime::guide::Inpainting;
-use sbdm_runtime::io::{self, PendingFile};
-use sbdm_runtime::report::imgrid::columns_png;
-use sbdm_runtime::report::plot::{self, Mark, ScatterConfig, Series};
+use sbdm_runtime::io;
 use sbdm_runtime::sampling::{Noise, Sampler, TimeGrid};
 
 use crate::common::{
-    asks_help, choice, one_line, print_help_listing, require, sampler_rows, sde_names, spinner,
-    Listing, Pick,
+    asks_help, choice, draw_side_by_side, one_line, print_help_listing, require, sampler_rows,
+    sde_names, spinner, Listing, Outputs, Pick,
 };
 use crate::models::{read_batch, shape_text, ModelSpec, Source};
 
@@ -98,16 +96,7 @@ pub fn run(args: &InpaintArgs) -> Result<()> {
     let grid = TimeGrid::uniform(args.steps);
     sampler.validate(&sde, &grid).map_err(one_line)?;
     let out_path = require(&args.out, "--out")?;
-    if args.plot.as_ref() == Some(&out_path) {
-        anyhow::bail!("--plot and --out name the same file {}", out_path.display());
-    }
-    let out = PendingFile::new(&out_path).map_err(one_line)?;
-    let png = args
-        .plot
-        .as_ref()
-        .map(PendingFile::new)
-        .transpose()
-        .map_err(one_line)?;
+    let outputs = Outputs::claim(&out_path, args.plot.as_deref())?;
 
     let n = image.dim(0)?;
     let bar = spinner(format!(
@@ -128,33 +117,19 @@ pub fn run(args: &InpaintArgs) -> Result<()> {
     let sampled = result.map_err(one_line)?;
     let x = sampled.x.to_dtype(DType::F32)?;
 
-    io::write_npy_pending(&out, &x).map_err(one_line)?;
-    if let Some(png) = &png {
-        // What the model was given: the known part, the rest at -1 (black for images).
-        let full_mask = if mask.dims() == image.dims() {
-            mask.clone()
-        } else {
-            mask.unsqueeze(0)?
-                .broadcast_as(image.shape())?
-                .contiguous()?
-        };
-        let given = ((&image * &full_mask)? + full_mask.affine(1.0, -1.0)?)?;
-        if shape.len() == 3 {
-            let scale = (64 / shape[2]).max(1);
-            columns_png(png.path(), &[&given, &x], 16, scale).map_err(one_line)?;
-        } else {
-            let series = vec![Series::from_tensor("completions", &x, Mark::Dot, 20_000)?];
-            let cfg = ScatterConfig {
-                title: format!("inpainting with {sampler} on {sde_name}"),
-                ..Default::default()
-            };
-            plot::draw_scatter(png.path(), &series, &cfg).map_err(one_line)?;
-        }
-    }
-    out.commit().map_err(one_line)?;
-    if let Some(png) = png {
-        png.commit().map_err(one_line)?;
-    }
+    // What the model was given: the known part, the rest at -1 (black for images).
+    let full_mask = if mask.dims() == image.dims() {
+        mask.clone()
+    } else {
+        mask.unsqueeze(0)?
+            .broadcast_as(image.shape())?
+            .contiguous()?
+    };
+    let given = ((&image * &full_mask)? + full_mask.affine(1.0, -1.0)?)?;
+    let title = format!("inpainting with {sampler} on {sde_name}");
+    outputs.write(&x, |png| {
+        draw_side_by_side(png, &title, &[("given", &given), ("completions", &x)])
+    })?;
     println!(
         "inpainting with {sampler} on {sde_name} ({}), {} steps, resampling {}, seed {}",
         sde.name(),

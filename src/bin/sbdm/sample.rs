@@ -22,7 +22,7 @@ use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
 use sbdm_runtime::guide::{ClassifierFree, ClassifierGuidance, TimeClassifier};
-use sbdm_runtime::io::{self, PendingFile};
+use sbdm_runtime::io;
 use sbdm_runtime::model::mixture::GaussianMixture;
 use sbdm_runtime::model::{Condition, ScoreModel};
 use sbdm_runtime::report::imgrid::image_grid_png;
@@ -36,7 +36,7 @@ use sbdm_runtime::GaussianKernel;
 
 use crate::common::{
     asks_help, choice, one_line, peak_rss, print_help_listing, require, sampler_rows, sde_names,
-    spinner, Listing, Pick,
+    spinner, Listing, Outputs, Pick,
 };
 use crate::models::{load_classifier_spec, read_batch, shape_text, Classifier, ModelSpec, Source};
 
@@ -444,11 +444,8 @@ fn plan(args: &SampleArgs) -> Result<Plan> {
         condition.check(accepts, n).map_err(one_line)?;
     }
     let out = require(&args.out, "--out")?;
-    if let Some(p) = &args.plot {
+    if args.plot.is_some() {
         check_plot(&shape)?;
-        if p == &out {
-            bail!("--plot and --out name the same file {}", out.display());
-        }
     }
     Ok(Plan {
         sde_name,
@@ -813,13 +810,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     let dev = Device::Cpu;
     let shape = shape_text(&p.shape);
     // Claim the output paths first: a missing or unwritable directory fails before sampling.
-    let out = PendingFile::new(&p.out).map_err(one_line)?;
-    let png = args
-        .plot
-        .as_ref()
-        .map(PendingFile::new)
-        .transpose()
-        .map_err(one_line)?;
+    let outputs = Outputs::claim(&p.out, args.plot.as_deref())?;
 
     let mut noise = Noise::new(args.seed, 0, p.n, &p.shape, &dev);
     let x_t = match &p.init {
@@ -863,14 +854,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     };
 
     // Write both outputs to their temporary files, then rename them into place.
-    io::write_npy_pending(&out, &x).map_err(one_line)?;
-    if let Some(png) = &png {
-        draw_plot(&p, png.path(), &x)?;
-    }
-    out.commit().map_err(one_line)?;
-    if let Some(png) = png {
-        png.commit().map_err(one_line)?;
-    }
+    outputs.write(&x, |png| draw_plot(&p, png, &x))?;
 
     let of = match &p.classes {
         Some(c) => format!(", {}{}", c.describe(), p.guidance.describe()),

@@ -12,16 +12,13 @@ use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
 use sbdm_runtime::guide::{check_time, noised, Egsde, Ilvr, LowPass};
-use sbdm_runtime::io::{self, PendingFile};
 use sbdm_runtime::model::ScoreModel;
-use sbdm_runtime::report::imgrid::columns_png;
-use sbdm_runtime::report::plot::{self, Mark, ScatterConfig, Series};
 use sbdm_runtime::sampling::{Guided, Noise, Sampled, Sampler, TimeGrid};
 use sbdm_runtime::GaussianKernel;
 
 use crate::common::{
-    asks_help, choice, one_line, print_help_listing, require, sampler_rows, sde_names, spinner,
-    Listing, Pick,
+    asks_help, choice, draw_side_by_side, one_line, print_help_listing, require, sampler_rows,
+    sde_names, spinner, Listing, Outputs, Pick,
 };
 use crate::models::{load_classifier_spec, read_batch, shape_text, Classifier, ModelSpec, Source};
 
@@ -203,9 +200,6 @@ fn plan(args: &TranslateArgs) -> Result<Plan> {
         }
     };
     let out = require(&args.out, "--out")?;
-    if args.plot.as_ref() == Some(&out) {
-        bail!("--plot and --out name the same file {}", out.display());
-    }
     if let (Some(_), [d]) = (&args.plot, &shape[..]) {
         if *d < 2 {
             bail!("--plot needs samples of dimension >= 2; the model has dimension {d}");
@@ -277,13 +271,7 @@ pub fn run(args: &TranslateArgs) -> Result<()> {
         return Ok(());
     }
     let p = plan(args)?;
-    let out = PendingFile::new(&p.out).map_err(one_line)?;
-    let png = args
-        .plot
-        .as_ref()
-        .map(PendingFile::new)
-        .transpose()
-        .map_err(one_line)?;
+    let outputs = Outputs::claim(&p.out, args.plot.as_deref())?;
     let n = p.source.dim(0)?;
     let bar = spinner(format!(
         "translating {n} x {} with {:?} ({}), t0 = {}",
@@ -306,28 +294,10 @@ pub fn run(args: &TranslateArgs) -> Result<()> {
     let low_mse = (phi_x - phi_y)?.sqr()?.mean_all()?.to_scalar::<f32>()?;
     let mse = (&x - &p.source)?.sqr()?.mean_all()?.to_scalar::<f32>()?;
 
-    io::write_npy_pending(&out, &x).map_err(one_line)?;
-    if let Some(png) = &png {
-        let title = format!("{:?} on {}, t0 = {}", p.method, p.sde_name, p.t0);
-        if p.shape.len() == 3 {
-            let scale = (64 / p.shape[2]).max(1);
-            columns_png(png.path(), &[&p.source, &x], 16, scale).map_err(one_line)?;
-        } else {
-            let series = vec![
-                Series::from_tensor("sources", &p.source, Mark::Dot, 20_000)?,
-                Series::from_tensor("translations", &x, Mark::Dot, 20_000)?,
-            ];
-            let cfg = ScatterConfig {
-                title,
-                ..Default::default()
-            };
-            plot::draw_scatter(png.path(), &series, &cfg).map_err(one_line)?;
-        }
-    }
-    out.commit().map_err(one_line)?;
-    if let Some(png) = png {
-        png.commit().map_err(one_line)?;
-    }
+    let title = format!("{:?} on {}, t0 = {}", p.method, p.sde_name, p.t0);
+    outputs.write(&x, |png| {
+        draw_side_by_side(png, &title, &[("sources", &p.source), ("translations", &x)])
+    })?;
     println!(
         "{:?} with {} on {} ({}), t0 = {}, {} steps, seed {}",
         p.method,
