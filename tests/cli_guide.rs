@@ -126,6 +126,19 @@ fn sample_with_guidance() {
         ok(&r);
         r
     };
+    for (command, flag) in [
+        ("translate", "--method"),
+        ("train", "--objective"),
+        ("inpaint", "--sampler"),
+    ] {
+        let r = sbdm(&[command, flag, "help"]);
+        ok(&r);
+        assert!(
+            r.stdout.lines().count() >= 2,
+            "{command} {flag} help:\n{}",
+            r.stdout
+        );
+    }
     // Classifier guidance with the mixture's exact posterior, s = 1: component 1.
     let r = go(
         &d.out("cg.npy"),

@@ -542,7 +542,13 @@ fn sampler_settings_reach_the_sampler() {
         "{}",
         r.stderr
     );
-    for flag in ["--grid", "--spacing", "--ddpm-variance", "--sampler"] {
+    for flag in [
+        "--grid",
+        "--spacing",
+        "--ddpm-variance",
+        "--sampler",
+        "--guidance",
+    ] {
         let r = sbdm(&["sample", flag, "help"]);
         assert!(r.ok(), "{flag} help: {}", r.stderr);
         assert!(r.stdout.lines().count() >= 2, "{flag} help:\n{}", r.stdout);

@@ -797,12 +797,19 @@ pub fn run(args: &SampleArgs) -> Result<()> {
             .map(|(_, n, d)| (n, d))
             .collect()
     };
+    let guidance_listing = || -> Listing {
+        guidance_rows()
+            .into_iter()
+            .map(|(_, n, d)| (n, d))
+            .collect()
+    };
     if print_help_listing(&[
         (args.sde.as_deref() == Some("help"), &sde_listing),
         (asks_help(&args.sampler), &sampler_listing),
         (asks_help(&args.grid), &grid_listing),
         (asks_help(&args.spacing), &spacing_listing),
         (asks_help(&args.ddpm_variance), &variance_listing),
+        (asks_help(&args.guidance), &guidance_listing),
     ]) {
         return Ok(());
     }
