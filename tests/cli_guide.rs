@@ -618,12 +618,12 @@ fn inpaint_keeps_the_known_part() {
         (vec![], "0 (to sample) and 1 (known)", Some(&half)),
         (
             vec!["--resample", "3", "--sampler", "dpmpp2m"],
-            "not a single-step sampler",
+            "resampling (r = 3) repeats single steps",
             None,
         ),
         (
             vec!["--resample", "0"],
-            "--resample must be at least 1",
+            "resampling must be at least 1",
             None,
         ),
     ] {

@@ -13,10 +13,14 @@ use sbdm_runtime::model::classifier::ClassifierModel;
 use sbdm_runtime::model::mixture::GaussianMixture;
 use sbdm_runtime::model::Condition;
 use sbdm_runtime::nn::{ClassifierConfig, MlpConfig, NetConfig};
-use sbdm_runtime::report::metrics::{second_moment, sliced_w2};
+use sbdm_runtime::report::metrics::second_moment;
 use sbdm_runtime::sampling::{GridKind, Guide, Guided, Noise, Sampled, Sampler, TimeGrid};
 use sbdm_runtime::sde::builtin::{VeSde, VpSde};
 use sbdm_runtime::sde::{GaussianKernel, Sde};
+
+#[path = "common/exact.rs"]
+mod exact;
+use exact::{means, w2_ratio};
 
 sbdm_runtime::sde! {
     /// A VP-type SDE with a quadratic β, declared here.
@@ -92,19 +96,6 @@ fn labels(k: u32, n: usize) -> Tensor {
     Tensor::new(vec![k; n].as_slice(), &Device::Cpu).unwrap()
 }
 
-/// Sliced-W2 of `x` to exact samples of `law` at `t` over the floor of two exact sets.
-fn w2_ratio(law: &GaussianMixture, sde: &dyn GaussianKernel, t: f64, x: &Tensor) -> f64 {
-    let n = x.dim(0).unwrap();
-    let (mut num, mut den) = (0.0, 0.0);
-    for r in 0..4u64 {
-        let e = law.sample_at(&sde, t, n, 100 + r, &Device::Cpu).unwrap();
-        let f = law.sample_at(&sde, t, n, 200 + r, &Device::Cpu).unwrap();
-        num += sliced_w2(&x.to_dtype(DType::F32).unwrap(), &e, 64, 7).unwrap();
-        den += sliced_w2(&f, &e, 64, 7).unwrap();
-    }
-    num / den
-}
-
 #[test]
 fn exact_classifier_guidance_at_scale_1_is_the_conditional_sampler() {
     let mix = mixture();
@@ -162,11 +153,8 @@ fn exact_classifier_guidance_samples_the_component() {
     let ratio = w2_ratio(&component, &sde, t_min, &x);
     assert!(ratio < 1.5, "sliced-W2 ratio {ratio}");
     let a = sde.mean_coef(t_min);
-    let rows = x.to_vec2::<f64>().unwrap();
-    for j in 0..2 {
-        let m = rows.iter().map(|r| r[j]).sum::<f64>() / n as f64;
-        let var = rows.iter().map(|r| (r[j] - m).powi(2)).sum::<f64>() / (n - 1) as f64;
-        let (want, se) = (a * mix.means()[k][j], (var / n as f64).sqrt());
+    for (j, (m, se)) in means(&x).into_iter().enumerate() {
+        let want = a * mix.means()[k][j];
         assert!(
             (m - want).abs() < 3.0 * se,
             "mean[{j}] {m} vs {want} (s.e. {se})"

@@ -20,17 +20,20 @@ use sbdm_runtime::error::Result;
 use sbdm_runtime::model::mixture::GaussianMixture;
 use sbdm_runtime::model::prediction::Prediction;
 use sbdm_runtime::model::Condition;
-use sbdm_runtime::report::metrics::{second_moment, sliced_w2};
+use sbdm_runtime::report::metrics::second_moment;
 use sbdm_runtime::sampling::{
     Constraint, GridKind, Guided, Noise, Sampled, Sampler, ScoreTerm, TimeGrid,
 };
 use sbdm_runtime::sde::builtin::{VeSde, VpSde};
 use sbdm_runtime::sde::{GaussianKernel, Sde};
 
+#[path = "common/exact.rs"]
+mod exact;
 #[path = "common/reparam.rs"]
 mod reparam;
 #[path = "common/scaled.rs"]
 mod scaled;
+use exact::{means, w2_ratio};
 use reparam::Reparam;
 use scaled::Scaled;
 
@@ -224,34 +227,6 @@ impl Constraint for &PinFirst {
     fn apply(&self, x: &Tensor, t: f64, noise: &mut Noise) -> Result<Tensor> {
         (**self).apply(x, t, noise)
     }
-}
-
-/// Sliced-W2 of `x` to exact samples of `law` at `t`, over the floor of two exact sets,
-/// both averaged over 4 reference sets.
-fn w2_ratio<S: GaussianKernel>(law: &GaussianMixture, sde: &S, t: f64, x: &Tensor) -> f64 {
-    let n = x.dim(0).unwrap();
-    let dev = Device::Cpu;
-    let (mut num, mut den) = (0.0, 0.0);
-    for r in 0..4u64 {
-        let e = law.sample_at(sde, t, n, 100 + r, &dev).unwrap();
-        let f = law.sample_at(sde, t, n, 200 + r, &dev).unwrap();
-        num += sliced_w2(x, &e, 64, 7).unwrap();
-        den += sliced_w2(&f, &e, 64, 7).unwrap();
-    }
-    num / den
-}
-
-/// The per-coordinate means of `x` `[N, D]` and their standard errors.
-fn means(x: &Tensor) -> Vec<(f64, f64)> {
-    let v = x.to_dtype(DType::F64).unwrap().to_vec2::<f64>().unwrap();
-    let n = v.len() as f64;
-    (0..v[0].len())
-        .map(|j| {
-            let m = v.iter().map(|r| r[j]).sum::<f64>() / n;
-            let var = v.iter().map(|r| (r[j] - m).powi(2)).sum::<f64>() / (n - 1.0);
-            (m, (var / n).sqrt())
-        })
-        .collect()
 }
 
 #[test]

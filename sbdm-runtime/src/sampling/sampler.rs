@@ -212,6 +212,22 @@ impl Sampler {
         )
     }
 
+    /// Checks RePaint's resampling count `r` (see
+    /// [`Guide::resampling`](super::Guide::resampling)) for this sampler: at least 1, and
+    /// above 1 only for a [single-step](Self::is_single_step) sampler.
+    pub fn validate_resampling(&self, r: usize) -> Result<()> {
+        match r {
+            0 => Err(invalid!("resampling must be at least 1, got 0")),
+            1 => Ok(()),
+            r if !self.is_single_step() => Err(invalid!(
+                "{}: resampling (r = {r}) repeats single steps; use a single-step sampler \
+                 (ancestral, ddpm, ddim, em, ...), not a multistep or adaptive one",
+                self.name()
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The settings as `(name, value)`, in declaration order.
     pub fn settings(&self) -> Vec<(&'static str, String)> {
         match *self {
@@ -371,18 +387,7 @@ impl Sampler {
         let plan = self.plan(sde, grid)?;
         let n = x_t.dim(0)?;
         model.condition().check(model.model().conditioning(), n)?;
-        match model.resampling() {
-            0 => return Err(invalid!("resampling must be at least 1, got 0")),
-            1 => {}
-            r if !self.is_single_step() => {
-                return Err(invalid!(
-                    "{}: resampling (r = {r}) repeats single steps; use a single-step \
-                     sampler (ancestral, ddpm, ddim, em, ...), not a multistep or adaptive one",
-                    self.name()
-                ))
-            }
-            _ => {}
-        }
+        self.validate_resampling(model.resampling())?;
         if noise.shape() != x_t.dims() {
             return Err(invalid!(
                 "the noise streams draw shape {:?} but x_T has shape {:?}",

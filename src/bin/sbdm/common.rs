@@ -67,6 +67,27 @@ impl<T: Clone> Pick<T> {
             Pick::Value(v) => Some(v.clone()),
         }
     }
+
+    /// The value given for `flag`, or `default` when the flag is absent; a flag without a
+    /// default must be given.
+    pub fn chosen(pick: Option<&Pick<T>>, default: Option<T>, flag: &str) -> Result<T> {
+        match (pick, default) {
+            (Some(p), _) => p
+                .value()
+                .ok_or_else(|| anyhow!("{flag} help lists the valid values")),
+            (None, Some(d)) => Ok(d),
+            (None, None) => Err(anyhow!("missing {flag} (see the command's --help)")),
+        }
+    }
+}
+
+/// Refuses `flag` when it is given (`given`) outside the setting it applies to, e.g.
+/// `--cfg-rescale` without `--guidance cfg`.
+pub fn applies_only(given: bool, flag: &str, applies_to: &str) -> Result<()> {
+    if given {
+        bail!("{flag} applies to {applies_to}");
+    }
+    Ok(())
 }
 
 /// A clap value parser over `(value, name, description)` rows: clap checks the name

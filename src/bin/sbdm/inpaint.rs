@@ -67,12 +67,7 @@ pub fn run(args: &InpaintArgs) -> Result<()> {
     ]) {
         return Ok(());
     }
-    let sampler = match &args.sampler {
-        None => Sampler::Ancestral,
-        Some(p) => p
-            .value()
-            .ok_or_else(|| anyhow!("--sampler help lists the samplers"))?,
-    };
+    let sampler = Pick::chosen(args.sampler.as_ref(), Some(Sampler::Ancestral), "--sampler")?;
     let spec = ModelSpec::parse(&require(&args.model, "--model")?)?;
     let (sde_name, sde, source) = spec.load(args.sde.as_deref())?;
     let shape = source.sample_shape();
@@ -84,15 +79,9 @@ pub fn run(args: &InpaintArgs) -> Result<()> {
     let job = Inpainting::new(&image, &mask)
         .map_err(|e| anyhow!("{}: {}", mask_path.display(), one_line(e)))?
         .with_resampling(args.resample);
-    if args.resample == 0 {
-        anyhow::bail!("--resample must be at least 1, got 0");
-    }
-    if args.resample > 1 && !sampler.is_single_step() {
-        anyhow::bail!(
-            "--resample repeats single steps; {} is not a single-step sampler",
-            sampler.name()
-        );
-    }
+    sampler
+        .validate_resampling(args.resample)
+        .map_err(one_line)?;
     let grid = TimeGrid::uniform(args.steps);
     sampler.validate(&sde, &grid).map_err(one_line)?;
     let out_path = require(&args.out, "--out")?;

@@ -35,8 +35,8 @@ use sbdm_runtime::sde::named;
 use sbdm_runtime::GaussianKernel;
 
 use crate::common::{
-    asks_help, choice, one_line, peak_rss, print_help_listing, require, sampler_rows, sde_names,
-    spinner, Listing, Outputs, Pick,
+    applies_only, asks_help, choice, one_line, peak_rss, print_help_listing, require, sampler_rows,
+    sde_names, spinner, Listing, Outputs, Pick,
 };
 use crate::models::{load_classifier_spec, read_batch, shape_text, Classifier, ModelSpec, Source};
 
@@ -332,9 +332,7 @@ fn check_plot(shape: &[usize]) -> Result<()> {
 
 /// The sampler of `--sampler` with the settings given by their flags.
 fn sampler(args: &SampleArgs) -> Result<Sampler> {
-    let mut sampler = require(&args.sampler, "--sampler")?
-        .value()
-        .ok_or_else(|| anyhow!("--sampler help lists the samplers"))?;
+    let mut sampler = Pick::chosen(args.sampler.as_ref(), None, "--sampler")?;
     let number = |v: Option<f64>| v.map(|v| v.to_string());
     let settings = [
         ("--eta", "eta", number(args.eta)),
@@ -473,11 +471,8 @@ fn guidance(
     condition: &Condition,
 ) -> Result<Guidance> {
     let kind = args.guidance.as_ref().and_then(Pick::value);
-    let only = |given: bool, flag: &str, needs: &str| -> Result<()> {
-        if given {
-            bail!("{flag} applies to --guidance {needs}");
-        }
-        Ok(())
+    let only = |given: bool, flag: &str, needs: &str| {
+        applies_only(given, flag, &format!("--guidance {needs}"))
     };
     if kind != Some(GuidanceKind::Classifier) {
         only(args.classifier.is_some(), "--classifier", "classifier")?;

@@ -38,7 +38,8 @@ use sbdm_runtime::train::{
 use sbdm_runtime::GaussianKernel;
 
 use crate::common::{
-    asks_help, choice, one_line, print_help_listing, require, sde_names, Listing, Pick,
+    applies_only, asks_help, choice, one_line, print_help_listing, require, sde_names, Listing,
+    Pick,
 };
 
 /// Arguments of `sbdm train`. `help` as the value of `--sde`, `--data`, `--model`,
@@ -543,25 +544,12 @@ fn plan(args: &TrainArgs) -> Result<Plan> {
     let sde: Arc<dyn GaussianKernel> = Arc::from(named::by_name(&sde_name).map_err(one_line)?);
     let sde_name = named::entry(&sde_name).map_or(sde_name, |e| e.name.to_string());
     let data_spec = require(&args.data, "--data")?;
-    let net = require(&args.model, "--model")?
-        .value()
-        .ok_or_else(|| anyhow!("--model help lists the networks"))?;
-    let objective = args
-        .objective
-        .value()
-        .ok_or_else(|| anyhow!("--objective help lists the objectives"))?;
-    let prediction = match &args.param {
-        None => Prediction::Eps,
-        Some(p) => p
-            .value()
-            .ok_or_else(|| anyhow!("--param help lists the predictions"))?,
-    };
+    let net = Pick::chosen(args.model.as_ref(), None, "--model")?;
+    let objective = Pick::chosen(Some(&args.objective), None, "--objective")?;
+    let prediction = Pick::chosen(args.param.as_ref(), Some(Prediction::Eps), "--param")?;
     let weighting =
         Weighting::from_name(args.weighting.as_deref().unwrap_or("b2")).map_err(one_line)?;
-    let schedule = args
-        .schedule
-        .value()
-        .ok_or_else(|| anyhow!("--schedule help lists the schedules"))?;
+    let schedule = Pick::chosen(Some(&args.schedule), None, "--schedule")?;
     if objective == ObjectiveKind::Classifier {
         for (given, flag) in [
             (args.conditional, "--conditional"),
@@ -569,9 +557,7 @@ fn plan(args: &TrainArgs) -> Result<Plan> {
             (args.param.is_some(), "--param"),
             (args.weighting.is_some(), "--weighting"),
         ] {
-            if given {
-                bail!("{flag} applies to --objective dsm, not to a classifier");
-            }
+            applies_only(given, flag, "--objective dsm, not to a classifier")?;
         }
     }
     let total = require(&args.steps, "--steps")?;

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
 use sbdm_runtime::guide::{check_time, noised, Egsde, Ilvr, LowPass};
@@ -17,8 +17,8 @@ use sbdm_runtime::sampling::{Guided, Noise, Sampled, Sampler, TimeGrid};
 use sbdm_runtime::GaussianKernel;
 
 use crate::common::{
-    asks_help, choice, draw_side_by_side, one_line, print_help_listing, require, sampler_rows,
-    sde_names, spinner, Listing, Outputs, Pick,
+    applies_only, asks_help, choice, draw_side_by_side, one_line, print_help_listing, require,
+    sampler_rows, sde_names, spinner, Listing, Outputs, Pick,
 };
 use crate::models::{load_classifier_spec, read_batch, shape_text, Classifier, ModelSpec, Source};
 
@@ -139,14 +139,9 @@ struct Plan {
 }
 
 fn plan(args: &TranslateArgs) -> Result<Plan> {
-    let method = require(&args.method, "--method")?
-        .value()
-        .ok_or_else(|| anyhow!("--method help lists the methods"))?;
-    let only = |given: bool, flag: &str, methods: &str| -> Result<()> {
-        if given {
-            bail!("{flag} applies to --method {methods}");
-        }
-        Ok(())
+    let method = Pick::chosen(args.method.as_ref(), None, "--method")?;
+    let only = |given: bool, flag: &str, methods: &str| {
+        applies_only(given, flag, &format!("--method {methods}"))
     };
     if method != Method::Ilvr {
         only(args.cutoff.is_some(), "--cutoff", "ilvr")?;
@@ -159,12 +154,7 @@ fn plan(args: &TranslateArgs) -> Result<Plan> {
     if method == Method::Sdedit {
         only(args.factor.is_some(), "--factor", "ilvr or egsde")?;
     }
-    let sampler = match &args.sampler {
-        None => Sampler::Em,
-        Some(p) => p
-            .value()
-            .ok_or_else(|| anyhow!("--sampler help lists the samplers"))?,
-    };
+    let sampler = Pick::chosen(args.sampler.as_ref(), Some(Sampler::Em), "--sampler")?;
     let spec = ModelSpec::parse(&require(&args.model, "--model")?)?;
     let (sde_name, sde, source_model) = spec.load(args.sde.as_deref())?;
     let shape = source_model.sample_shape();
