@@ -18,8 +18,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sbdm::prelude::*;
 use sbdm_runtime::data::{eight_gaussians, Dataset, Toy};
 use sbdm_runtime::model::net::{ModelConfig, NetModel};
-use sbdm_runtime::model::prediction::Prediction;
-use sbdm_runtime::nn::{EmbedConfig, MlpConfig, NetConfig};
 use sbdm_runtime::report::metrics;
 use sbdm_runtime::report::plot::{self, LineSeries, Mark, Panel, Series};
 use sbdm_runtime::sampling::noise::Noise;
@@ -103,21 +101,7 @@ fn main() -> Result<()> {
 
     // 8 Gaussians: E|x|² = 16 + 2·0.25 = 16.5, so σ_data = √(16.5/2) per coordinate.
     let mixture = eight_gaussians();
-    let model_cfg = ModelConfig {
-        net: NetConfig::Mlp(MlpConfig {
-            dim: 2,
-            width: 256,
-            depth: 3,
-            embed: EmbedConfig::Fourier {
-                dim: 64,
-                scale: 16.0,
-            },
-            num_classes: 0,
-        }),
-        prediction: Prediction::Eps,
-        precondition: true,
-        sigma_data: (mixture.second_moment() / 2.0).sqrt(),
-    };
+    let model_cfg = ModelConfig::toy_mlp(mixture.second_moment());
     let train_cfg = TrainConfig {
         steps: opts.steps,
         batch: 1024,

@@ -142,7 +142,7 @@ fn sample_with_guidance() {
     // Classifier guidance with the mixture's exact posterior, s = 1: component 1.
     let r = go(
         &d.out("cg.npy"),
-        &["--class", "1", "--guidance", "classifier"],
+        &["--class", "1", "--guidance", "classifier", "--metrics"],
     );
     assert!(
         r.stdout
@@ -334,6 +334,36 @@ fn classifier_training_and_guidance_with_it() {
     ok(&r);
     assert!(r.stdout.contains("(trained classifier)"), "{}", r.stdout);
     std::fs::remove_file(&out).unwrap();
+    // The law is not known exactly once a trained classifier guides: no --metrics.
+    let r = sbdm(&[
+        "sample",
+        "--sde",
+        "vp",
+        "--model",
+        &model,
+        "--sampler",
+        "ddim",
+        "--steps",
+        "2",
+        "--n",
+        "10",
+        "--class",
+        "5",
+        "--guidance",
+        "classifier",
+        "--classifier",
+        &clf,
+        "--metrics",
+        "--out",
+        &out,
+    ]);
+    assert!(!r.ok(), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("--metrics applies to a mixture model"),
+        "{}",
+        r.stderr
+    );
+    assert!(!Path::new(&out).exists());
 
     // Refusals: no labels, flags of the other objective, a classifier of another SDE,
     // a class the classifier does not have.

@@ -109,6 +109,7 @@ fn ddim_samples_are_close_to_exact_samples() {
         "3",
         "--out",
         &out,
+        "--metrics",
         "--plot",
         &png,
     ];
@@ -122,6 +123,12 @@ fn ddim_samples_are_close_to_exact_samples() {
     let w2 = value(&r.stdout, "sliced W2");
     let floor = second_value(&r.stdout, "sliced W2");
     assert!(w2 < 0.2 && w2 < 2.0 * floor, "sliced W2 {w2}\n{}", r.stdout);
+    // Without --metrics the one-pass checks only, and the hint, which works (above).
+    let cheap: Vec<&str> = args.iter().copied().filter(|a| *a != "--metrics").collect();
+    let r2 = sbdm(&cheap);
+    assert!(r2.ok(), "{}", r2.stderr);
+    assert!(r2.stdout.contains("add --metrics"), "{}", r2.stdout);
+    assert_eq!(value(&r2.stdout, "E|x|^2"), value(&r.stdout, "E|x|^2"));
     // E|x|^2 = 4 + 2·(a²·0.3² + b²) = 4.180 at t_min; DDIM's 50-step bias is about -2%.
     let m2 = value(&r.stdout, "E|x|^2");
     assert!((m2 - 4.18).abs() < 0.05 * 4.18, "E|x|^2 {m2}\n{}", r.stdout);
@@ -430,6 +437,7 @@ fn edm_defaults_to_karras() {
             "2000",
             "--out",
             &out,
+            "--metrics",
         ];
         args.extend_from_slice(extra);
         let r = sbdm(&args);

@@ -12,9 +12,11 @@ pub mod guide;
 pub mod io;
 pub mod model;
 pub mod nn;
+pub mod parallel;
 pub mod report;
 pub mod sampling;
 pub mod sde;
+pub mod simd;
 pub mod train;
 
 pub use sbdm_macros::sde;

@@ -84,6 +84,37 @@ fn npy_round_trip_and_validation() {
     assert!(!dir.path().join("y.npy").exists());
 }
 
+/// The `.npy` writer against candle's reader for every rank used (vectors, batches,
+/// images), with the header aligned to 64 bytes as numpy writes it.
+#[test]
+fn npy_files_read_back_in_every_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let values: Vec<f32> = (0..120).map(|i| i as f32 * 0.37 - 11.0).collect();
+    for dims in [
+        vec![120],
+        vec![60, 2],
+        vec![5, 4, 6],
+        vec![2, 3, 4, 5],
+        vec![0, 2],
+    ] {
+        let n: usize = dims.iter().product();
+        let x = Tensor::from_vec(values[..n].to_vec(), dims.as_slice(), &Device::Cpu).unwrap();
+        let p = dir.path().join("x.npy");
+        write_npy(&p, &x).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
+        let header = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        assert_eq!((10 + header) % 64, 0, "{dims:?}");
+        assert_eq!(bytes.len(), 10 + header + 4 * n);
+        let back = Tensor::read_npy(&p).unwrap();
+        assert_eq!(back.dims(), dims.as_slice());
+        assert_eq!(
+            back.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            values[..n].to_vec()
+        );
+    }
+}
+
 #[test]
 fn scatter_plot_is_a_png() {
     let dir = tempfile::tempdir().unwrap();

@@ -34,6 +34,16 @@ pub trait ScoreModel {
     /// The model output at `x`, `t` under `condition` (checked against
     /// [`conditioning`](Self::conditioning) by the caller, see [`Condition::check`]).
     fn forward(&self, x: &Tensor, t: &Tensor, condition: &Condition) -> Result<Tensor>;
+
+    /// The model output with every row at the same time `t` — what a sampler asks for
+    /// at each step. By default [`forward`](Self::forward) with `t` repeated in `x`'s
+    /// dtype; models that can use the one time directly (the exact mixture) override it
+    /// and skip building and reading back a tensor of times.
+    fn forward_at(&self, x: &Tensor, t: f64, condition: &Condition) -> Result<Tensor> {
+        let n = x.dims().first().copied().unwrap_or(1);
+        let times = Tensor::full(t, n, x.device())?.to_dtype(x.dtype())?;
+        self.forward(x, &times, condition)
+    }
 }
 
 /// Forwards every method, defaults included, so overrides survive the indirection.
@@ -48,6 +58,9 @@ macro_rules! forward_impls {
             }
             fn forward(&self, x: &Tensor, t: &Tensor, condition: &Condition) -> Result<Tensor> {
                 (**self).forward(x, t, condition)
+            }
+            fn forward_at(&self, x: &Tensor, t: f64, condition: &Condition) -> Result<Tensor> {
+                (**self).forward_at(x, t, condition)
             }
         }
     )*};

@@ -13,10 +13,11 @@ use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::weights::{Trainable, Weights};
-use crate::error::{invalid, Error, Result};
+use crate::error::{invalid, Result};
 use crate::model::prediction::Prediction;
 use crate::model::{Condition, Conditioning, ScoreModel};
 use crate::nn::{NetConfig, Network};
+use crate::parallel;
 use crate::sde::GaussianKernel;
 
 /// A score model's configuration: network, parameterisation, preconditioning.
@@ -45,6 +46,27 @@ impl Default for ModelConfig {
 }
 
 impl ModelConfig {
+    /// The quickstart's model of 2-D data with second moment `E|x|²`: a 3 × 256 SiLU MLP
+    /// with a 64-d Gaussian Fourier time embedding (scale 16), eps output with EDM
+    /// preconditioning at `σ_d = √(E|x|²/2)` (the data's per-coordinate scale).
+    pub fn toy_mlp(second_moment: f64) -> Self {
+        ModelConfig {
+            net: NetConfig::Mlp(crate::nn::MlpConfig {
+                dim: 2,
+                width: 256,
+                depth: 3,
+                embed: crate::nn::EmbedConfig::Fourier {
+                    dim: 64,
+                    scale: 16.0,
+                },
+                num_classes: 0,
+            }),
+            prediction: Prediction::Eps,
+            precondition: true,
+            sigma_data: (second_moment / 2.0).sqrt(),
+        }
+    }
+
     /// Checks the configuration: a finite positive `σ_d`, a trainable prediction.
     pub fn validate(&self) -> Result<()> {
         if !(self.sigma_data.is_finite() && self.sigma_data > 0.0) {
@@ -246,16 +268,13 @@ impl<S: GaussianKernel> NetModel<S> {
         let n = ts.len();
         // Rows are independent, so large batches are split across cores: the same numbers,
         // and on few cores faster than candle's own 2-thread matmul (docs/benchmarks.md).
-        let parts = std::thread::available_parallelism()
-            .map_or(1, |p| p.get())
-            .min(n / 256)
-            .max(1);
+        let parts = parallel::parts_for(n, 256);
         if parts == 1 {
             return Ok(self.output_with(&x, &c, labels)?.to_dtype(dtype)?);
         }
         let net = self.forward_part();
-        let outs = run_parts(parts, "model", |i| {
-            let (s, e) = (i * n / parts, (i + 1) * n / parts);
+        let outs = parallel::run_parts(parts, "model", |i| {
+            let (s, e) = parallel::part_range(i, parts, n);
             let y = labels.map(|y| y.narrow(0, s, e - s)).transpose()?;
             net.output_with(&x.narrow(0, s, e - s)?, &c.rows(s, e), y.as_ref())
         })?;
@@ -341,6 +360,11 @@ impl<S: GaussianKernel> ScoreModel for NetModel<S> {
     fn forward(&self, x: &Tensor, t: &Tensor, condition: &Condition) -> Result<Tensor> {
         self.forward_labels(x, t, condition.labels())
     }
+
+    fn forward_at(&self, x: &Tensor, t: f64, condition: &Condition) -> Result<Tensor> {
+        let n = x.dims().first().copied().unwrap_or(0);
+        self.forward_times(x, &vec![t; n], condition.labels())
+    }
 }
 
 /// Per-row values as a tensor of `like`'s dtype shaped `[N, 1, …]` to broadcast against it.
@@ -357,28 +381,4 @@ pub(crate) fn row_tensor(v: &[f64], like: &Tensor) -> Result<Tensor> {
         .to_dtype(like.dtype())?,
     };
     Ok(t)
-}
-
-/// Runs `f(0), …, f(n − 1)`, the first on this thread and the others on scoped threads,
-/// and returns their results in order, or the first error in that order. A panicked
-/// thread counts as the error "a `what` thread panicked".
-pub(crate) fn run_parts<T: Send>(
-    n: usize,
-    what: &str,
-    f: impl Fn(usize) -> Result<T> + Sync,
-) -> Result<Vec<T>> {
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (1..n).map(|i| scope.spawn(move || f(i))).collect();
-        let mut v = vec![f(0)];
-        for h in handles {
-            v.push(
-                h.join()
-                    .unwrap_or_else(|_| Err::<T, Error>(invalid!("a {what} thread panicked"))),
-            );
-        }
-        v
-    })
-    .into_iter()
-    .collect()
 }

@@ -18,47 +18,106 @@ fn rows(x: &Tensor) -> Result<Vec<Vec<f64>>> {
     Ok(x.to_dtype(candle_core::DType::F64)?.to_vec2()?)
 }
 
-/// The 1-D W2² between two empirical distributions via their quantile functions
-/// (sorted samples; sizes may differ: each is evaluated at the other's mid-quantiles).
-fn w2_sq_1d(mut u: Vec<f64>, mut v: Vec<f64>) -> f64 {
-    u.sort_by(f64::total_cmp);
-    v.sort_by(f64::total_cmp);
+/// The 1-D W2² between two empirical distributions given by their sorted samples, via
+/// their quantile functions (sizes may differ: each is evaluated at the other's
+/// mid-quantiles).
+fn w2_sq_sorted(u: &[f64], v: &[f64]) -> f64 {
     let m = u.len().max(v.len());
     let q = |s: &[f64], p: f64| s[((p * s.len() as f64) as usize).min(s.len() - 1)];
     (0..m)
         .map(|i| {
             let p = (i as f64 + 0.5) / m as f64;
-            let d = q(&u, p) - q(&v, p);
+            let d = q(u, p) - q(v, p);
             d * d
         })
         .sum::<f64>()
         / m as f64
 }
 
+/// `projections` random unit directions in `d` dimensions, seeded.
+fn directions(d: usize, projections: usize, seed: u64) -> Vec<Vec<f64>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..projections)
+        .map(|_| {
+            let mut dir: Vec<f64> = (0..d).map(|_| StandardNormal.sample(&mut rng)).collect();
+            let n = dir.iter().map(|v| v * v).sum::<f64>().sqrt();
+            dir.iter_mut().for_each(|v| *v /= n);
+            dir
+        })
+        .collect()
+}
+
+/// A sample set projected on the random directions of a sliced W2 and sorted along each:
+/// prepared once, it is compared with any number of other sets at the cost of a pass
+/// per direction, not a sort ([`SlicedProjections::w2`]).
+pub struct SlicedProjections {
+    dim: usize,
+    seed: u64,
+    /// One sorted projection per direction.
+    sorted: Vec<Vec<f64>>,
+}
+
+impl SlicedProjections {
+    /// Projects the rows of `x` (`[N, D]`, N ≥ 1) on `projections` random unit directions
+    /// drawn from `seed` (the same directions for every set of the same `D` and seed) and
+    /// sorts each projection; directions are spread over threads.
+    pub fn new(x: &Tensor, projections: usize, seed: u64) -> Result<Self> {
+        let r = rows(x)?;
+        if r.is_empty() {
+            return Err(invalid!("sliced W2 needs non-empty sample sets"));
+        }
+        let dim = r[0].len();
+        let dirs = directions(dim, projections, seed);
+        let parts = crate::parallel::parts_for(projections, 1);
+        let sorted = crate::parallel::run_parts(parts, "metrics", |i| {
+            let (s, e) = crate::parallel::part_range(i, parts, projections);
+            Ok(dirs[s..e]
+                .iter()
+                .map(|dir| {
+                    let mut p: Vec<f64> = r
+                        .iter()
+                        .map(|row| row.iter().zip(dir).map(|(a, b)| a * b).sum::<f64>())
+                        .collect();
+                    p.sort_by(f64::total_cmp);
+                    p
+                })
+                .collect::<Vec<_>>())
+        })?
+        .into_iter()
+        .flatten()
+        .collect();
+        Ok(SlicedProjections { dim, seed, sorted })
+    }
+
+    /// The sliced W2 distance between the two prepared sets:
+    /// `sqrt(mean over directions of W2²)`. Both must use the same directions.
+    pub fn w2(&self, other: &SlicedProjections) -> Result<f64> {
+        if self.dim != other.dim {
+            return Err(invalid!(
+                "sliced W2: dimensions {} and {} differ",
+                self.dim,
+                other.dim
+            ));
+        }
+        if self.seed != other.seed || self.sorted.len() != other.sorted.len() {
+            return Err(invalid!(
+                "sliced W2: the two sets were projected on different directions"
+            ));
+        }
+        let acc: f64 = self
+            .sorted
+            .iter()
+            .zip(&other.sorted)
+            .map(|(u, v)| w2_sq_sorted(u, v))
+            .sum();
+        Ok((acc / self.sorted.len() as f64).sqrt())
+    }
+}
+
 /// Sliced Wasserstein-2 distance between two sample sets `[N, D]` and `[M, D]`:
 /// `sqrt(mean over `projections` random unit directions of W2²)`, seeded.
 pub fn sliced_w2(x: &Tensor, y: &Tensor, projections: usize, seed: u64) -> Result<f64> {
-    let (a, b) = (rows(x)?, rows(y)?);
-    if a.is_empty() || b.is_empty() {
-        return Err(invalid!("sliced W2 needs non-empty sample sets"));
-    }
-    let d = a[0].len();
-    if b[0].len() != d {
-        return Err(invalid!(
-            "sliced W2: dimensions {d} and {} differ",
-            b[0].len()
-        ));
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut acc = 0.0;
-    for _ in 0..projections {
-        let mut dir: Vec<f64> = (0..d).map(|_| StandardNormal.sample(&mut rng)).collect();
-        let n = dir.iter().map(|v| v * v).sum::<f64>().sqrt();
-        dir.iter_mut().for_each(|v| *v /= n);
-        let proj = |r: &Vec<f64>| r.iter().zip(&dir).map(|(a, b)| a * b).sum::<f64>();
-        acc += w2_sq_1d(a.iter().map(proj).collect(), b.iter().map(proj).collect());
-    }
-    Ok((acc / projections as f64).sqrt())
+    SlicedProjections::new(x, projections, seed)?.w2(&SlicedProjections::new(y, projections, seed)?)
 }
 
 /// The mean of `|x|²` over the rows and its standard error.

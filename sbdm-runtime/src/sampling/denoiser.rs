@@ -43,11 +43,8 @@ impl<'a, S: GaussianKernel + ?Sized, G: Guide + ?Sized> Denoiser<'a, S, G> {
     /// The model's raw output at `(x, t)` under the guide's condition, and the sum of
     /// the guide's score terms (`None` without terms).
     fn evaluate(&self, x: &Tensor, t: f64) -> Result<(Tensor, Option<Tensor>)> {
-        let n = x.dim(0)?;
-        // Times in the state's dtype: f64 states get f64-exact times.
-        let tt = Tensor::full(t, n, x.device())?.to_dtype(x.dtype())?;
         let condition = self.guide.condition();
-        let out = self.guide.model().forward(x, &tt, condition)?;
+        let out = self.guide.model().forward_at(x, t, condition)?;
         self.nfe.set(self.nfe.get() + 1);
         let mut sum: Option<Tensor> = None;
         for term in self.guide.terms() {

@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::error::{invalid, Error, Result};
-use crate::model::net::{run_parts, NetModel};
+use crate::model::net::NetModel;
 use crate::model::Trainable;
+use crate::parallel::run_parts;
 use crate::sde::GaussianKernel;
 
 pub mod checkpoint;

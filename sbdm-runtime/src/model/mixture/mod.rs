@@ -1,10 +1,17 @@
 //! The exact oracle: a Gaussian mixture with isotropic components. Under any linear
 //! SDE its diffused density is again a mixture, `p_t = Σ w_k N(a μ_k, (a² s_k² + b²) I)`,
 //! so its score, eps, x_0, log-density, class posteriors and samples are exact at every t.
+//!
+//! The batched functions ([`GaussianMixture::score`], [`GaussianMixture::log_prob`],
+//! [`GaussianMixture::class_posterior`], the [`MixtureScore`] model) run the vectorised,
+//! multi-threaded kernel of `batch.rs`; the point-wise ones (`score_at`, `log_prob_at`,
+//! `class_posterior_at`) are the straightforward form it is tested against.
+
+mod batch;
 
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
+use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -14,6 +21,7 @@ use crate::error::{invalid, Error, Result};
 use crate::model::prediction::Prediction;
 use crate::model::{Condition, Conditioning, ScoreModel};
 use crate::sde::GaussianKernel;
+use batch::{Kernels, Quantity, Real};
 
 /// A Gaussian mixture `Σ_k w_k N(μ_k, s_k² I)` in `D` dimensions.
 #[derive(Clone, Debug, PartialEq)]
@@ -260,8 +268,7 @@ impl GaussianMixture {
 
     /// The exact score of `p_t` for a batch `[N, D]` at time `t` of `sde`.
     pub fn score<S: GaussianKernel + ?Sized>(&self, sde: &S, x: &Tensor, t: f64) -> Result<Tensor> {
-        let (a, b) = (sde.mean_coef(t), sde.std(t));
-        self.map_rows(x, |row, out| self.score_at(row, a, b, out))
+        self.evaluate_batch(x, Kernels::Same(kernel_at(sde, t)), Quantity::Score)
     }
 
     /// `log p_t(x)` for a batch `[N, D]`, as f64 values.
@@ -271,21 +278,80 @@ impl GaussianMixture {
         x: &Tensor,
         t: f64,
     ) -> Result<Vec<f64>> {
-        let (a, b) = (sde.mean_coef(t), sde.std(t));
-        let rows = rows_f64(x, self.dim())?;
-        Ok(rows.iter().map(|r| self.log_prob_at(r, a, b)).collect())
+        let kernels = Kernels::Same(kernel_at(sde, t));
+        self.with_rows(x, |rows| {
+            let n = rows.len() / self.dim();
+            let mut out = vec![0.0f64; n];
+            match rows {
+                RowSlice::F32(v) => {
+                    batch::evaluate(self, v, kernels, Quantity::LogDensity, &mut out)?
+                }
+                RowSlice::F64(v) => {
+                    batch::evaluate(self, v, kernels, Quantity::LogDensity, &mut out)?
+                }
+            }
+            Ok(out)
+        })
     }
 
-    fn map_rows(&self, x: &Tensor, f: impl Fn(&[f64], &mut [f64])) -> Result<Tensor> {
+    /// The class posteriors `p_t(k | x)` for a batch `[N, D]`: `[N, K]`, rows summing to 1.
+    pub fn class_posterior<S: GaussianKernel + ?Sized>(
+        &self,
+        sde: &S,
+        x: &Tensor,
+        t: f64,
+    ) -> Result<Tensor> {
+        self.evaluate_batch(x, Kernels::Same(kernel_at(sde, t)), Quantity::Posterior)
+    }
+
+    /// Calls `f` with the rows of `x` (`[N, D]`) as one contiguous f32 or f64 slice on
+    /// the CPU (other dtypes and devices are converted to f64 on the CPU first).
+    fn with_rows<R>(&self, x: &Tensor, f: impl FnOnce(RowSlice) -> Result<R>) -> Result<R> {
         let d = self.dim();
-        let rows = rows_f64(x, d)?;
-        let mut data = Vec::with_capacity(rows.len() * d);
-        let mut out = vec![0.0; d];
-        for r in &rows {
-            f(r, &mut out);
-            data.extend_from_slice(&out);
+        let dims = x.dims();
+        if dims.len() != 2 || dims[1] != d {
+            return Err(invalid!(
+                "expected a batch of shape [N, {d}], got {:?}",
+                dims
+            ));
         }
-        Ok(Tensor::from_vec(data, (rows.len(), d), x.device())?.to_dtype(x.dtype())?)
+        let x = match x.dtype() {
+            DType::F32 | DType::F64 if x.device().is_cpu() => x.contiguous()?,
+            _ => x
+                .to_device(&Device::Cpu)?
+                .to_dtype(DType::F64)?
+                .contiguous()?,
+        };
+        let (storage, layout) = x.storage_and_layout();
+        let (start, end) = layout
+            .contiguous_offsets()
+            .ok_or_else(|| invalid!("mixture: the batch is not contiguous"))?;
+        match &*storage {
+            Storage::Cpu(CpuStorage::F32(v)) => f(RowSlice::F32(&v[start..end])),
+            Storage::Cpu(CpuStorage::F64(v)) => f(RowSlice::F64(&v[start..end])),
+            _ => Err(invalid!("mixture: expected f32 or f64 rows on the CPU")),
+        }
+    }
+
+    /// `quantity` at every row of `x`, as a tensor `[N, width]` of `x`'s dtype and device.
+    fn evaluate_batch(&self, x: &Tensor, kernels: Kernels, quantity: Quantity) -> Result<Tensor> {
+        let width = quantity.width(self.dim(), self.len());
+        let out = self.with_rows(x, |rows| {
+            let n = rows.len() / self.dim();
+            Ok(match rows {
+                RowSlice::F32(v) => {
+                    let mut out = vec![0.0f32; n * width];
+                    batch::evaluate(self, v, kernels, quantity, &mut out)?;
+                    Tensor::from_vec(out, (n, width), &Device::Cpu)?
+                }
+                RowSlice::F64(v) => {
+                    let mut out = vec![0.0f64; n * width];
+                    batch::evaluate(self, v, kernels, quantity, &mut out)?;
+                    Tensor::from_vec(out, (n, width), &Device::Cpu)?
+                }
+            })
+        })?;
+        Ok(out.to_device(x.device())?.to_dtype(x.dtype())?)
     }
 
     /// `n` exact samples of `p_0` (f32 `[n, D]`), seeded.
@@ -335,30 +401,59 @@ impl GaussianMixture {
 
     /// The component nearest (in units of its std) to each row: a hard class label.
     pub fn nearest_component(&self, x: &Tensor) -> Result<Vec<usize>> {
-        let rows = rows_f64(x, self.dim())?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let mut best = (0, f64::INFINITY);
-                for k in 0..self.len() {
-                    let d2: f64 = r
-                        .iter()
-                        .zip(&self.means[k])
-                        .map(|(a, b)| (a - b) * (a - b))
-                        .sum::<f64>()
-                        / (self.stds[k] * self.stds[k]);
-                    if d2 < best.1 {
-                        best = (k, d2);
+        fn nearest<T: Real>(m: &GaussianMixture, rows: &[T]) -> Vec<usize> {
+            let d = m.dim();
+            let inv_var: Vec<f64> = m.stds.iter().map(|s| 1.0 / (s * s)).collect();
+            rows.chunks_exact(d)
+                .map(|r| {
+                    let mut best = (0, f64::INFINITY);
+                    for (k, mean) in m.means.iter().enumerate() {
+                        let d2: f64 = r
+                            .iter()
+                            .zip(mean)
+                            .map(|(a, b)| (a.to_f64() - b) * (a.to_f64() - b))
+                            .sum::<f64>()
+                            * inv_var[k];
+                        if d2 < best.1 {
+                            best = (k, d2);
+                        }
                     }
-                }
-                best.0
+                    best.0
+                })
+                .collect()
+        }
+        self.with_rows(x, |rows| {
+            Ok(match rows {
+                RowSlice::F32(v) => nearest(self, v),
+                RowSlice::F64(v) => nearest(self, v),
             })
-            .collect())
+        })
     }
 
     /// The exact score model of this mixture under `sde`.
     pub fn model<'a, S: GaussianKernel + ?Sized>(&'a self, sde: &'a S) -> MixtureScore<'a, S> {
         MixtureScore { mixture: self, sde }
+    }
+}
+
+/// `(a(t), b(t))`, the kernel of `sde` at `t`.
+fn kernel_at<S: GaussianKernel + ?Sized>(sde: &S, t: f64) -> (f64, f64) {
+    (sde.mean_coef(t), sde.std(t))
+}
+
+/// A batch's rows as one contiguous slice.
+enum RowSlice<'a> {
+    F32(&'a [f32]),
+    F64(&'a [f64]),
+}
+
+impl RowSlice<'_> {
+    /// The number of values.
+    fn len(&self) -> usize {
+        match self {
+            RowSlice::F32(v) => v.len(),
+            RowSlice::F64(v) => v.len(),
+        }
     }
 }
 
@@ -389,31 +484,48 @@ impl<S: GaussianKernel + ?Sized> MixtureScore<'_, S> {
     /// The exact `∇ₓ log p_t(k | x) = ∇log p_t(x | k) − ∇log p_t(x)` for each row's class
     /// `k` (a component index) at time `t`: the mixture's exact time-dependent classifier.
     pub fn class_log_prob_grad(&self, x: &Tensor, t: f64, classes: &[u32]) -> Result<Tensor> {
-        let rows = rows_f64(x, self.mixture.dim())?;
-        if classes.len() != rows.len() {
-            return Err(invalid!(
-                "{} class labels for {} samples",
-                classes.len(),
-                rows.len()
-            ));
+        let n = x.dims().first().copied().unwrap_or(0);
+        if classes.len() != n {
+            return Err(invalid!("{} class labels for {n} samples", classes.len()));
         }
-        if let Some(k) = classes.iter().find(|k| **k as usize >= self.mixture.len()) {
-            return Err(invalid!(
+        self.check_classes(classes)?;
+        self.mixture.evaluate_batch(
+            x,
+            Kernels::Same(kernel_at(self.sde, t)),
+            Quantity::ClassLogProbGrad(classes),
+        )
+    }
+
+    /// The classes of `condition` for a batch `x` (one per row, each a component), if any.
+    fn classes_of(&self, x: &Tensor, condition: &Condition) -> Result<Option<Vec<u32>>> {
+        let classes: Option<Vec<u32>> = condition.labels().map(|y| y.to_vec1()).transpose()?;
+        if let Some(c) = &classes {
+            let n = x.dims().first().copied().unwrap_or(0);
+            if c.len() != n {
+                return Err(invalid!("{} class labels for {n} samples", c.len()));
+            }
+            self.check_classes(c)?;
+        }
+        Ok(classes)
+    }
+
+    /// The mixture's score, or with classes each row's component's.
+    fn quantity(classes: Option<&[u32]>) -> Quantity<'_> {
+        match classes {
+            None => Quantity::Score,
+            Some(c) => Quantity::ComponentScore(c),
+        }
+    }
+
+    /// Checks that every class is a component.
+    fn check_classes(&self, classes: &[u32]) -> Result<()> {
+        match classes.iter().find(|k| **k as usize >= self.mixture.len()) {
+            Some(k) => Err(invalid!(
                 "class {k} is out of range: the mixture has {} components",
                 self.mixture.len()
-            ));
+            )),
+            None => Ok(()),
         }
-        let (a, b) = (self.sde.mean_coef(t), self.sde.std(t));
-        let d = self.mixture.dim();
-        let mut data = Vec::with_capacity(rows.len() * d);
-        let (mut joint, mut class) = (vec![0.0; d], vec![0.0; d]);
-        for (r, &k) in rows.iter().zip(classes) {
-            self.mixture.score_at(r, a, b, &mut joint);
-            self.mixture
-                .component_score_at(k as usize, r, a, b, &mut class);
-            data.extend(class.iter().zip(&joint).map(|(c, j)| c - j));
-        }
-        Ok(Tensor::from_vec(data, (rows.len(), d), x.device())?.to_dtype(x.dtype())?)
     }
 }
 
@@ -430,38 +542,42 @@ impl<S: GaussianKernel + ?Sized> ScoreModel for MixtureScore<'_, S> {
     /// The exact score of `p_t`, or under [`Condition::Classes`] the exact score of each
     /// row's component: `−(x − a·μ_k)/(a²·s_k² + b²)`.
     fn forward(&self, x: &Tensor, t: &Tensor, condition: &Condition) -> Result<Tensor> {
-        let ts: Vec<f64> = t.to_dtype(candle_core::DType::F64)?.to_vec1()?;
-        let rows = rows_f64(x, self.mixture.dim())?;
-        if ts.len() != rows.len() {
-            return Err(invalid!("{} times for {} samples", ts.len(), rows.len()));
+        let ts: Vec<f64> = t.to_dtype(DType::F64)?.to_vec1()?;
+        let n = x.dims().first().copied().unwrap_or(0);
+        if ts.len() != n {
+            return Err(invalid!("{} times for {n} samples", ts.len()));
         }
-        let classes: Option<Vec<u32>> = condition.labels().map(|y| y.to_vec1()).transpose()?;
-        if let Some(k) = classes
-            .as_ref()
-            .and_then(|c| c.iter().find(|k| **k as usize >= self.mixture.len()))
-        {
-            return Err(invalid!(
-                "class {k} is out of range: the mixture has {} components",
-                self.mixture.len()
-            ));
-        }
-        let d = self.mixture.dim();
-        let mut data = Vec::with_capacity(rows.len() * d);
-        let mut out = vec![0.0; d];
-        let mut last = (f64::NAN, 0.0, 0.0);
-        for (i, (r, &t)) in rows.iter().zip(&ts).enumerate() {
-            if t != last.0 {
-                last = (t, self.sde.mean_coef(t), self.sde.std(t));
+        let classes = self.classes_of(x, condition)?;
+        // One kernel for the usual batch at one time; else each row's, computed once per
+        // run of equal times.
+        let per_row: Vec<(f64, f64)>;
+        let kernels = match ts.first() {
+            Some(&t0) if ts.iter().all(|&t| t == t0) => Kernels::Same(kernel_at(self.sde, t0)),
+            _ => {
+                let mut last = (f64::NAN, (0.0, 0.0));
+                per_row = ts
+                    .iter()
+                    .map(|&t| {
+                        if t != last.0 {
+                            last = (t, kernel_at(self.sde, t));
+                        }
+                        last.1
+                    })
+                    .collect();
+                Kernels::PerRow(&per_row)
             }
-            match &classes {
-                None => self.mixture.score_at(r, last.1, last.2, &mut out),
-                Some(c) => {
-                    self.mixture
-                        .component_score_at(c[i] as usize, r, last.1, last.2, &mut out)
-                }
-            }
-            data.extend_from_slice(&out);
-        }
-        Ok(Tensor::from_vec(data, (rows.len(), d), x.device())?.to_dtype(x.dtype())?)
+        };
+        self.mixture
+            .evaluate_batch(x, kernels, Self::quantity(classes.as_deref()))
+    }
+
+    /// Every row at `t`: one kernel, no tensor of times.
+    fn forward_at(&self, x: &Tensor, t: f64, condition: &Condition) -> Result<Tensor> {
+        let classes = self.classes_of(x, condition)?;
+        self.mixture.evaluate_batch(
+            x,
+            Kernels::Same(kernel_at(self.sde, t)),
+            Self::quantity(classes.as_deref()),
+        )
     }
 }

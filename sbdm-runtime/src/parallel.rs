@@ -1,0 +1,121 @@
+//! Independent rows of work split over the machine's cores with scoped threads.
+//!
+//! The `sbdm` binaries keep candle's rayon pool at one thread
+//! ([`crate::train::prefer_batch_parallelism`]: single-threaded matmuls on parts of a
+//! batch beat candle's 2-thread matmul here), so the row-parallel paths — network
+//! evaluation, training steps, the exact mixture oracle — start their own threads.
+//! How many: [`set_threads`] if called, else `SBDM_THREADS=N` (read once per process),
+//! else the machine's cores. `sbdm bench sample` sets it to measure 1-thread against
+//! 2-thread speed.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use crate::error::{invalid, Error, Result};
+
+/// Set by [`set_threads`]; 0: not set.
+static THREADS_SET: AtomicUsize = AtomicUsize::new(0);
+
+/// Makes the row-parallel paths use `threads` threads from now on (`None`: back to
+/// `SBDM_THREADS` or the machine's cores). Zero counts as one.
+pub fn set_threads(threads: Option<usize>) {
+    THREADS_SET.store(threads.map_or(0, |n| n.max(1)), Ordering::Relaxed);
+}
+
+/// How many threads the row-parallel paths use: the number given to [`set_threads`],
+/// else `SBDM_THREADS` if set to a positive number, else the machine's available
+/// parallelism.
+pub fn threads() -> usize {
+    match THREADS_SET.load(Ordering::Relaxed) {
+        0 => default_threads(),
+        n => n,
+    }
+}
+
+/// `SBDM_THREADS` or the machine's cores, read once.
+fn default_threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |p| p.get());
+        std::env::var("SBDM_THREADS")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(cores)
+    })
+}
+
+/// How many parts to split `rows` rows into so that each part has at least `min_rows`
+/// (below that, starting a thread costs more than it saves): between 1 and [`threads`].
+pub fn parts_for(rows: usize, min_rows: usize) -> usize {
+    threads().min(rows / min_rows.max(1)).max(1)
+}
+
+/// The row range `[start, end)` of part `i` of `parts` over `rows` rows (sizes differ by
+/// at most one).
+pub fn part_range(i: usize, parts: usize, rows: usize) -> (usize, usize) {
+    (i * rows / parts, (i + 1) * rows / parts)
+}
+
+/// Runs `f(0), …, f(n − 1)`, the first on this thread and the others on scoped threads,
+/// and returns their results in order, or the first error in that order. A panicked
+/// thread counts as the error "a `what` thread panicked".
+pub fn run_parts<T: Send>(
+    n: usize,
+    what: &str,
+    f: impl Fn(usize) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..n).map(|i| scope.spawn(move || f(i))).collect();
+        let mut v = vec![f(0)];
+        for h in handles {
+            v.push(
+                h.join()
+                    .unwrap_or_else(|_| Err::<T, Error>(invalid!("a {what} thread panicked"))),
+            );
+        }
+        v
+    })
+    .into_iter()
+    .collect()
+}
+
+/// Fills `out`, rows of `width` values, in `parts` contiguous parts on parallel threads:
+/// `f(first_row, rows)` fills the rows `first_row..first_row + rows.len() / width`.
+/// A panicked thread is an error naming `what`.
+pub fn fill_rows<T: Send>(
+    out: &mut [T],
+    width: usize,
+    parts: usize,
+    what: &str,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) -> Result<()> {
+    let rows = out.len() / width.max(1);
+    if parts <= 1 || rows == 0 {
+        f(0, out);
+        return Ok(());
+    }
+    let f = &f;
+    let mut chunks = Vec::with_capacity(parts);
+    let mut rest = out;
+    for i in 0..parts {
+        let (s, e) = part_range(i, parts, rows);
+        let (head, tail) = rest.split_at_mut((e - s) * width);
+        chunks.push((s, head));
+        rest = tail;
+    }
+    let panicked = std::thread::scope(|scope| {
+        let mut chunks = chunks.into_iter();
+        let (s0, first) = chunks.next().expect("at least one part");
+        let handles: Vec<_> = chunks
+            .map(|(s, chunk)| scope.spawn(move || f(s, chunk)))
+            .collect();
+        f(s0, first);
+        handles.into_iter().any(|h| h.join().is_err())
+    });
+    if panicked {
+        return Err(invalid!("a {what} thread panicked"));
+    }
+    Ok(())
+}

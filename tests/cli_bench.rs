@@ -1,0 +1,95 @@
+//! Every benchmark runs once at a tiny size, so none can rot: its table, its JSON, and the
+//! PyTorch side refused in one line (a missing interpreter, one that fails) with sbdm's
+//! side still measured. The timings themselves are not checked (they are noisy here).
+
+mod common;
+
+use common::sbdm;
+
+#[test]
+fn bench_step_runs() {
+    let r = sbdm(&["bench", "step", "--elements", "1024", "--iters", "1"]);
+    assert!(r.ok(), "{}", r.stderr);
+    assert!(r.stdout.contains("fused vs chain"), "{}", r.stdout);
+}
+
+#[test]
+fn bench_train_runs_without_pytorch() {
+    let r = sbdm(&[
+        "bench",
+        "train",
+        "--warmup",
+        "0",
+        "--steps",
+        "1",
+        "--torch",
+        "/nonexistent/python3",
+    ]);
+    assert!(r.ok(), "{}", r.stderr);
+    let skipped: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("pytorch side not measured"))
+        .collect();
+    assert_eq!(skipped.len(), 1, "{}", r.stdout);
+    assert!(skipped[0].contains("/nonexistent/python3"), "{}", r.stdout);
+    for model in ["mlp", "unet"] {
+        assert!(
+            r.stdout.lines().any(|l| l.starts_with(model)),
+            "{model}: {}",
+            r.stdout
+        );
+    }
+}
+
+#[test]
+fn bench_sample_runs_and_writes_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let tiny = [
+        "bench", "sample", "--n", "300", "--net-n", "64", "--steps", "2", "--repeat", "1",
+    ];
+    let mut args = tiny.to_vec();
+    args.extend(["--json", json.to_str().unwrap(), "--torch", "/bin/false"]);
+    let r = sbdm(&args);
+    assert!(r.ok(), "{}", r.stderr);
+    // A Python that fails: one line, and our side measured.
+    assert_eq!(
+        r.stdout
+            .lines()
+            .filter(|l| l.starts_with("pytorch side not measured"))
+            .count(),
+        1,
+        "{}",
+        r.stdout
+    );
+    for row in [
+        "exact mixture: whole `sbdm sample` process",
+        "exact mixture: operation-count limit",
+        "MLP: sampling loop, 1 thread",
+        "scaling 1 ->",
+        "peak RSS:",
+    ] {
+        assert!(r.stdout.contains(row), "{row}: {}", r.stdout);
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for key in [
+        "process_s",
+        "oracle_loop_1_thread_s",
+        "mlp_loop_all_threads_s",
+        "peak_rss_mib",
+    ] {
+        assert!(
+            report[key].as_f64().is_some_and(|v| v > 0.0),
+            "{key}: {report}"
+        );
+    }
+    assert!(report["pytorch"].is_null());
+
+    // Bad sizes: one line.
+    let r = sbdm(&["bench", "sample", "--n", "0"]);
+    assert!(!r.ok());
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("--n"), "{}", r.stderr);
+}
