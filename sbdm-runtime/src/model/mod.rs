@@ -36,14 +36,28 @@ pub trait ScoreModel {
     fn forward(&self, x: &Tensor, t: &Tensor, condition: &Condition) -> Result<Tensor>;
 
     /// The model output with every row at the same time `t` — what a sampler asks for
-    /// at each step. By default [`forward`](Self::forward) with `t` repeated in `x`'s
-    /// dtype; models that can use the one time directly (the exact mixture) override it
-    /// and skip building and reading back a tensor of times.
+    /// at each step: [`forward`](Self::forward) with `t` repeated in `x`'s dtype (an f32
+    /// state sees the f32-rounded time, see [`time_in_dtype`]). Models that can use the
+    /// one time directly (the exact mixture, networks) override it and skip building and
+    /// reading back a tensor of times, with the same result.
     fn forward_at(&self, x: &Tensor, t: f64, condition: &Condition) -> Result<Tensor> {
         let n = x.dims().first().copied().unwrap_or(1);
         let times = Tensor::full(t, n, x.device())?.to_dtype(x.dtype())?;
         self.forward(x, &times, condition)
     }
+}
+
+/// `t` as a model sees it in a batch of dtype `dtype`: rounded to that dtype and read
+/// back as f64 (exact for f64).
+pub fn time_in_dtype(t: f64, dtype: candle_core::DType) -> Result<f64> {
+    Ok(match dtype {
+        candle_core::DType::F64 => t,
+        candle_core::DType::F32 => f64::from(t as f32),
+        _ => Tensor::new(&[t], &candle_core::Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_dtype(candle_core::DType::F64)?
+            .to_vec1::<f64>()?[0],
+    })
 }
 
 /// Forwards every method, defaults included, so overrides survive the indirection.

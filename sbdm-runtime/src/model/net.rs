@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::weights::{Trainable, Weights};
 use crate::error::{invalid, Result};
 use crate::model::prediction::Prediction;
-use crate::model::{Condition, Conditioning, ScoreModel};
+use crate::model::{time_in_dtype, Condition, Conditioning, ScoreModel};
 use crate::nn::{NetConfig, Network};
 use crate::parallel;
 use crate::sde::GaussianKernel;
@@ -363,6 +363,7 @@ impl<S: GaussianKernel> ScoreModel for NetModel<S> {
 
     fn forward_at(&self, x: &Tensor, t: f64, condition: &Condition) -> Result<Tensor> {
         let n = x.dims().first().copied().unwrap_or(0);
+        let t = time_in_dtype(t, x.dtype())?;
         self.forward_times(x, &vec![t; n], condition.labels())
     }
 }

@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::error::{invalid, Error, Result};
 use crate::model::prediction::Prediction;
-use crate::model::{Condition, Conditioning, ScoreModel};
+use crate::model::{time_in_dtype, Condition, Conditioning, ScoreModel};
 use crate::sde::GaussianKernel;
 use batch::{Kernels, Quantity, Real};
 
@@ -571,8 +571,9 @@ impl<S: GaussianKernel + ?Sized> ScoreModel for MixtureScore<'_, S> {
             .evaluate_batch(x, kernels, Self::quantity(classes.as_deref()))
     }
 
-    /// Every row at `t`: one kernel, no tensor of times.
+    /// Every row at `t` (as the state's dtype holds it): one kernel, no tensor of times.
     fn forward_at(&self, x: &Tensor, t: f64, condition: &Condition) -> Result<Tensor> {
+        let t = time_in_dtype(t, x.dtype())?;
         let classes = self.classes_of(x, condition)?;
         self.mixture.evaluate_batch(
             x,
