@@ -15,6 +15,7 @@
 //! ```
 
 use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -137,15 +138,24 @@ pub fn write_npy_pending(pending: &PendingFile, x: &Tensor) -> Result<()> {
         ));
     }
     let data: Vec<f32> = x.flatten_all()?.to_vec1()?;
-    let bytes = npy_f32_bytes(x.dims(), &data);
-    std::fs::write(pending.path(), bytes).map_err(|e| io_error(pending.dest(), e))
+    let write = || -> std::io::Result<()> {
+        let mut file = std::io::BufWriter::new(File::create(pending.path())?);
+        file.write_all(&npy_f32_header(x.dims()))?;
+        for chunk in data.chunks(1 << 14) {
+            let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
+            file.write_all(&bytes)?;
+        }
+        file.flush()
+    };
+    write().map_err(|e| io_error(pending.dest(), e))
 }
 
-/// A float32 array in the `.npy` format (version 1.0, C order, little-endian): the magic
-/// string, the header length, the header dictionary padded with spaces to a multiple of
-/// 64 bytes, then the data — one buffer, written with one call (candle's `write_npy`
-/// writes value by value, 3 system calls per 10 values here).
-fn npy_f32_bytes(dims: &[usize], data: &[f32]) -> Vec<u8> {
+/// The header of a float32 array in the `.npy` format (version 1.0, C order,
+/// little-endian): the magic string, the header length, then the header dictionary
+/// padded with spaces to a multiple of 64 bytes. The data follows it as raw bytes,
+/// written in large chunks (candle's `write_npy` writes value by value: 3 system calls
+/// per 10 values here).
+fn npy_f32_header(dims: &[usize]) -> Vec<u8> {
     let shape = match dims {
         [n] => format!("({n},)"),
         d => format!(
@@ -161,15 +171,13 @@ fn npy_f32_bytes(dims: &[usize], data: &[f32]) -> Vec<u8> {
     let unpadded = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
     header.push('\n');
-    let mut bytes = Vec::with_capacity(10 + header.len() + 4 * data.len());
+    let mut bytes = Vec::with_capacity(10 + header.len());
     bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
     bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
     bytes.extend_from_slice(header.as_bytes());
-    for v in data {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
     bytes
 }
+
 /// Writes a float32 tensor as a `.npy` array, atomically.
 pub fn write_npy(dest: impl AsRef<Path>, x: &Tensor) -> Result<()> {
     let pending = PendingFile::new(dest)?;

@@ -122,9 +122,19 @@ pub fn sliced_w2(x: &Tensor, y: &Tensor, projections: usize, seed: u64) -> Resul
 
 /// The mean of `|x|²` over the rows and its standard error.
 pub fn second_moment(x: &Tensor) -> Result<(f64, f64)> {
-    let r = rows(x)?;
-    let v: Vec<f64> = r
-        .iter()
+    if x.rank() != 2 {
+        return Err(invalid!(
+            "expected samples of shape [N, D], got {:?}",
+            x.dims()
+        ));
+    }
+    let d = x.dim(1)?.max(1);
+    let flat: Vec<f64> = x
+        .flatten_all()?
+        .to_dtype(candle_core::DType::F64)?
+        .to_vec1()?;
+    let v: Vec<f64> = flat
+        .chunks_exact(d)
         .map(|row| row.iter().map(|a| a * a).sum())
         .collect();
     Ok(mean_and_se(&v))
