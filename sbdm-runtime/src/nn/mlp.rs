@@ -200,7 +200,8 @@ fn rows_and_bias<'a>(
 /// `x = n·ln 2 + r` with `|r| ≤ ln 2 / 2`, a degree-6 Taylor polynomial for `e^r`
 /// (truncation `r⁷/7! < 1.3e-7`) and `2^n` from the exponent bits. `x` is clamped to
 /// `[−87, 88]`, where `e^x` is a normal f32.
-fn exp_f32(x: f32) -> f32 {
+#[inline]
+pub(super) fn exp_f32(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     // ln 2 split so that n·LN2_HI is exact for |n| < 2^9.
     const LN2_HI: f32 = 0.693_359_4;
@@ -227,7 +228,9 @@ fn exp_f32(x: f32) -> f32 {
     p * scale
 }
 
-fn sigmoid(u: f32) -> f32 {
+/// The logistic sigmoid `1/(1 + e^(−u))`, through [`exp_f32`].
+#[inline]
+pub(super) fn sigmoid(u: f32) -> f32 {
     1.0 / (1.0 + exp_f32(-u))
 }
 
@@ -279,7 +282,7 @@ impl CustomOp2 for BiasSilu {
 
 /// Whether candle keeps the graph of gradients (`CANDLE_GRAD_DO_NOT_DETACH`, read as
 /// candle reads it), so that a gradient may itself be differentiated.
-fn second_order() -> bool {
+pub(super) fn second_order() -> bool {
     std::env::var("CANDLE_GRAD_DO_NOT_DETACH").is_ok_and(|s| !s.is_empty() && s != "0")
 }
 

@@ -17,12 +17,14 @@ use serde::{Deserialize, Serialize};
 
 pub mod classifier;
 pub mod embed;
+pub mod group_norm;
 pub mod init;
 pub mod mlp;
 pub mod unet;
 
 pub use classifier::{Classifier, ClassifierConfig};
 pub use embed::{EmbedConfig, TimeEmbedding};
+pub use group_norm::FusedGroupNorm;
 pub use init::seeded_varbuilder;
 pub use mlp::{Mlp, MlpConfig};
 pub use unet::{UNet, UNetConfig};

@@ -28,10 +28,11 @@
 //! ```
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, D};
-use candle_nn::{Embedding, GroupNorm, Init, Linear, Module, VarBuilder};
+use candle_nn::{Embedding, Init, Linear, Module, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::embed::{labels_or_null, EmbedConfig, TimeEmbedding};
+use super::group_norm::FusedGroupNorm;
 use super::Network;
 
 /// The epsilon of every group normalisation.
@@ -377,10 +378,12 @@ impl CustomOp1 for Col2Im {
 /// A residual block conditioned on the time embedding.
 #[derive(Clone, Debug)]
 struct ResBlock {
-    norm1: GroupNorm,
+    /// `SiLU(norm1(x))`.
+    norm1: FusedGroupNorm,
     conv1: Conv,
     temb: Linear,
-    norm2: GroupNorm,
+    /// `SiLU(norm2(h))`.
+    norm2: FusedGroupNorm,
     conv2: Conv,
     skip: Option<Conv>,
 }
@@ -399,10 +402,10 @@ impl ResBlock {
             None
         };
         Ok(ResBlock {
-            norm1: candle_nn::group_norm(groups, cin, GN_EPS, vb.pp("norm1"))?,
+            norm1: FusedGroupNorm::new(groups, cin, GN_EPS, true, vb.pp("norm1"))?,
             conv1: Conv::new(cin, cout, 3, 1, vb.pp("conv1"))?,
             temb: candle_nn::linear(temb_dim, cout, vb.pp("temb"))?,
-            norm2: candle_nn::group_norm(groups, cout, GN_EPS, vb.pp("norm2"))?,
+            norm2: FusedGroupNorm::new(groups, cout, GN_EPS, true, vb.pp("norm2"))?,
             conv2: Conv::new(cout, cout, 3, 1, vb.pp("conv2"))?,
             skip,
         })
@@ -410,10 +413,10 @@ impl ResBlock {
 
     /// `x [N, cin, H, W]`, `temb_act = SiLU(temb)` `[N, 4B]` → `[N, cout, H, W]`.
     fn forward(&self, x: &Tensor, temb_act: &Tensor) -> Result<Tensor> {
-        let h = self.conv1.forward(&self.norm1.forward(x)?.silu()?)?;
+        let h = self.conv1.forward(&self.norm1.forward(x)?)?;
         let t = self.temb.forward(temb_act)?.unsqueeze(2)?.unsqueeze(3)?;
         let h = h.broadcast_add(&t)?;
-        let h = self.conv2.forward(&self.norm2.forward(&h)?.silu()?)?;
+        let h = self.conv2.forward(&self.norm2.forward(&h)?)?;
         match &self.skip {
             Some(skip) => skip.forward(x)? + h,
             None => x + h,
@@ -424,7 +427,7 @@ impl ResBlock {
 /// Single-head self-attention over the pixels, with a residual connection.
 #[derive(Clone, Debug)]
 struct Attention {
-    norm: GroupNorm,
+    norm: FusedGroupNorm,
     qkv: Linear,
     proj: Linear,
     channels: usize,
@@ -433,7 +436,7 @@ struct Attention {
 impl Attention {
     fn new(ch: usize, groups: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Attention {
-            norm: candle_nn::group_norm(groups, ch, GN_EPS, vb.pp("norm"))?,
+            norm: FusedGroupNorm::new(groups, ch, GN_EPS, false, vb.pp("norm"))?,
             qkv: candle_nn::linear(ch, 3 * ch, vb.pp("qkv"))?,
             proj: candle_nn::linear(ch, ch, vb.pp("proj"))?,
             channels: ch,
@@ -619,7 +622,8 @@ pub struct UNet {
     /// Per level, from the lowest resolution up: its ResBlocks and its upsampling conv
     /// (all but level 0).
     up: Vec<(Vec<ResBlock>, Option<Conv>)>,
-    out_norm: GroupNorm,
+    /// `SiLU(out.norm(h))`.
+    out_norm: FusedGroupNorm,
     out_conv: Conv,
 }
 
@@ -656,7 +660,7 @@ impl UNet {
             up.push((blocks, upsample));
         }
         debug_assert!(skip_channels.is_empty());
-        let out_norm = candle_nn::group_norm(cfg.groups, ch, GN_EPS, vb.pp("out.norm"))?;
+        let out_norm = FusedGroupNorm::new(cfg.groups, ch, GN_EPS, true, vb.pp("out.norm"))?;
         // Zero-initialised: the untrained network outputs exactly 0.
         let out_conv = Conv::zeros(ch, cfg.channels, 3, vb.pp("out.conv"))?;
         Ok(UNet {
@@ -695,7 +699,7 @@ impl Network for UNet {
         }
         // Contiguous for the callers' fused in-place updates.
         self.out_conv
-            .forward(&self.out_norm.forward(&h)?.silu()?)?
+            .forward(&self.out_norm.forward(&h)?)?
             .contiguous()
     }
 }
