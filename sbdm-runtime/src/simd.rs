@@ -1,11 +1,12 @@
 //! Arithmetic written so that loops over it vectorise.
 //!
-//! `f64::exp` is a call into libm, which stops the compiler from vectorising any loop
-//! that contains it. [`exp`] is the same function as straight-line arithmetic — range
-//! reduction, a polynomial and an exponent built from integer bits — so a loop of them
-//! compiles to SIMD instructions (4 lanes of f64 under AVX2). It uses no fused
-//! multiply-add: its results are the same bits on every x86-64 CPU, with or without
-//! AVX2, and whichever way a loop is vectorised.
+//! `f64::exp` and `f32::exp` are calls into libm, which stop the compiler from
+//! vectorising any loop that contains them. [`exp`] (f64, for the mixture oracle) and
+//! [`exp_f32`] (for activations: [`sigmoid`], SiLU) are the same functions as
+//! straight-line arithmetic — range reduction, a polynomial and an exponent built from
+//! integer bits — so a loop of them compiles to SIMD instructions (4 lanes of f64, 8 of
+//! f32 under AVX2). They use no fused multiply-add: their results are the same bits on
+//! every x86-64 CPU, with or without AVX2, and whichever way a loop is vectorised.
 
 /// `1.5·2⁵²`: adding it to a float of magnitude below 2⁵¹ rounds it to an integer held
 /// in the low bits of the sum's mantissa.
@@ -61,6 +62,44 @@ pub fn exp(x: f64) -> f64 {
     }
 }
 
+/// `e^x` in f32, branch-free so that loops over it vectorise (libm's `expf` does not):
+/// `x = n·ln 2 + r` with `|r| ≤ ln 2 / 2`, a degree-6 Taylor polynomial for `e^r`
+/// (truncation `r⁷/7! < 1.3e-7`) and `2^n` from the exponent bits. `x` is clamped to
+/// `[−87, 88]`, where `e^x` is a normal f32.
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 split so that n·LN2_HI is exact for |n| < 2^9.
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Adding 1.5·2^23 rounds x·log2(e) to the nearest integer n (without SSE4.1) and
+    // leaves n in the low mantissa bits: bits(t) = bits(1.5·2^23) + n. Reading n from
+    // the bits instead of with `as i32` (a saturating, NaN-checking cast) keeps the
+    // loop vectorisable.
+    const ROUND: f32 = 12_582_912.0;
+    const ROUND_BITS: u32 = 0x4b40_0000;
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let p = 1.0 / 720.0;
+    let p = p * r + 1.0 / 120.0;
+    let p = p * r + 1.0 / 24.0;
+    let p = p * r + 1.0 / 6.0;
+    let p = p * r + 0.5;
+    let p = p * r + 1.0;
+    let p = p * r + 1.0;
+    // n ∈ [−126, 127], so the biased exponent n + 127 ∈ [1, 254]: a normal 2^n.
+    let scale = f32::from_bits((t.to_bits() + 127 - ROUND_BITS) << 23);
+    p * scale
+}
+
+/// The logistic sigmoid `1/(1 + e^(−u))`, through [`exp_f32`].
+#[inline(always)]
+pub fn sigmoid(u: f32) -> f32 {
+    1.0 / (1.0 + exp_f32(-u))
+}
+
 /// Runs `kernel`, compiled with AVX2 enabled when this CPU has AVX2 (4-lane f64 vectors
 /// instead of SSE2's 2) and as is otherwise. Loops in `kernel`, and in the
 /// `#[inline(always)]` functions it calls, vectorise for the wider registers. The result
@@ -114,6 +153,22 @@ mod tests {
         // 2 ulp = 4.4e-16.
         assert!(worst < 4.5e-16, "worst relative error {worst:e}");
         assert_eq!(exp(0.0), 1.0);
+    }
+
+    #[test]
+    fn exp_f32_is_accurate() {
+        let mut worst = 0f64;
+        for i in -87_000..=88_000 {
+            let x = i as f32 * 1e-3;
+            let want = (x.clamp(-87.0, 88.0) as f64).exp();
+            let got = exp_f32(x) as f64;
+            worst = worst.max((got / want - 1.0).abs());
+        }
+        assert!(worst < 5e-7, "max relative error {worst}");
+        // Clamped outside [−87, 88]: finite, so σ(u) = 1/(1 + e^(−u)) stays finite.
+        assert!(exp_f32(1e4).is_finite() && exp_f32(-1e4) > 0.0);
+        assert_eq!(sigmoid(-1e4), sigmoid(-88.0));
+        assert!(sigmoid(1e4) == 1.0 && sigmoid(0.0) == 0.5);
     }
 
     #[test]

@@ -31,7 +31,8 @@ use std::sync::OnceLock;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Init, VarBuilder};
 
-use super::mlp::{second_order, sigmoid};
+use super::mlp::second_order;
+use crate::simd::{sigmoid, vectorised};
 
 /// Group normalisation with a per-channel affine, optionally followed by a SiLU: the
 /// variables (`weight` initialised to ones, `bias` to zeros) and the numbers of
@@ -231,12 +232,6 @@ fn sum_f64(values: &[f32], f: impl Fn(f32) -> f32) -> f64 {
 /// cores (`TrainConfig::chunks`), so only very large inputs gain from more threads.
 const PARALLEL_MIN_ELEMENTS: usize = 1 << 20;
 
-/// The cores of this machine (read once: the standard library reads cgroup files).
-fn cores() -> usize {
-    static CORES: OnceLock<usize> = OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
 /// Runs `work(item, out, side)` for each of `items` work items, where `out` and `side`
 /// are the item's equal shares of the two buffers (`out.len()` and `side.len()`
 /// multiples of `items`): on this thread, or for large `out` split into contiguous
@@ -248,16 +243,22 @@ fn for_each_item<S: Send>(
     work: impl Fn(usize, &mut [f32], &mut [S]) + Sync,
 ) {
     let (out_per, side_per) = (out.len() / items, side.len() / items);
+    // Compiled for AVX2 where the CPU has it (the same results: see `crate::simd`).
     let run = |first: usize, out: &mut [f32], side: &mut [S]| {
-        for (i, (o, s)) in out
-            .chunks_mut(out_per)
-            .zip(side.chunks_mut(side_per))
-            .enumerate()
-        {
-            work(first + i, o, s);
-        }
+        vectorised(
+            #[inline(always)]
+            || {
+                for (i, (o, s)) in out
+                    .chunks_mut(out_per)
+                    .zip(side.chunks_mut(side_per))
+                    .enumerate()
+                {
+                    work(first + i, o, s);
+                }
+            },
+        )
     };
-    let threads = cores()
+    let threads = crate::parallel::threads()
         .min(items)
         .min(out.len() / PARALLEL_MIN_ELEMENTS)
         .max(1);
@@ -320,6 +321,7 @@ impl CustomOp3 for GroupNormOp {
             planes.n * groups,
             &mut out,
             &mut stats,
+            #[inline(always)]
             |item, out, stat| {
                 let (n, g) = (item / groups, item % groups);
                 let channels = g * per_group..(g + 1) * per_group;
@@ -434,47 +436,53 @@ impl CustomOp2 for GroupNormBwd {
         let (dx_all, dparams) = out.split_at_mut(numel);
         // Per (n, c): [Σ dz·x̂, Σ dz], summed over n below.
         let mut partial = vec![[0f64; 2]; planes.n * channels];
-        for_each_item(planes.n * groups, dx_all, &mut partial, |item, dx, sums| {
-            let (n, g) = (item / groups, item % groups);
-            let [mean, rstd] = self.stats[item];
-            let channels = g * per_group..(g + 1) * per_group;
-            // Pass 1: dz (kept in dx when it passes through the SiLU) and its sums.
-            for ((c, dx), sums) in channels
-                .clone()
-                .zip(dx.chunks_exact_mut(len))
-                .zip(&mut *sums)
-            {
-                let (xs, dys) = (planes.plane(x, n, c), gplanes.plane(dy, n, c));
-                *sums = if self.silu {
-                    silu_dz(xs, dys, dx, mean, rstd, self.gamma[c], self.beta[c])
-                } else {
-                    sums_dz(xs, dys, mean, rstd)
-                };
-            }
-            // Pass 2: dx = r·(γ·dz − mean(γ·dz) − x̂·mean(γ·dz·x̂)).
-            let (mut sum_g, mut sum_gx) = (0f64, 0f64);
-            for (c, [s_dzx, s_dz]) in channels.clone().zip(&*sums) {
-                sum_g += f64::from(self.gamma[c]) * s_dz;
-                sum_gx += f64::from(self.gamma[c]) * s_dzx;
-            }
-            let (mean_g, mean_gx) = ((sum_g / count) as f32, (sum_gx / count) as f32);
-            for (c, dx) in channels.zip(dx.chunks_exact_mut(len)) {
-                let xs = planes.plane(x, n, c);
-                let gamma = self.gamma[c];
-                if self.silu {
-                    for (d, &v) in dx.iter_mut().zip(xs) {
-                        let xhat = (v - mean) * rstd;
-                        *d = rstd * (gamma * *d - mean_g - xhat * mean_gx);
-                    }
-                } else {
-                    let dys = gplanes.plane(dy, n, c);
-                    for ((d, &v), &g) in dx.iter_mut().zip(xs).zip(dys) {
-                        let xhat = (v - mean) * rstd;
-                        *d = rstd * (gamma * g - mean_g - xhat * mean_gx);
+        for_each_item(
+            planes.n * groups,
+            dx_all,
+            &mut partial,
+            #[inline(always)]
+            |item, dx, sums| {
+                let (n, g) = (item / groups, item % groups);
+                let [mean, rstd] = self.stats[item];
+                let channels = g * per_group..(g + 1) * per_group;
+                // Pass 1: dz (kept in dx when it passes through the SiLU) and its sums.
+                for ((c, dx), sums) in channels
+                    .clone()
+                    .zip(dx.chunks_exact_mut(len))
+                    .zip(&mut *sums)
+                {
+                    let (xs, dys) = (planes.plane(x, n, c), gplanes.plane(dy, n, c));
+                    *sums = if self.silu {
+                        silu_dz(xs, dys, dx, mean, rstd, self.gamma[c], self.beta[c])
+                    } else {
+                        sums_dz(xs, dys, mean, rstd)
+                    };
+                }
+                // Pass 2: dx = r·(γ·dz − mean(γ·dz) − x̂·mean(γ·dz·x̂)).
+                let (mut sum_g, mut sum_gx) = (0f64, 0f64);
+                for (c, [s_dzx, s_dz]) in channels.clone().zip(&*sums) {
+                    sum_g += f64::from(self.gamma[c]) * s_dz;
+                    sum_gx += f64::from(self.gamma[c]) * s_dzx;
+                }
+                let (mean_g, mean_gx) = ((sum_g / count) as f32, (sum_gx / count) as f32);
+                for (c, dx) in channels.zip(dx.chunks_exact_mut(len)) {
+                    let xs = planes.plane(x, n, c);
+                    let gamma = self.gamma[c];
+                    if self.silu {
+                        for (d, &v) in dx.iter_mut().zip(xs) {
+                            let xhat = (v - mean) * rstd;
+                            *d = rstd * (gamma * *d - mean_g - xhat * mean_gx);
+                        }
+                    } else {
+                        let dys = gplanes.plane(dy, n, c);
+                        for ((d, &v), &g) in dx.iter_mut().zip(xs).zip(dys) {
+                            let xhat = (v - mean) * rstd;
+                            *d = rstd * (gamma * g - mean_g - xhat * mean_gx);
+                        }
                     }
                 }
-            }
-        });
+            },
+        );
         let (dgamma, dbeta) = dparams.split_at_mut(channels);
         for (c, (dg, db)) in dgamma.iter_mut().zip(dbeta.iter_mut()).enumerate() {
             let (sg, sb) = (0..planes.n)

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use super::embed::{labels_or_null, EmbedConfig, TimeEmbedding};
 use super::Network;
+use crate::simd::{sigmoid, vectorised};
 
 /// The configuration of an [`Mlp`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -196,44 +197,6 @@ fn rows_and_bias<'a>(
     Ok((&z[z0..z1], &b[b0..b1], w))
 }
 
-/// `e^x` in f32, branch-free so that loops over it vectorise (libm's `expf` does not):
-/// `x = n·ln 2 + r` with `|r| ≤ ln 2 / 2`, a degree-6 Taylor polynomial for `e^r`
-/// (truncation `r⁷/7! < 1.3e-7`) and `2^n` from the exponent bits. `x` is clamped to
-/// `[−87, 88]`, where `e^x` is a normal f32.
-#[inline]
-pub(super) fn exp_f32(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    // ln 2 split so that n·LN2_HI is exact for |n| < 2^9.
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // Adding 1.5·2^23 rounds x·log2(e) to the nearest integer n (without SSE4.1) and
-    // leaves n in the low mantissa bits: bits(t) = bits(1.5·2^23) + n. Reading n from
-    // the bits instead of with `as i32` (a saturating, NaN-checking cast) keeps the
-    // loop vectorisable.
-    const ROUND: f32 = 12_582_912.0;
-    const ROUND_BITS: u32 = 0x4b40_0000;
-    let x = x.clamp(-87.0, 88.0);
-    let t = x * LOG2E + ROUND;
-    let n = t - ROUND;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let p = 1.0 / 720.0;
-    let p = p * r + 1.0 / 120.0;
-    let p = p * r + 1.0 / 24.0;
-    let p = p * r + 1.0 / 6.0;
-    let p = p * r + 0.5;
-    let p = p * r + 1.0;
-    let p = p * r + 1.0;
-    // n ∈ [−126, 127], so the biased exponent n + 127 ∈ [1, 254]: a normal 2^n.
-    let scale = f32::from_bits((t.to_bits() + 127 - ROUND_BITS) << 23);
-    p * scale
-}
-
-/// The logistic sigmoid `1/(1 + e^(−u))`, through [`exp_f32`].
-#[inline]
-pub(super) fn sigmoid(u: f32) -> f32 {
-    1.0 / (1.0 + exp_f32(-u))
-}
-
 /// `SiLU(z + b)`, `z [N, W]`, `b [W]`.
 struct BiasSilu;
 
@@ -251,12 +214,17 @@ impl CustomOp2 for BiasSilu {
     ) -> Result<(CpuStorage, Shape)> {
         let (z, b, w) = rows_and_bias(self.name(), z, lz, b, lb)?;
         let mut out = vec![0f32; z.len()];
-        for (orow, zrow) in out.chunks_exact_mut(w).zip(z.chunks_exact(w)) {
-            for ((o, &z), &b) in orow.iter_mut().zip(zrow).zip(b) {
-                let u = z + b;
-                *o = u * sigmoid(u);
-            }
-        }
+        vectorised(
+            #[inline(always)]
+            || {
+                for (orow, zrow) in out.chunks_exact_mut(w).zip(z.chunks_exact(w)) {
+                    for ((o, &z), &b) in orow.iter_mut().zip(zrow).zip(b) {
+                        let u = z + b;
+                        *o = u * sigmoid(u);
+                    }
+                }
+            },
+        );
         Ok((CpuStorage::F32(out), lz.shape().clone()))
     }
 
@@ -324,13 +292,18 @@ impl CustomOp3 for BiasSiluGrad {
             .zip(z.chunks_exact(w))
             .zip(g.chunks_exact(w));
         // Zeroed then overwritten: `extend` with these iterators does not vectorise.
-        for ((orow, zrow), grow) in rows {
-            for (((o, &z), &g), &b) in orow.iter_mut().zip(zrow).zip(grow).zip(b) {
-                let u = z + b;
-                let s = sigmoid(u);
-                *o = g * s * (1.0 + u * (1.0 - s));
-            }
-        }
+        vectorised(
+            #[inline(always)]
+            || {
+                for ((orow, zrow), grow) in rows {
+                    for (((o, &z), &g), &b) in orow.iter_mut().zip(zrow).zip(grow).zip(b) {
+                        let u = z + b;
+                        let s = sigmoid(u);
+                        *o = g * s * (1.0 + u * (1.0 - s));
+                    }
+                }
+            },
+        );
         Ok((CpuStorage::F32(out), lz.shape().clone()))
     }
 }
@@ -366,22 +339,6 @@ impl CustomOp1 for ColumnSum {
 mod tests {
     use super::*;
     use candle_core::Device;
-
-    #[test]
-    fn exp_f32_is_accurate() {
-        let mut worst = 0f64;
-        for i in -87_000..=88_000 {
-            let x = i as f32 * 1e-3;
-            let want = (x.clamp(-87.0, 88.0) as f64).exp();
-            let got = exp_f32(x) as f64;
-            worst = worst.max((got / want - 1.0).abs());
-        }
-        assert!(worst < 5e-7, "max relative error {worst}");
-        // Clamped outside [−87, 88]: finite, so σ(u) = 1/(1 + e^(−u)) stays finite.
-        assert!(exp_f32(1e4).is_finite() && exp_f32(-1e4) > 0.0);
-        assert_eq!(sigmoid(-1e4), sigmoid(-88.0));
-        assert!(sigmoid(1e4) == 1.0 && sigmoid(0.0) == 0.5);
-    }
 
     /// The second-order path computes the fused kernel's values, and is itself
     /// differentiable: `d/dz Σ g·SiLU'(z)` matches a finite difference.
