@@ -81,9 +81,30 @@ pub fn run_parts<T: Send>(
     .collect()
 }
 
-/// Fills `out`, rows of `width` values, in `parts` contiguous parts on parallel threads:
-/// `f(first_row, rows)` fills the rows `first_row..first_row + rows.len() / width`.
-/// A panicked thread is an error naming `what`.
+/// The pool of [`threads`] threads kept for [`fill_rows`] (built on first use; rebuilt
+/// when the thread count changes). Separate from rayon's global pool, which candle uses
+/// and the binaries keep at one thread.
+fn pool(threads: usize) -> Result<std::sync::Arc<rayon::ThreadPool>> {
+    use std::sync::{Arc, Mutex};
+    static POOL: Mutex<Option<Arc<rayon::ThreadPool>>> = Mutex::new(None);
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = pool.as_ref().filter(|p| p.current_num_threads() == threads) {
+        return Ok(p.clone());
+    }
+    let built = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("sbdm-rows-{i}"))
+        .build()
+        .map_err(|e| invalid!("cannot start {threads} worker threads: {e}"))?;
+    let built = Arc::new(built);
+    *pool = Some(built.clone());
+    Ok(built)
+}
+
+/// Fills `out`, rows of `width` values, in `parts` contiguous parts on the kept pool of
+/// threads: `f(first_row, rows)` fills the rows `first_row..first_row + rows.len() / width`.
+/// `f` must not itself start parallel work on the pool. A panic in `f` is an error naming
+/// `what`.
 pub fn fill_rows<T: Send>(
     out: &mut [T],
     width: usize,
@@ -96,7 +117,6 @@ pub fn fill_rows<T: Send>(
         f(0, out);
         return Ok(());
     }
-    let f = &f;
     let mut chunks = Vec::with_capacity(parts);
     let mut rest = out;
     for i in 0..parts {
@@ -105,17 +125,14 @@ pub fn fill_rows<T: Send>(
         chunks.push((s, head));
         rest = tail;
     }
-    let panicked = std::thread::scope(|scope| {
-        let mut chunks = chunks.into_iter();
-        let (s0, first) = chunks.next().expect("at least one part");
-        let handles: Vec<_> = chunks
-            .map(|(s, chunk)| scope.spawn(move || f(s, chunk)))
-            .collect();
-        f(s0, first);
-        handles.into_iter().any(|h| h.join().is_err())
-    });
-    if panicked {
-        return Err(invalid!("a {what} thread panicked"));
-    }
-    Ok(())
+    let pool = pool(threads())?;
+    let f = &f;
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pool.scope(|scope| {
+            for (s, chunk) in chunks {
+                scope.spawn(move |_| f(s, chunk));
+            }
+        })
+    }))
+    .map_err(|_| invalid!("a {what} thread panicked"))
 }
