@@ -72,13 +72,6 @@ fn ddim_seconds(model: &dyn ScoreModel, n: usize, steps: usize, threads: usize) 
     Ok(seconds)
 }
 
-/// The median of `repeat` runs of `f`, after one untimed warm-up at the same size.
-fn median_of(repeat: usize, mut f: impl FnMut() -> Result<f64>) -> Result<f64> {
-    f()?;
-    let v = (0..repeat).map(|_| f()).collect::<Result<Vec<_>>>()?;
-    Ok(stats(v).0)
-}
-
 /// One `sbdm sample` process: its wall time from start to exit, the sampling time and
 /// peak RSS (MiB, sampling and whole run) it reports.
 struct ProcessRun {
@@ -224,8 +217,15 @@ fn measure(
     bar.set_message("exact mixture, sampling loop");
     let sde = VpSde::default();
     let oracle = mixture.model(&sde);
-    let oracle_1 = median_of(a.repeat, || ddim_seconds(&oracle, a.n, a.steps, 1))?;
-    let oracle_all = median_of(a.repeat, || ddim_seconds(&oracle, a.n, a.steps, cores))?;
+    // 1 thread and all threads interleaved, so that drifts of the machine's speed (a
+    // shared VM's) fall on both alike.
+    ddim_seconds(&oracle, a.n, a.steps, cores)?;
+    let (mut one, mut all) = (Vec::new(), Vec::new());
+    for _ in 0..a.repeat {
+        one.push(ddim_seconds(&oracle, a.n, a.steps, 1)?);
+        all.push(ddim_seconds(&oracle, a.n, a.steps, cores)?);
+    }
+    let (oracle_1, oracle_all) = (stats(one).0, stats(all).0);
 
     bar.set_message("operation-count limit");
     let (exp_s, flop_s) = machine_rates();
