@@ -16,23 +16,26 @@ use crate::error::Result;
 ///
 /// A live ChaCha8 stream holds about 320 bytes (its key and a 256-byte block of output),
 /// 40 times a 2-D f32 sample. Deterministic samplers draw only the prior, so the streams
-/// start as positions (8 bytes each): a draw from a position seeds the stream, skips to
-/// it and keeps only the new position. From the second draw on (stochastic samplers
-/// draw every step) the streams are kept live. Both forms give the same numbers.
+/// are not kept after the first draw: each is seeded, used and dropped. A second draw
+/// (stochastic samplers draw every step) seeds them again, replays the first draw and
+/// keeps them live from then on. Both give the numbers of streams kept live throughout.
 #[derive(Clone, Debug)]
 pub struct Noise {
     seed: u64,
     offset: u64,
+    batch: usize,
     streams: Streams,
     dims: Vec<usize>,
     device: Device,
 }
 
-/// Where each stream is.
+/// How far the streams are.
 #[derive(Clone, Debug)]
 enum Streams {
-    /// The position of each stream in its output, in 32-bit words.
-    Positions(Vec<u64>),
+    /// Nothing drawn yet.
+    Unused,
+    /// One draw made; the streams were dropped.
+    DrawnOnce,
     /// The streams themselves.
     Live(Vec<ChaCha8Rng>),
 }
@@ -43,28 +46,23 @@ impl Noise {
         Noise {
             seed,
             offset,
-            streams: Streams::Positions(vec![0; n]),
+            batch: n,
+            streams: Streams::Unused,
             dims: dims.to_vec(),
             device: device.clone(),
         }
     }
 
-    /// Stream `i` of the batch at word position `position`.
-    fn stream_at(&self, i: usize, position: u64) -> ChaCha8Rng {
+    /// Stream `i` of the batch, at its start.
+    fn stream(&self, i: usize) -> ChaCha8Rng {
         let mut r = ChaCha8Rng::seed_from_u64(self.seed);
         r.set_stream(self.offset + i as u64);
-        if position > 0 {
-            r.set_word_pos(u128::from(position));
-        }
         r
     }
 
     /// The batch size.
     pub fn batch(&self) -> usize {
-        match &self.streams {
-            Streams::Positions(p) => p.len(),
-            Streams::Live(s) => s.len(),
-        }
+        self.batch
     }
 
     /// The shape of one draw, `[n, dims..]`.
@@ -77,40 +75,37 @@ impl Noise {
     /// The next standard normal draw, shape `[n, dims..]`, f32 (see [`Noise::next_as`]).
     pub fn draw(&mut self) -> Result<Tensor> {
         let per: usize = self.dims.iter().product();
-        let mut data = Vec::with_capacity(per * self.batch());
-        let mut draw_row = |r: &mut ChaCha8Rng| {
+        let normals = |r: &mut ChaCha8Rng, out: &mut Vec<f32>| {
             for _ in 0..per {
                 let z: f64 = StandardNormal.sample(r);
-                data.push(z as f32);
+                out.push(z as f32);
             }
         };
-        match &self.streams {
-            Streams::Positions(positions) if positions.iter().all(|&p| p == 0) => {
-                // The first draw: each stream seeded, used and dropped; its position kept.
-                let next = (0..positions.len())
+        let mut data = Vec::with_capacity(per * self.batch);
+        match &mut self.streams {
+            Streams::Unused => {
+                for i in 0..self.batch {
+                    normals(&mut self.stream(i), &mut data);
+                }
+                self.streams = Streams::DrawnOnce;
+            }
+            Streams::DrawnOnce => {
+                let mut replayed = Vec::with_capacity(per);
+                let live = (0..self.batch)
                     .map(|i| {
-                        let mut r = self.stream_at(i, 0);
-                        draw_row(&mut r);
-                        // 2^64 words would take centuries to draw.
-                        r.get_word_pos() as u64
+                        let mut r = self.stream(i);
+                        replayed.clear();
+                        normals(&mut r, &mut replayed);
+                        normals(&mut r, &mut data);
+                        r
                     })
                     .collect();
-                self.streams = Streams::Positions(next);
-            }
-            Streams::Positions(positions) => {
-                let mut live: Vec<ChaCha8Rng> = positions
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &p)| self.stream_at(i, p))
-                    .collect();
-                live.iter_mut().for_each(&mut draw_row);
                 self.streams = Streams::Live(live);
             }
-            Streams::Live(_) => {
-                let Streams::Live(live) = &mut self.streams else {
-                    unreachable!("matched above")
-                };
-                live.iter_mut().for_each(draw_row);
+            Streams::Live(live) => {
+                for r in live {
+                    normals(r, &mut data);
+                }
             }
         }
         Ok(Tensor::from_vec(data, self.shape(), &self.device)?)
@@ -127,10 +122,11 @@ impl Noise {
 mod tests {
     use super::*;
 
-    /// Positions and live streams give the numbers of streams kept live from the start,
+    /// Streams dropped after the first draw and replayed at the second give the numbers
+    /// of streams kept live from the start,
     /// over draws of different sizes that cross the streams' 64-word blocks.
     #[test]
-    fn positions_then_live_streams_match_live_streams() {
+    fn dropped_then_replayed_streams_match_live_streams() {
         let (seed, offset, n) = (42, 5, 7);
         for dims in [vec![1], vec![3], vec![37]] {
             let mut noise = Noise::new(seed, offset, n, &dims, &Device::Cpu);

@@ -158,6 +158,40 @@ fn machine_rates() -> (f64, f64) {
     (exp_s, mul_add_s / 2.0)
 }
 
+/// PyTorch's DDIM loops on the same problems (`bench/torch_sample.py`): the exact mixture
+/// over `--n` points and, unless `--no-net`, the MLP over `--net-n`; one report with both
+/// results.
+fn torch_report(
+    python: &Path,
+    mixture: &Path,
+    a: &SampleBenchArgs,
+    cores: usize,
+) -> Result<serde_json::Value> {
+    let run = |what: &str, n: usize| {
+        let args = [
+            "--mixture".to_string(),
+            mixture.display().to_string(),
+            "--n".into(),
+            n.to_string(),
+            "--steps".into(),
+            a.steps.to_string(),
+            "--threads".into(),
+            cores.to_string(),
+            "--what".into(),
+            what.into(),
+        ];
+        run_python(python, "torch_sample.py", &args)
+    };
+    let mut report = run("oracle", a.n)?;
+    if !a.no_net {
+        let net = run("mlp", a.net_n)?;
+        let mut results = report["results"].as_array().cloned().unwrap_or_default();
+        results.extend(net["results"].as_array().cloned().unwrap_or_default());
+        report["results"] = serde_json::Value::Array(results);
+    }
+    Ok(report)
+}
+
 /// Runs `sbdm bench sample`.
 pub fn sample(a: &SampleBenchArgs) -> Result<()> {
     if a.n == 0 || a.steps == 0 || a.repeat == 0 || a.net_n == 0 {
@@ -257,35 +291,7 @@ fn measure(
         None => None,
         Some(python) => {
             let bar = spinner("PyTorch".into());
-            let args: Vec<String> = vec![
-                "--mixture".into(),
-                mixture_path.display().to_string(),
-                "--n".into(),
-                a.n.to_string(),
-                "--steps".into(),
-                a.steps.to_string(),
-                "--threads".into(),
-                cores.to_string(),
-                "--what".into(),
-                if a.no_net { "oracle" } else { "all" }.into(),
-            ];
-            let mut report = run_python(python, "torch_sample.py", &args);
-            // The MLP at --net-n when it differs from --n.
-            if let (Ok(r), false, true) = (&mut report, a.no_net, a.net_n != a.n) {
-                let mut args = args.clone();
-                args[3] = a.net_n.to_string();
-                args[9] = "mlp".into();
-                let net = run_python(python, "torch_sample.py", &args)?;
-                let mut results: Vec<serde_json::Value> = r["results"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|v| v["what"] != "mlp")
-                    .collect();
-                results.extend(net["results"].as_array().cloned().unwrap_or_default());
-                r["results"] = serde_json::Value::Array(results);
-            }
+            let report = torch_report(python, &mixture_path, a, cores);
             bar.finish_and_clear();
             match report {
                 Ok(r) => Some(r),
