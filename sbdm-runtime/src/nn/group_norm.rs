@@ -574,15 +574,7 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    /// Seeded standard normal data (candle's own `randn` cannot be seeded).
-    fn randn(seed: u64, shape: &[usize]) -> Result<Tensor> {
-        use rand::SeedableRng;
-        use rand_distr::{Distribution, StandardNormal};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let n = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| StandardNormal.sample(&mut rng)).collect();
-        Tensor::from_vec(v, shape, &Device::Cpu)
-    }
+    use crate::nn::seeded_randn as randn;
 
     /// `max |a − b| / max(max |b|, 1)`, computed in f64.
     fn rel_diff(a: &Tensor, b: &Tensor) -> Result<f64> {

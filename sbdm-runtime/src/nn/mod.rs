@@ -89,3 +89,15 @@ impl NetConfig {
         })
     }
 }
+
+/// Seeded standard normal data for the layers' tests (candle's own `randn` cannot be
+/// seeded).
+#[cfg(test)]
+pub(crate) fn seeded_randn(seed: u64, shape: &[usize]) -> Result<Tensor> {
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, StandardNormal};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let n = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| StandardNormal.sample(&mut rng)).collect();
+    Tensor::from_vec(v, shape, &candle_core::Device::Cpu)
+}

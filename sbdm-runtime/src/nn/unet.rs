@@ -723,15 +723,7 @@ mod tests {
     use candle_core::{Device, Var};
     use candle_nn::VarMap;
 
-    /// Seeded standard normal data (candle's own `randn` cannot be seeded).
-    fn randn(seed: u64, shape: &[usize]) -> Result<Tensor> {
-        use rand::SeedableRng;
-        use rand_distr::{Distribution, StandardNormal};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let n = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| StandardNormal.sample(&mut rng)).collect();
-        Tensor::from_vec(v, shape, &Device::Cpu)
-    }
+    use crate::nn::seeded_randn as randn;
 
     fn max_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
         (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()
