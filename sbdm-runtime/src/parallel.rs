@@ -112,27 +112,91 @@ pub fn fill_rows<T: Send>(
     what: &str,
     f: impl Fn(usize, &mut [T]) + Sync,
 ) -> Result<()> {
+    fill_rows_with(out, width, &mut [(); 0], parts, what, |first, rows, _| {
+        f(first, rows)
+    })
+}
+
+/// [`fill_rows`] with per-row state: `state[i]` belongs to row `i` of `out` and goes to
+/// the same part (e.g. each row's random stream): `f(first_row, rows, states)`. An empty
+/// `state` gives every part an empty slice.
+pub fn fill_rows_with<T: Send, S: Send>(
+    out: &mut [T],
+    width: usize,
+    state: &mut [S],
+    parts: usize,
+    what: &str,
+    f: impl Fn(usize, &mut [T], &mut [S]) + Sync,
+) -> Result<()> {
     let rows = out.len() / width.max(1);
+    let per_row_state = !state.is_empty();
+    if per_row_state && state.len() != rows {
+        return Err(invalid!("{what}: {} states for {rows} rows", state.len()));
+    }
     if parts <= 1 || rows == 0 {
-        f(0, out);
+        f(0, out, state);
         return Ok(());
     }
     let mut chunks = Vec::with_capacity(parts);
-    let mut rest = out;
+    let (mut rest, mut rest_state) = (out, state);
     for i in 0..parts {
         let (s, e) = part_range(i, parts, rows);
         let (head, tail) = rest.split_at_mut((e - s) * width);
-        chunks.push((s, head));
+        let (state_head, state_tail) = if per_row_state {
+            rest_state.split_at_mut(e - s)
+        } else {
+            rest_state.split_at_mut(0)
+        };
+        chunks.push((s, head, state_head));
         rest = tail;
+        rest_state = state_tail;
     }
     let pool = pool(threads())?;
     let f = &f;
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         pool.scope(|scope| {
-            for (s, chunk) in chunks {
-                scope.spawn(move |_| f(s, chunk));
+            for (s, chunk, state) in chunks {
+                scope.spawn(move |_| f(s, chunk, state));
             }
         })
     }))
     .map_err(|_| invalid!("a {what} thread panicked"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every row filled once, with its own state, whatever the split.
+    #[test]
+    fn rows_and_their_states_go_together() {
+        for parts in [1, 2, 3, 7] {
+            let mut out = vec![0u64; 3 * 100];
+            let mut state: Vec<u64> = (0..100).map(|i| 1000 + i).collect();
+            fill_rows_with(&mut out, 3, &mut state, parts, "test", |first, rows, st| {
+                for (i, (row, s)) in rows.chunks_exact_mut(3).zip(st.iter_mut()).enumerate() {
+                    row.fill((first + i) as u64 * 10_000 + *s);
+                    *s += 1;
+                }
+            })
+            .unwrap();
+            for (i, row) in out.chunks_exact(3).enumerate() {
+                assert_eq!(
+                    row,
+                    [i as u64 * 10_000 + 1000 + i as u64; 3],
+                    "parts {parts}"
+                );
+            }
+            assert!(state.iter().enumerate().all(|(i, s)| *s == 1001 + i as u64));
+        }
+        let mut out = vec![0u8; 6];
+        let e = fill_rows_with(&mut out, 3, &mut [0u8; 3], 2, "test", |_, _, _| {})
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("3 states for 2 rows"), "{e}");
+        let e = fill_rows(&mut out, 3, 2, "test", |_, _| panic!("boom"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a test thread panicked"), "{e}");
+    }
 }

@@ -11,6 +11,35 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::error::Result;
+use crate::parallel;
+
+/// Rows below which drawing is not worth a thread of its own.
+const MIN_ROWS_PER_THREAD: usize = 4096;
+
+/// Stream `offset + i` of `seed`, at its start.
+fn stream(seed: u64, offset: u64, i: usize) -> ChaCha8Rng {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    r.set_stream(offset + i as u64);
+    r
+}
+
+/// One draw from every live stream into its row of `data`, in `parts` parts.
+fn draw_live(
+    data: &mut [f32],
+    per: usize,
+    live: &mut [ChaCha8Rng],
+    parts: usize,
+    fill: impl Fn(&mut ChaCha8Rng, &mut [f32]) + Sync,
+) -> Result<()> {
+    if per == 0 {
+        return Ok(());
+    }
+    parallel::fill_rows_with(data, per, live, parts, "noise", |_, rows, streams| {
+        for (row, r) in rows.chunks_exact_mut(per).zip(streams) {
+            fill(r, row);
+        }
+    })
+}
 
 /// Per-sample noise streams for a batch.
 ///
@@ -53,13 +82,6 @@ impl Noise {
         }
     }
 
-    /// Stream `i` of the batch, at its start.
-    fn stream(&self, i: usize) -> ChaCha8Rng {
-        let mut r = ChaCha8Rng::seed_from_u64(self.seed);
-        r.set_stream(self.offset + i as u64);
-        r
-    }
-
     /// The batch size.
     pub fn batch(&self) -> usize {
         self.batch
@@ -73,40 +95,41 @@ impl Noise {
     }
 
     /// The next standard normal draw, shape `[n, dims..]`, f32 (see [`Noise::next_as`]).
+    /// Large batches are drawn on the kept pool of threads ([`crate::parallel`]): each
+    /// row from its own stream, so the numbers do not depend on the split.
     pub fn draw(&mut self) -> Result<Tensor> {
         let per: usize = self.dims.iter().product();
-        let normals = |r: &mut ChaCha8Rng, out: &mut Vec<f32>| {
-            for _ in 0..per {
+        let fill = |r: &mut ChaCha8Rng, row: &mut [f32]| {
+            for v in row {
                 let z: f64 = StandardNormal.sample(r);
-                out.push(z as f32);
+                *v = z as f32;
             }
         };
-        let mut data = Vec::with_capacity(per * self.batch);
+        let mut data = vec![0f32; per * self.batch];
+        let parts = parallel::parts_for(self.batch, MIN_ROWS_PER_THREAD);
+        let (seed, offset) = (self.seed, self.offset);
         match &mut self.streams {
             Streams::Unused => {
-                for i in 0..self.batch {
-                    normals(&mut self.stream(i), &mut data);
-                }
+                parallel::fill_rows(&mut data, per, parts, "noise", |first, rows| {
+                    for (i, row) in rows.chunks_exact_mut(per.max(1)).enumerate() {
+                        fill(&mut stream(seed, offset, first + i), row);
+                    }
+                })?;
                 self.streams = Streams::DrawnOnce;
             }
             Streams::DrawnOnce => {
-                let mut replayed = Vec::with_capacity(per);
-                let live = (0..self.batch)
-                    .map(|i| {
-                        let mut r = self.stream(i);
-                        replayed.clear();
-                        normals(&mut r, &mut replayed);
-                        normals(&mut r, &mut data);
-                        r
-                    })
-                    .collect();
+                // Re-seed, replay the first draw, keep the streams from now on.
+                let mut live: Vec<ChaCha8Rng> = Vec::with_capacity(self.batch);
+                let mut replayed = vec![0f32; per];
+                for i in 0..self.batch {
+                    let mut r = stream(seed, offset, i);
+                    fill(&mut r, &mut replayed);
+                    live.push(r);
+                }
+                draw_live(&mut data, per, &mut live, parts, fill)?;
                 self.streams = Streams::Live(live);
             }
-            Streams::Live(live) => {
-                for r in live {
-                    normals(r, &mut data);
-                }
-            }
+            Streams::Live(live) => draw_live(&mut data, per, live, parts, fill)?,
         }
         Ok(Tensor::from_vec(data, self.shape(), &self.device)?)
     }
@@ -127,8 +150,9 @@ mod tests {
     /// over draws of different sizes that cross the streams' 64-word blocks.
     #[test]
     fn dropped_then_replayed_streams_match_live_streams() {
-        let (seed, offset, n) = (42, 5, 7);
-        for dims in [vec![1], vec![3], vec![37]] {
+        let (seed, offset) = (42, 5);
+        // 10 000 rows: drawn in parts on the pool threads where there are several cores.
+        for (n, dims) in [(7, vec![1]), (7, vec![3]), (7, vec![37]), (10_000, vec![2])] {
             let mut noise = Noise::new(seed, offset, n, &dims, &Device::Cpu);
             let mut reference: Vec<ChaCha8Rng> = (0..n as u64)
                 .map(|i| {
