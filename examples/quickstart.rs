@@ -250,14 +250,10 @@ fn main() -> Result<()> {
         "exact_sliced_w2": baseline,
         "samplers": rows,
     });
-    sbdm_runtime::io::write_atomic(opts.out.join("metrics.json"), |p| {
-        std::fs::write(p, serde_json::to_string_pretty(&json).unwrap_or_default()).map_err(
-            |source| sbdm_runtime::error::Error::Io {
-                path: p.display().to_string(),
-                source,
-            },
-        )
-    })?;
+    sbdm_runtime::io::write_file_atomic(
+        opts.out.join("metrics.json"),
+        serde_json::to_string_pretty(&json).unwrap_or_default(),
+    )?;
     println!(
         "\nwrote {} (data, samples, loss), metrics.json, loss.csv, model.safetensors in {}",
         png.display(),
@@ -309,11 +305,6 @@ fn write_loss_csv(path: &std::path::Path, losses: &[(f64, f64)]) -> Result<()> {
     for (k, l) in losses {
         s.push_str(&format!("{k},{l}\n"));
     }
-    sbdm_runtime::io::write_atomic(path, |p| {
-        std::fs::write(p, &s).map_err(|source| sbdm_runtime::error::Error::Io {
-            path: p.display().to_string(),
-            source,
-        })
-    })?;
+    sbdm_runtime::io::write_file_atomic(path, &s)?;
     Ok(())
 }

@@ -232,16 +232,10 @@ fn main() -> Result<()> {
         "ilvr_sweep_point": {"realism": ilvr_few.realism, "psnr": ilvr_few.psnr, "ssim": ilvr_few.ssim},
     });
     let json = dir.join("translate.json");
-    sbdm_runtime::io::write_atomic(&json, |tmp| {
-        std::fs::write(
-            tmp,
-            serde_json::to_string_pretty(&summary).unwrap_or_default(),
-        )
-        .map_err(|source| sbdm_runtime::error::Error::Io {
-            path: tmp.display().to_string(),
-            source,
-        })
-    })?;
+    sbdm_runtime::io::write_file_atomic(
+        &json,
+        serde_json::to_string_pretty(&summary).unwrap_or_default(),
+    )?;
     println!(
         "\nwrote translate_grid.png (source | SDEdit | ILVR | EGSDE), tradeoff.png, translate.json in {}",
         dir.display()

@@ -128,6 +128,15 @@ pub fn write_atomic(dest: impl AsRef<Path>, write: impl FnOnce(&Path) -> Result<
     pending.commit()
 }
 
+/// Writes `contents` to `dest` atomically (a JSON report, a CSV log, a checkpoint); an
+/// error names `dest`.
+pub fn write_file_atomic(dest: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> Result<()> {
+    let dest = dest.as_ref();
+    write_atomic(dest, |tmp| {
+        std::fs::write(tmp, contents).map_err(|e| io_error(dest, e))
+    })
+}
+
 /// Writes the contents of a [`PendingFile`] as a float32 `.npy` array.
 pub fn write_npy_pending(pending: &PendingFile, x: &Tensor) -> Result<()> {
     if x.dtype() != DType::F32 {

@@ -60,6 +60,10 @@ pub fn part_range(i: usize, parts: usize, rows: usize) -> (usize, usize) {
 /// Runs `f(0), …, f(n − 1)`, the first on this thread and the others on scoped threads,
 /// and returns their results in order, or the first error in that order. A panicked
 /// thread counts as the error "a `what` thread panicked".
+///
+/// For work that runs candle ops (network parts, training chunks): on scoped threads,
+/// not on [`fill_rows`]'s pool, because candle's own parallel loops would run on the
+/// rayon pool of the thread that calls them and so spread over the pool's threads too.
 pub fn run_parts<T: Send>(
     n: usize,
     what: &str,

@@ -255,12 +255,7 @@ pub fn save(
     meta.insert("checksum".to_string(), format!("{sum:016x}"));
     let buf = safetensors::serialize(named.iter().map(|(k, t)| (k.as_str(), t)), Some(meta))
         .map_err(|e| crate::error::invalid!("serialising the checkpoint: {e}"))?;
-    crate::io::write_atomic(dest, |tmp| {
-        std::fs::write(tmp, &buf).map_err(|source| Error::Io {
-            path: tmp.display().to_string(),
-            source,
-        })
-    })
+    crate::io::write_file_atomic(dest, &buf)
 }
 
 /// Reads and verifies a checkpoint (format tag, checksum, metadata).

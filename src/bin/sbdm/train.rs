@@ -457,13 +457,7 @@ fn write_log(path: &Path, rows: &[Row]) -> Result<()> {
         // `{}` of an f64 is the shortest text that reads back as the same number.
         let _ = writeln!(text, "{},{},{},{}", r.step, r.loss, r.grad_norm, r.lr);
     }
-    io::write_atomic(path, |tmp| {
-        std::fs::write(tmp, &text).map_err(|source| sbdm_runtime::error::Error::Io {
-            path: tmp.display().to_string(),
-            source,
-        })
-    })
-    .map_err(one_line)
+    io::write_file_atomic(path, &text).map_err(one_line)
 }
 
 /// [`plot::smooth`], one value at a time: the debiased exponential moving average.

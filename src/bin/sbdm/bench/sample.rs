@@ -418,17 +418,8 @@ fn measure(
             "state_mib": state_mib,
             "pytorch": torch,
         });
-        sbdm_runtime::io::write_atomic(path, |tmp| {
-            std::fs::write(
-                tmp,
-                serde_json::to_string_pretty(&report).expect("valid JSON"),
-            )
-            .map_err(|e| sbdm_runtime::error::Error::Io {
-                path: path.display().to_string(),
-                source: e,
-            })
-        })
-        .map_err(|e| anyhow!("{e}"))?;
+        sbdm_runtime::io::write_file_atomic(path, serde_json::to_string_pretty(&report)?)
+            .map_err(|e| anyhow!("{e}"))?;
         println!("wrote {}", path.display());
     }
     Ok(())
