@@ -6,7 +6,8 @@
 //!
 //! Writes `DIR/quickstart.png` (data, every sampler's samples, the loss curve),
 //! `DIR/metrics.json`, `DIR/loss.csv` and the checkpoint `DIR/model.safetensors`
-//! (sample from it with `sbdm sample --model ckpt:DIR/model.safetensors`), and prints a
+//! (sample from it with `sbdm sample --model ckpt:DIR/model.safetensors --sampler ddim
+//! --steps 50 --n 4000 --out samples.npy`: the checkpoint stores the SDE), and prints a
 //! table: sampler, NFE, time, sliced W2 to 20 000 held-out points, E|x|², mode coverage.
 
 use std::path::PathBuf;
@@ -258,6 +259,13 @@ fn main() -> Result<()> {
         "\nwrote {} (data, samples, loss), metrics.json, loss.csv, model.safetensors in {}",
         png.display(),
         opts.out.display()
+    );
+    // The checkpoint stores QuickVp's declaration: the CLI derives it again
+    // (tests/cli_sde.rs samples a checkpoint of an SDE declared in a test binary this way).
+    println!(
+        "sample from the checkpoint: cargo run --release --bin sbdm -- sample --model ckpt:{} \
+         --sampler ddim --steps 50 --n 4000 --out samples.npy",
+        opts.out.join("model.safetensors").display()
     );
     Ok(())
 }

@@ -2,149 +2,28 @@
 
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::quote;
-use sbdm_symbolic::sde::{derive, Derivation, Derived, Diagnostic, Method, Param, Part, SdeSpec};
+use sbdm_symbolic::sde::{Derivation, Derived, Method, SdeSpec};
 use sbdm_symbolic::Expr;
+use sbdm_syntax::{Decl, Declaration};
 
-use crate::ast::{Decl, ExprSrc};
 use crate::fallback;
-use crate::tokens::{error_between, SpanMap};
 
 /// The macro's one entry: never panics, errors become `compile_error!`s.
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
-    let decl: Decl = match syn::parse2(input) {
+    let declaration = match Declaration::parse(input) {
         Ok(d) => d,
         Err(e) => return e.into_compile_error(),
     };
-    let maps = Maps::new(&decl);
-    let spec = maps.spec(&decl);
-    let derived = std::panic::catch_unwind(|| derive(&spec)).unwrap_or_else(|_| {
-        Err(vec![Diagnostic::new(
-            Part::Decl,
-            "internal error in the sde! derivation: please report this declaration",
-        )])
-    });
-    let syntax = decl
-        .syntax_errors
-        .clone()
-        .map(syn::Error::into_compile_error);
-    match (derived, syntax) {
-        (Ok(_), Some(errors)) => {
-            let mut out = errors;
-            out.extend(fallback::stub(&decl));
+    let decl = &declaration.decl;
+    let generated = declaration
+        .derive()
+        .and_then(|d| generate(decl, &d, &declaration.spec()));
+    match generated {
+        Ok(ts) => ts,
+        Err(e) => {
+            let mut out = e.into_compile_error();
+            out.extend(fallback::stub(decl));
             out
-        }
-        (Err(diags), syntax) => {
-            let mut out = syntax.unwrap_or_default();
-            for d in &diags {
-                out.extend(maps.error(&decl, d).into_compile_error());
-            }
-            out.extend(fallback::stub(&decl));
-            out
-        }
-        (Ok(d), None) => match generate(&decl, &d) {
-            Ok(ts) => ts,
-            Err(e) => {
-                let mut out = e.into_compile_error();
-                out.extend(fallback::stub(&decl));
-                out
-            }
-        },
-    }
-}
-
-/// Span maps of every expression of the declaration.
-struct Maps {
-    params: Vec<Option<SpanMap>>,
-    time: Option<(SpanMap, SpanMap)>,
-    lets: Vec<SpanMap>,
-    drift: Option<SpanMap>,
-    diffusion: Option<SpanMap>,
-    mean: Option<SpanMap>,
-    std: Option<SpanMap>,
-}
-
-fn map(e: &ExprSrc) -> SpanMap {
-    SpanMap::new(&e.tokens, e.span)
-}
-
-impl Maps {
-    fn new(d: &Decl) -> Self {
-        Maps {
-            params: d
-                .params
-                .iter()
-                .map(|p| p.default.as_ref().map(map))
-                .collect(),
-            time: d.time.as_ref().map(|(a, b)| (map(a), map(b))),
-            lets: d.lets.iter().map(|(_, e)| map(e)).collect(),
-            drift: d.drift.as_ref().map(map),
-            diffusion: d.diffusion.as_ref().map(map),
-            mean: d.mean.as_ref().map(map),
-            std: d.std.as_ref().map(map),
-        }
-    }
-
-    fn spec(&self, d: &Decl) -> SdeSpec {
-        let text = |m: &Option<SpanMap>| m.as_ref().map(|m| m.text.clone());
-        SdeSpec {
-            name: d.name.to_string(),
-            doc: d.doc(),
-            params: d
-                .params
-                .iter()
-                .zip(&self.params)
-                .map(|(p, m)| Param {
-                    name: p.name.to_string(),
-                    default: text(m),
-                })
-                .collect(),
-            time: self
-                .time
-                .as_ref()
-                .map(|(a, b)| (a.text.clone(), b.text.clone())),
-            lets: d
-                .lets
-                .iter()
-                .zip(&self.lets)
-                .map(|((n, _), m)| (n.to_string(), m.text.clone()))
-                .collect(),
-            drift: text(&self.drift),
-            diffusion: text(&self.diffusion),
-            mean: text(&self.mean),
-            std: text(&self.std),
-        }
-    }
-
-    fn error(&self, d: &Decl, diag: &Diagnostic) -> syn::Error {
-        let name_span = d.name.span();
-        let m: Option<&SpanMap> = match diag.part {
-            Part::Decl => None,
-            Part::ParamName(i) => {
-                let s = d.params.get(i).map_or(name_span, |p| p.name.span());
-                return syn::Error::new(s, &diag.message);
-            }
-            Part::ParamDefault(i) => self.params.get(i).and_then(Option::as_ref),
-            Part::TimeStart => self.time.as_ref().map(|t| &t.0),
-            Part::TimeEnd => self.time.as_ref().map(|t| &t.1),
-            Part::LetName(i) => {
-                let s = d.lets.get(i).map_or(name_span, |l| l.0.span());
-                return syn::Error::new(s, &diag.message);
-            }
-            Part::Let(i) => self.lets.get(i),
-            Part::Drift => self.drift.as_ref(),
-            Part::Diffusion => self.diffusion.as_ref(),
-            Part::Mean => self.mean.as_ref(),
-            Part::Std => self.std.as_ref(),
-        };
-        match m {
-            None => syn::Error::new(name_span, &diag.message),
-            Some(m) => {
-                let (a, b) = match diag.range {
-                    Some(r) => m.spans(r),
-                    None => m.whole(),
-                };
-                error_between(a, b, &diag.message)
-            }
         }
     }
 }
@@ -205,7 +84,7 @@ fn derivation_tokens(d: &Derivation) -> TokenStream {
     }
 }
 
-fn generate(decl: &Decl, d: &Derived) -> syn::Result<TokenStream> {
+fn generate(decl: &Decl, d: &Derived, spec: &SdeSpec) -> syn::Result<TokenStream> {
     let p = quote!(::sbdm::__private);
     let attrs = &decl.attrs;
     let vis = &decl.vis;
@@ -296,6 +175,8 @@ fn generate(decl: &Decl, d: &Derived) -> syn::Result<TokenStream> {
         quote!({ #(#[doc = #field_docs] pub #fields: f64,)* })
     };
     let closed = d.derivation.is_closed_form();
+    let source_text = lit_str(&spec.to_source());
+    let param_names: Vec<Literal> = fields.iter().map(|f| lit_str(&f.to_string())).collect();
     Ok(quote! {
         #(#attrs)*
         #[derive(Debug, Clone, Copy, PartialEq)]
@@ -320,6 +201,13 @@ fn generate(decl: &Decl, d: &Derived) -> syn::Result<TokenStream> {
         impl #p::Sde for #name {
             fn name(&self) -> &'static str {
                 #name_str
+            }
+            fn source(&self) -> ::core::option::Option<#p::SdeSource> {
+                #bind
+                ::core::option::Option::Some(#p::SdeSource {
+                    text: #p::Cow::Borrowed(#source_text),
+                    params: ::std::vec![#((::std::string::String::from(#param_names), #fields)),*],
+                })
             }
             fn time_range(&self) -> (f64, f64) {
                 #bind

@@ -4,7 +4,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use crate::ast::Decl;
+use sbdm_syntax::Decl;
 
 /// The struct with its fields and a `Default` of zeros.
 pub(crate) fn stub(decl: &Decl) -> TokenStream {

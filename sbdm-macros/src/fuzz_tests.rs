@@ -538,7 +538,7 @@ fn fuzz_expand_mutations() {
                 // Expression-level: valid syntax, odd mathematics.
                 let mut spec = rng.pick(&specs).clone();
                 mutate_spec(&mut rng, &mut spec);
-                render(&spec)
+                spec.to_source()
             } else {
                 let mut toks = rng.pick(&corpus).clone();
                 for _ in 0..1 + rng.below(4) {
@@ -624,31 +624,9 @@ fn fuzz_expand_soup() {
 
 /// The `SdeSpec` of a corpus declaration, as the macro builds it (text of the tokens).
 fn spec_of(src: &str) -> SdeSpec {
-    let decl: crate::ast::Decl =
-        syn::parse2(TokenStream::from_str(src).expect("lexes")).expect("corpus parses");
-    let text = |e: &crate::ast::ExprSrc| crate::tokens::SpanMap::new(&e.tokens, e.span).text;
-    SdeSpec {
-        name: decl.name.to_string(),
-        doc: decl.doc(),
-        params: decl
-            .params
-            .iter()
-            .map(|p| Param {
-                name: p.name.to_string(),
-                default: p.default.as_ref().map(text),
-            })
-            .collect(),
-        time: decl.time.as_ref().map(|(a, b)| (text(a), text(b))),
-        lets: decl
-            .lets
-            .iter()
-            .map(|(n, e)| (n.to_string(), text(e)))
-            .collect(),
-        drift: decl.drift.as_ref().map(text),
-        diffusion: decl.diffusion.as_ref().map(text),
-        mean: decl.mean.as_ref().map(text),
-        std: decl.std.as_ref().map(text),
-    }
+    sbdm_syntax::Declaration::parse(TokenStream::from_str(src).expect("lexes"))
+        .expect("corpus parses")
+        .spec()
 }
 
 /// A random expression over `t`, `x` and `names`, up to `depth` deep.
@@ -793,39 +771,6 @@ fn mutate_spec(rng: &mut Rng, spec: &mut SdeSpec) {
         5 if !spec.lets.is_empty() => spec.lets[0].0 = rng.pick(IDENTS).to_string(),
         _ => {}
     }
-}
-
-/// A spec rendered back as a declaration's source.
-fn render(spec: &SdeSpec) -> String {
-    let mut s = format!("pub struct {} {{\n", spec.name);
-    let ps: Vec<String> = spec
-        .params
-        .iter()
-        .map(|p| match &p.default {
-            Some(d) => format!("{}: f64 = {d}", p.name),
-            None => format!("{}: f64", p.name),
-        })
-        .collect();
-    if !ps.is_empty() {
-        s += &format!("params {{ {} }}\n", ps.join(", "));
-    }
-    if let Some((a, b)) = &spec.time {
-        s += &format!("time = [{a}, {b}];\n");
-    }
-    for (n, e) in &spec.lets {
-        s += &format!("let {n} = {e};\n");
-    }
-    for (k, v) in [
-        ("drift", &spec.drift),
-        ("diffusion", &spec.diffusion),
-        ("mean", &spec.mean),
-        ("std", &spec.std),
-    ] {
-        if let Some(v) = v {
-            s += &format!("{k} = {v};\n");
-        }
-    }
-    s + "}"
 }
 
 /// Mutated `SdeSpec`s straight into the core: character-level damage, random

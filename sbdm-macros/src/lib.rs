@@ -5,13 +5,10 @@
 //! Use it through the facade crate, `sbdm::sde!`; the generated code names only
 //! `::sbdm::__private` paths. See the `sbdm` crate for the language and examples.
 
-mod ast;
 mod expand;
 mod fallback;
 #[cfg(test)]
 mod fuzz_tests;
-mod parse;
-mod tokens;
 
 use proc_macro::TokenStream;
 

@@ -27,14 +27,14 @@ pub use sde::{GaussianKernel, Sde};
 pub mod prelude {
     pub use crate::sde::builtin::{CosineSde, EdmSde, SubVpSde, VeSde, VpSde};
     pub use crate::sde::discrete::{BetaSchedule, DiscreteSchedule};
-    pub use crate::sde::{GaussianKernel, Sde};
+    pub use crate::sde::{GaussianKernel, Sde, SdeSource};
     pub use sbdm_macros::sde;
 }
 
 /// Paths the `sde!` macro's generated code names. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::sde::{GaussianKernel, Sde};
+    pub use crate::sde::{GaussianKernel, Sde, SdeSource};
     pub use sbdm_symbolic::numeric;
     pub use sbdm_symbolic::sde::{Derivation, Entry, Method};
     pub use std::borrow::Cow;

@@ -11,6 +11,7 @@
 //! The core knows nothing of `proc_macro2::Span`: errors carry byte ranges into the
 //! source text they were parsed from, and the macro maps them back to spans.
 
+mod compile;
 mod diff;
 mod expr;
 mod integrate;
@@ -20,6 +21,7 @@ mod print;
 pub mod sde;
 mod solve;
 
+pub use compile::{Compiled, UnboundSymbol};
 pub use expr::{Constant, EvalError, Expr, Func, Node, Num};
 pub use integrate::NotIntegrable;
 pub use parse::{parse, Ast, AstKind, ParseError, SrcRange};

@@ -481,96 +481,176 @@ fn rust_lit(v: f64) -> String {
     }
 }
 
-struct RustPrinter<'a> {
+/// How a power is written in Rust's method form.
+pub(crate) enum RustPower<O> {
+    /// `u.sqrt()` (exponent ½).
+    Sqrt,
+    /// `u.recip()` (exponent −1).
+    Recip,
+    /// `u.powi(n)` (an integer exponent).
+    Powi(i32),
+    /// `u.powf(p)`.
+    Powf(O),
+}
+
+/// What the Rust-form walker ([`rust_form`]) builds: text ([`RustText`]) or a compiled
+/// evaluator (`compile.rs`). The walker fixes the operations and their order, so a
+/// compiled expression computes what the generated Rust computes, operation for
+/// operation.
+pub(crate) trait RustForm {
+    /// A built sub-expression.
+    type Out;
+    /// A non-negative literal.
+    fn literal(&mut self, v: f64) -> Self::Out;
+    /// `PI` or `E`.
+    fn constant(&mut self, c: Constant) -> Self::Out;
+    /// A symbol.
+    fn symbol(&mut self, name: &str) -> Self::Out;
+    /// `-u`.
+    fn negate(&mut self, u: Self::Out) -> Self::Out;
+    /// `first ± rest[0] ± ...`, left to right (`true`: subtract).
+    fn sum(&mut self, first: Self::Out, rest: Vec<(bool, Self::Out)>) -> Self::Out;
+    /// `±num[0] * num[1] * ... / den[0] / ...`, left to right; at least one numerator.
+    fn product(&mut self, neg: bool, num: Vec<Self::Out>, den: Vec<Self::Out>) -> Self::Out;
+    /// `base.sqrt()`, `base.recip()`, `base.powi(n)`, `base.powf(p)`.
+    fn power(&mut self, base: Self::Out, power: RustPower<Self::Out>) -> Self::Out;
+    /// `arg.f()`.
+    fn call(&mut self, f: Func, arg: Self::Out) -> Self::Out;
+}
+
+/// Walks `e` in Rust's method form: sums in printing order with subtractions, products
+/// as a sign, a coefficient, numerator factors and divisions by the powers of exponent
+/// exactly −1 (so that the text lowers back to the same powers).
+pub(crate) fn rust_form<B: RustForm>(b: &mut B, e: &Expr) -> B::Out {
+    match e.node() {
+        Node::Num(n) => {
+            let v = n.get();
+            if v < 0.0 {
+                let magnitude = b.literal(-v);
+                b.negate(magnitude)
+            } else {
+                b.literal(v)
+            }
+        }
+        Node::Const(c) => b.constant(*c),
+        Node::Sym(s) => b.symbol(s),
+        Node::Add(terms) => {
+            let mut terms = sum_terms(terms).into_iter();
+            let first = terms.next().expect("a sum has terms");
+            let first = rust_term(b, &first);
+            let rest = terms
+                .map(|t| (t.neg, rust_term(b, &Term { neg: false, ..t })))
+                .collect();
+            b.sum(first, rest)
+        }
+        Node::Mul(_) => rust_term(b, &Term::of(e)),
+        Node::Pow(base, x) => {
+            let recv = rust_form(b, base);
+            let power = match x.as_num() {
+                Some(0.5) => RustPower::Sqrt,
+                Some(-1.0) => RustPower::Recip,
+                Some(n) if n.fract() == 0.0 && n.abs() <= f64::from(i32::MAX) => {
+                    RustPower::Powi(n as i32)
+                }
+                _ => RustPower::Powf(rust_form(b, x)),
+            };
+            b.power(recv, power)
+        }
+        Node::Func(f, a) => {
+            let arg = rust_form(b, a);
+            b.call(*f, arg)
+        }
+    }
+}
+
+fn rust_term<B: RustForm>(b: &mut B, t: &Term<'_>) -> B::Out {
+    let mut num = Vec::new();
+    let mut den = Vec::new();
+    if t.coeff != 1.0 {
+        num.push(b.literal(t.coeff));
+    }
+    for f in t.factors {
+        match neg_exponent(f) {
+            Some((base, 1.0)) => den.push(rust_form(b, base)),
+            _ => num.push(rust_form(b, f)),
+        }
+    }
+    if num.is_empty() {
+        num.push(b.literal(1.0));
+    }
+    b.product(t.neg, num, den)
+}
+
+/// Rust source text. Precedences here: `Sum` for `a + b`, `Product` for `a * b`
+/// (including a leading unary minus such as `-a * b`), `Neg` for `-a`, `Atom` for
+/// names, non-negative literals and method calls.
+struct RustText<'a> {
     name: &'a dyn Fn(&str) -> String,
 }
 
-impl RustPrinter<'_> {
-    /// Precedences here: `Sum` for `a + b`, `Product` for `a * b` (including a
-    /// leading unary minus such as `-a * b`), `Neg` for `-a`, `Atom` for names,
-    /// non-negative literals and method calls.
-    fn expr(&self, e: &Expr) -> Out {
-        match e.node() {
-            Node::Num(n) => {
-                let v = n.get();
-                if v < 0.0 {
-                    (format!("-{}", rust_lit(-v)), Prec::Neg)
-                } else {
-                    (rust_lit(v), Prec::Atom)
-                }
-            }
-            Node::Const(c) => (c.name().to_string(), Prec::Atom),
-            Node::Sym(s) => ((self.name)(s), Prec::Atom),
-            Node::Add(terms) => {
-                let mut s = String::new();
-                for (i, t) in sum_terms(terms).into_iter().enumerate() {
-                    if i == 0 {
-                        s.push_str(&self.term(&t).0);
-                    } else {
-                        s.push_str(if t.neg { " - " } else { " + " });
-                        let mag = Term { neg: false, ..t };
-                        s.push_str(&wrap(self.term(&mag), Prec::Product, "(", ")"));
-                    }
-                }
-                (s, Prec::Sum)
-            }
-            Node::Mul(_) => self.term(&Term::of(e)),
-            Node::Pow(b, x) => {
-                let recv = self.receiver(b);
-                let call = match x.as_num() {
-                    Some(0.5) => "sqrt()".to_string(),
-                    Some(-1.0) => "recip()".to_string(),
-                    Some(n) if n.fract() == 0.0 && n.abs() <= f64::from(i32::MAX) => {
-                        format!("powi({})", n as i32)
-                    }
-                    _ => format!("powf({})", self.expr(x).0),
-                };
-                (format!("{recv}.{call}"), Prec::Atom)
-            }
-            Node::Func(f, a) => (format!("{}.{}()", self.receiver(a), f.name()), Prec::Atom),
-        }
+impl RustForm for RustText<'_> {
+    type Out = Out;
+
+    fn literal(&mut self, v: f64) -> Out {
+        (rust_lit(v), Prec::Atom)
     }
 
-    fn receiver(&self, e: &Expr) -> String {
-        wrap(self.expr(e), Prec::Atom, "(", ")")
+    fn constant(&mut self, c: Constant) -> Out {
+        (c.name().to_string(), Prec::Atom)
     }
 
-    /// A product: `-0.5_f64 * beta * x / t`. Only exponents of exactly -1 become
-    /// divisions, so that the text lowers back to the same powers.
-    fn term(&self, t: &Term<'_>) -> Out {
-        let mut num: Vec<Out> = Vec::new();
-        let mut den: Vec<String> = Vec::new();
-        if t.coeff != 1.0 {
-            num.push((rust_lit(t.coeff), Prec::Atom));
+    fn symbol(&mut self, name: &str) -> Out {
+        ((self.name)(name), Prec::Atom)
+    }
+
+    fn negate(&mut self, u: Out) -> Out {
+        (format!("-{}", wrap(u, Prec::Atom, "(", ")")), Prec::Neg)
+    }
+
+    fn sum(&mut self, first: Out, rest: Vec<(bool, Out)>) -> Out {
+        let mut s = first.0;
+        for (neg, t) in rest {
+            s.push_str(if neg { " - " } else { " + " });
+            s.push_str(&wrap(t, Prec::Product, "(", ")"));
         }
-        for f in t.factors {
-            match neg_exponent(f) {
-                Some((b, 1.0)) => den.push(self.receiver(b)),
-                _ => num.push(self.expr(f)),
-            }
-        }
-        if num.is_empty() {
-            num.push((rust_lit(1.0), Prec::Atom));
-        }
-        let sign = if t.neg { "-" } else { "" };
+        (s, Prec::Sum)
+    }
+
+    fn product(&mut self, neg: bool, mut num: Vec<Out>, den: Vec<Out>) -> Out {
         if den.is_empty() && num.len() == 1 {
             let out = num.pop().expect("one factor");
-            return if t.neg {
-                (format!("-{}", wrap(out, Prec::Atom, "(", ")")), Prec::Neg)
-            } else {
-                out
-            };
+            return if neg { self.negate(out) } else { out };
         }
         let parts: Vec<String> = num
             .into_iter()
             .map(|o| wrap(o, Prec::Atom, "(", ")"))
             .collect();
-        let mut s = format!("{sign}{}", parts.join(" * "));
+        let mut s = format!("{}{}", if neg { "-" } else { "" }, parts.join(" * "));
         for d in den {
             s.push_str(" / ");
-            s.push_str(&d);
+            s.push_str(&wrap(d, Prec::Atom, "(", ")"));
         }
         (s, Prec::Product)
+    }
+
+    fn power(&mut self, base: Out, power: RustPower<Out>) -> Out {
+        let call = match power {
+            RustPower::Sqrt => "sqrt()".to_string(),
+            RustPower::Recip => "recip()".to_string(),
+            RustPower::Powi(n) => format!("powi({n})"),
+            RustPower::Powf(p) => format!("powf({})", p.0),
+        };
+        (
+            format!("{}.{call}", wrap(base, Prec::Atom, "(", ")")),
+            Prec::Atom,
+        )
+    }
+
+    fn call(&mut self, f: Func, arg: Out) -> Out {
+        (
+            format!("{}.{}()", wrap(arg, Prec::Atom, "(", ")"), f.name()),
+            Prec::Atom,
+        )
     }
 }
 
@@ -601,7 +681,7 @@ impl Expr {
     /// assert_eq!(e.to_rust(&|s| format!("self.{s}")), "-0.5_f64 * self.beta.sqrt() / self.t");
     /// ```
     pub fn to_rust(&self, name: &dyn Fn(&str) -> String) -> String {
-        RustPrinter { name }.expr(self).0
+        rust_form(&mut RustText { name }, self).0
     }
 
     /// [`Expr::to_rust`] with symbols as they are: what [`crate::parse`] and

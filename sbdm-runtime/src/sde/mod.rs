@@ -34,10 +34,22 @@ use std::sync::Arc;
 
 pub mod builtin;
 pub mod discrete;
+mod dynamic;
 pub mod named;
 mod transition;
 
+pub use dynamic::DynSde;
 pub use transition::Transition;
+
+/// A declared SDE's source: the declaration text (what goes between the braces of
+/// `sde! { .. }`) and the values of its parameters.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SdeSource {
+    /// The declaration, as [`SdeSpec::to_source`](sbdm_symbolic::sde::SdeSpec::to_source) prints it.
+    pub text: std::borrow::Cow<'static, str>,
+    /// Every parameter's value, in declaration order.
+    pub params: Vec<(String, f64)>,
+}
 
 /// A forward SDE `dx = f(x,t) dt + g(t) dw` with linear drift `f(x,t) = F(t)·x`.
 ///
@@ -47,6 +59,14 @@ pub use transition::Transition;
 pub trait Sde {
     /// The declared struct name, e.g. `"VpSde"`.
     fn name(&self) -> &'static str;
+
+    /// The declaration this SDE was made from, as source text with its parameter
+    /// values ([`SdeSource`]): what a checkpoint stores so that the SDE can be derived
+    /// again at run time ([`DynSde`]). `sde!` types and [`DynSde`] have one; SDEs
+    /// written by hand or tabulated do not.
+    fn source(&self) -> Option<SdeSource> {
+        None
+    }
 
     /// `[t_min, T]`: the time interval the SDE is declared on.
     fn time_range(&self) -> (f64, f64);
@@ -181,6 +201,7 @@ macro_rules! forward_impls {
     ($($ptr:ty),*) => {$(
         impl<S: Sde + ?Sized> Sde for $ptr {
             fn name(&self) -> &'static str { (**self).name() }
+            fn source(&self) -> Option<SdeSource> { (**self).source() }
             fn time_range(&self) -> (f64, f64) { (**self).time_range() }
             fn drift_coef(&self, t: f64) -> f64 { (**self).drift_coef(t) }
             fn diffusion(&self, t: f64) -> f64 { (**self).diffusion(t) }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::net::ModelConfig;
-use crate::sde::GaussianKernel;
+use crate::sde::{DynSde, GaussianKernel, SdeSource};
 use crate::train::TrainConfig;
 
 /// The format tag in every checkpoint's metadata.
@@ -59,6 +59,10 @@ pub struct CheckpointInfo {
     pub sde: String,
     /// [`sde_fingerprint`] of the SDE: identifies its parameters.
     pub sde_fingerprint: Vec<f64>,
+    /// The SDE's declaration and parameter values, when it has one (`sde!` types,
+    /// [`DynSde`]): [`CheckpointInfo::stored_sde`] derives it again at run time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sde_source: Option<SdeSource>,
     /// The model configuration.
     pub model: ModelConfig,
     /// The training configuration (absent for weights-only files).
@@ -163,6 +167,38 @@ pub fn check_sde<S: GaussianKernel + ?Sized>(
         )
     };
     Err(format_error(path, message))
+}
+
+impl CheckpointInfo {
+    /// The SDE the model was trained for, derived again from its stored declaration
+    /// (`None` for files without one: SDEs written by hand, tabulated, or files from
+    /// before declarations were stored). A declaration that no longer derives, or no
+    /// longer gives the kernel the model was trained with, is an error naming the file.
+    pub fn stored_sde(&self, path: &Path) -> Result<Option<DynSde>> {
+        let Some(source) = &self.sde_source else {
+            return Ok(None);
+        };
+        let sde = DynSde::from_source(source).map_err(|e| {
+            format_error(
+                path,
+                format!(
+                    "the stored declaration of the SDE {} does not derive: {e}",
+                    self.sde
+                ),
+            )
+        })?;
+        check_sde(self, &sde, path).map_err(|_| {
+            format_error(
+                path,
+                format!(
+                    "the stored declaration of the SDE {} does not give the kernel the model \
+                     was trained with (edited metadata?)",
+                    self.sde
+                ),
+            )
+        })?;
+        Ok(Some(sde))
+    }
 }
 
 /// Refuses a checkpoint whose model is not of the `expected` kind.

@@ -345,6 +345,7 @@ impl<O: Objective> Trainer<O> {
             kind: self.objective.kind(),
             sde: sde.name().to_string(),
             sde_fingerprint: checkpoint::sde_fingerprint(sde),
+            sde_source: sde.source(),
             model: self.objective.model_config(),
             train: Some(self.cfg.clone()),
             data: Some(self.data_name.clone()),

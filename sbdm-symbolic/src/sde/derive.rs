@@ -6,7 +6,7 @@ use super::check::{divisors, find_ident, lower_quiet, top_terms};
 use super::derivation::{Derivation, Entry, Method};
 use super::spec::{Diagnostic, Part, SdeSpec};
 use crate::parse::{parse, Ast, Scope};
-use crate::{numeric, solve, Expr};
+use crate::{numeric, solve, Compiled, Expr};
 
 /// Names a parameter or `let` may not take.
 const RESERVED: &[&str] = &["t", "x", "lambda", "PI", "E", "self", "Self"];
@@ -63,82 +63,94 @@ pub struct Derived {
 
 impl Derived {
     /// The coefficients bound to parameter values (the defaults where `values` is
-    /// silent), ready to evaluate.
-    pub fn bind(&self, values: &[(String, f64)]) -> Bound<'_> {
-        let params = self
+    /// silent), compiled ([`Expr::compile`]) and ready to evaluate: what the `sde!`
+    /// macro's generated code computes, operation for operation.
+    pub fn bind(&self, values: &[(String, f64)]) -> Bound {
+        let values: Vec<f64> = self
             .params
             .iter()
-            .map(|(n, d)| {
-                let v = values
-                    .iter()
-                    .find(|(m, _)| m == n)
-                    .map(|(_, v)| *v)
-                    .unwrap_or(*d);
-                (n.clone(), v)
-            })
+            .map(|(n, d)| values.iter().find(|(m, _)| m == n).map_or(*d, |(_, v)| *v))
             .collect();
+        let names: Vec<&str> = self.params.iter().map(|(n, _)| n.as_str()).collect();
+        // Derivation leaves no other symbol; one that slipped through evaluates to NaN.
+        let compile = |e: &Expr, var: &str| {
+            e.compile(var, &names)
+                .unwrap_or_else(|_| Expr::num(f64::NAN).compile(var, &[]).expect("no symbols"))
+        };
+        let c = &self.coefs;
+        let t_range = (
+            compile(&self.t_min, "t").eval(0.0, &values),
+            compile(&self.t_max, "t").eval(0.0, &values),
+        );
+        let opt = |e: &Option<Expr>, var: &str| e.as_ref().map(|e| compile(e, var));
         Bound {
-            coefs: &self.coefs,
-            t_min: &self.t_min,
-            t_max: &self.t_max,
-            params,
+            f: compile(&c.f, "t"),
+            g: compile(&c.g, "t"),
+            g2: compile(&c.g2, "t"),
+            a: opt(&c.a, "t"),
+            b2: opt(&c.b2, "t"),
+            b: opt(&c.b, "t"),
+            log_snr: opt(&c.log_snr, "t"),
+            dlog_snr: opt(&c.dlog_snr, "t"),
+            t_of_log_snr: opt(&c.t_of_log_snr, "lambda"),
+            t_range,
+            params: values,
         }
     }
 }
 
-/// Coefficients bound to parameter values. Every method returns NaN where the value
-/// is not finite (the derivation's checks rule that out on the declared time range
-/// at the default params).
-#[derive(Clone, Debug)]
-pub struct Bound<'a> {
-    coefs: &'a Coefs,
-    t_min: &'a Expr,
-    t_max: &'a Expr,
-    params: Vec<(String, f64)>,
+/// Coefficients bound to parameter values and compiled: the run-time form of a
+/// derivation. Where a coefficient has no closed form, the same numeric recipe as the
+/// macro's generated code (documented on [`Coefs`]). Values are not checked: they are
+/// not finite only outside what the derivation's checks cover (other params, other times).
+#[derive(Debug)]
+pub struct Bound {
+    f: Compiled,
+    g: Compiled,
+    g2: Compiled,
+    a: Option<Compiled>,
+    b2: Option<Compiled>,
+    b: Option<Compiled>,
+    log_snr: Option<Compiled>,
+    dlog_snr: Option<Compiled>,
+    t_of_log_snr: Option<Compiled>,
+    t_range: (f64, f64),
+    params: Vec<f64>,
 }
 
-impl Bound<'_> {
-    fn eval(&self, e: &Expr, var: &str, v: f64) -> f64 {
-        e.eval(&|name| {
-            if name == var {
-                Some(v)
-            } else {
-                self.params.iter().find(|(n, _)| n == name).map(|(_, x)| *x)
-            }
-        })
-        .unwrap_or(f64::NAN)
+impl Bound {
+    /// The parameter values, in declaration order.
+    pub fn params(&self) -> &[f64] {
+        &self.params
     }
 
     /// `[t_min, T]`.
     pub fn time_range(&self) -> (f64, f64) {
-        (
-            self.eval(self.t_min, "t", 0.0),
-            self.eval(self.t_max, "t", 0.0),
-        )
+        self.t_range
     }
     /// `F(t)`.
     pub fn drift_coef(&self, t: f64) -> f64 {
-        self.eval(&self.coefs.f, "t", t)
+        self.f.eval(t, &self.params)
     }
     /// `g(t)`.
     pub fn diffusion(&self, t: f64) -> f64 {
-        self.eval(&self.coefs.g, "t", t)
+        self.g.eval(t, &self.params)
     }
     /// `g(t)^2`.
     pub fn diffusion_sq(&self, t: f64) -> f64 {
-        self.eval(&self.coefs.g2, "t", t)
+        self.g2.eval(t, &self.params)
     }
     /// `a(t)`.
     pub fn mean_coef(&self, t: f64) -> f64 {
-        match &self.coefs.a {
-            Some(a) => self.eval(a, "t", t),
+        match &self.a {
+            Some(a) => a.eval(t, &self.params),
             None => numeric::integrate(|s| self.drift_coef(s), 0.0, t).exp(),
         }
     }
     /// `b(t)^2`.
     pub fn variance(&self, t: f64) -> f64 {
-        match &self.coefs.b2 {
-            Some(b2) => self.eval(b2, "t", t),
+        match &self.b2 {
+            Some(b2) => b2.eval(t, &self.params),
             None => self.kernel_on(&[t])[0].1,
         }
     }
@@ -147,10 +159,10 @@ impl Bound<'_> {
     /// is numeric, one pass over the grid (quadrature of `g^2/a^2` for a closed `a`,
     /// [`numeric::kernel_integrals`] for a numeric one) rather than one per time.
     pub fn kernel_on(&self, ts: &[f64]) -> Vec<(f64, f64)> {
-        match (&self.coefs.a, &self.coefs.b2) {
+        match (&self.a, &self.b2) {
             (_, Some(b2)) => ts
                 .iter()
-                .map(|&t| (self.mean_coef(t), self.eval(b2, "t", t)))
+                .map(|&t| (self.mean_coef(t), b2.eval(t, &self.params)))
                 .collect(),
             (Some(_), None) => {
                 let mut acc = 0.0;
@@ -174,39 +186,36 @@ impl Bound<'_> {
             (None, None) => {
                 numeric::kernel_integrals(|s| self.drift_coef(s), |s| self.diffusion_sq(s), ts)
                     .into_iter()
-                    .map(|(i, k)| {
-                        let a = i.exp();
-                        (a, a * a * k)
-                    })
+                    .map(|(i, k)| (i.exp(), (2.0 * i).exp() * k))
                     .collect()
             }
         }
     }
     /// `b(t)`.
     pub fn std(&self, t: f64) -> f64 {
-        match &self.coefs.b {
-            Some(b) => self.eval(b, "t", t),
+        match &self.b {
+            Some(b) => b.eval(t, &self.params),
             None => self.variance(t).sqrt(),
         }
     }
     /// `λ(t) = ln(a/b)`.
     pub fn log_snr(&self, t: f64) -> f64 {
-        match &self.coefs.log_snr {
-            Some(l) => self.eval(l, "t", t),
+        match &self.log_snr {
+            Some(l) => l.eval(t, &self.params),
             None => self.mean_coef(t).ln() - 0.5 * self.variance(t).ln(),
         }
     }
     /// `dλ/dt = −g^2 / (2 b^2)`.
     pub fn dlog_snr_dt(&self, t: f64) -> f64 {
-        match &self.coefs.dlog_snr {
-            Some(d) => self.eval(d, "t", t),
+        match &self.dlog_snr {
+            Some(d) => d.eval(t, &self.params),
             None => -self.diffusion_sq(t) / (2.0 * self.variance(t)),
         }
     }
     /// `t(λ)`.
     pub fn t_of_log_snr(&self, lambda: f64) -> f64 {
-        match &self.coefs.t_of_log_snr {
-            Some(e) => self.eval(e, "lambda", lambda),
+        match &self.t_of_log_snr {
+            Some(e) => e.eval(lambda, &self.params),
             None => {
                 let (lo, hi) = self.time_range();
                 numeric::invert_monotone(|t| self.log_snr(t), lambda, lo, hi)

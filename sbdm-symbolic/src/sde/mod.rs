@@ -20,5 +20,5 @@ mod derive;
 mod spec;
 
 pub use derivation::{Derivation, Entry, Method};
-pub use derive::{derive, Coefs, Derived};
+pub use derive::{derive, Bound, Coefs, Derived};
 pub use spec::{Diagnostic, Param, Part, SdeSpec};

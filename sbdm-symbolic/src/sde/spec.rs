@@ -35,6 +35,67 @@ pub struct SdeSpec {
     pub std: Option<String>,
 }
 
+impl SdeSpec {
+    /// The declaration as source text, exactly what goes between the braces of
+    /// `sde! { .. }` (and what a `.sde` file holds): parsed back, it gives this spec.
+    ///
+    /// ```
+    /// use sbdm_symbolic::sde::{Param, SdeSpec};
+    /// let spec = SdeSpec {
+    ///     name: "Bm".into(),
+    ///     doc: Some("Brownian motion.".into()),
+    ///     params: vec![Param { name: "s".into(), default: Some("2.0".into()) }],
+    ///     time: Some(("1e-3".into(), "1.0".into())),
+    ///     mean: Some("1.0".into()),
+    ///     std: Some("s * t.sqrt()".into()),
+    ///     ..SdeSpec::default()
+    /// };
+    /// assert_eq!(
+    ///     spec.to_source(),
+    ///     "/// Brownian motion.\npub struct Bm {\n    params { s: f64 = 2.0 }\n    \
+    ///      time = [1e-3, 1.0];\n    mean = 1.0;\n    std = s * t.sqrt();\n}\n"
+    /// );
+    /// ```
+    pub fn to_source(&self) -> String {
+        let mut s = String::new();
+        if let Some(doc) = &self.doc {
+            for line in doc.lines() {
+                s.push_str(&format!("/// {line}\n"));
+            }
+        }
+        s.push_str(&format!("pub struct {} {{\n", self.name));
+        if !self.params.is_empty() {
+            let params: Vec<String> = self
+                .params
+                .iter()
+                .map(|p| match &p.default {
+                    Some(d) => format!("{}: f64 = {d}", p.name),
+                    None => format!("{}: f64", p.name),
+                })
+                .collect();
+            s.push_str(&format!("    params {{ {} }}\n", params.join(", ")));
+        }
+        if let Some((lo, hi)) = &self.time {
+            s.push_str(&format!("    time = [{lo}, {hi}];\n"));
+        }
+        for (name, e) in &self.lets {
+            s.push_str(&format!("    let {name} = {e};\n"));
+        }
+        for (key, e) in [
+            ("drift", &self.drift),
+            ("diffusion", &self.diffusion),
+            ("mean", &self.mean),
+            ("std", &self.std),
+        ] {
+            if let Some(e) = e {
+                s.push_str(&format!("    {key} = {e};\n"));
+            }
+        }
+        s.push_str("}\n");
+        s
+    }
+}
+
 /// The part of a declaration a diagnostic points at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Part {

@@ -22,9 +22,9 @@ use crate::models::{read_batch, shape_text, ModelSpec, Source};
 /// Arguments of `sbdm inpaint`.
 #[derive(Args, Debug)]
 pub struct InpaintArgs {
-    /// The forward SDE (`help` lists them); with a checkpoint, the one it was trained for
-    /// by default.
-    #[arg(long)]
+    /// The forward SDE (`help` lists them): a built-in, a discrete table, or a FILE.sde
+    /// declaring one; with a checkpoint, the one it was trained for by default.
+    #[arg(long, value_name = "NAME|FILE.sde")]
     pub sde: Option<String>,
     /// The score model: gmm:FILE.json or ckpt:FILE.safetensors.
     #[arg(long)]
@@ -69,7 +69,10 @@ pub fn run(args: &InpaintArgs) -> Result<()> {
     }
     let sampler = Pick::chosen(args.sampler.as_ref(), Some(Sampler::Ancestral), "--sampler")?;
     let spec = ModelSpec::parse(&require(&args.model, "--model")?)?;
-    let (sde_name, sde, source) = spec.load(args.sde.as_deref())?;
+    let (sde_name, sde, source) = spec.load(crate::sde_arg::resolve(
+        args.sde.as_deref(),
+        &crate::sde_arg::SdeFlags::default(),
+    )?)?;
     let shape = source.sample_shape();
     let image = read_batch(&require(&args.image, "--image")?, &shape, "the image")?;
     let mask_path = require(&args.mask, "--mask")?;

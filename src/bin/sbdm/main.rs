@@ -10,6 +10,7 @@ mod derive;
 mod inpaint;
 mod models;
 mod sample;
+mod sde_arg;
 mod train;
 mod translate;
 

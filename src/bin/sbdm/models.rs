@@ -13,9 +13,10 @@ use sbdm_runtime::model::mixture::GaussianMixture;
 use sbdm_runtime::model::net::NetModel;
 use sbdm_runtime::sde::named;
 use sbdm_runtime::train::{checkpoint, load_classifier, model_from_checkpoint};
-use sbdm_runtime::GaussianKernel;
+use sbdm_runtime::{GaussianKernel, Sde};
 
-use crate::common::{one_line, require};
+use crate::common::one_line;
+use crate::sde_arg::ChosenSde;
 
 /// `--model` before it is loaded.
 pub enum ModelSpec {
@@ -39,36 +40,26 @@ impl ModelSpec {
         )
     }
 
-    /// The SDE named by `--sde`, or that a checkpoint was trained for, and the model for
-    /// it (a checkpoint is read once).
-    pub fn load(&self, sde: Option<&str>) -> Result<(String, Arc<dyn GaussianKernel>, Source)> {
-        let named = |name: &str| -> Result<(String, Arc<dyn GaussianKernel>)> {
-            let entry = named::entry(name);
-            let sde = named::by_name(name).map_err(one_line)?;
-            Ok((entry.map_or(name, |e| e.name).to_string(), Arc::from(sde)))
-        };
+    /// The SDE chosen by `--sde` (or declared inline) or, for a checkpoint, the one it
+    /// was trained for, and the model for it (a checkpoint is read once).
+    pub fn load(
+        &self,
+        chosen: Option<ChosenSde>,
+    ) -> Result<(String, Arc<dyn GaussianKernel>, Source)> {
         match self {
             ModelSpec::Mixture(path) => {
-                let (name, sde) = named(&require(&sde.map(str::to_string), "--sde")?)?;
+                let chosen = chosen.ok_or_else(|| {
+                    anyhow!("missing --sde (see the command's --help): a mixture's score depends on the SDE")
+                })?;
                 let mixture = GaussianMixture::load(path).map_err(one_line)?;
-                Ok((name, sde, Source::Mixture(mixture)))
+                Ok((chosen.name, chosen.sde, Source::Mixture(mixture)))
             }
             ModelSpec::Checkpoint(path) => {
                 let ck = checkpoint::load(path, &Device::Cpu).map_err(one_line)?;
-                let name = match sde {
-                    Some(name) => name.to_string(),
-                    None => named::find(|s| checkpoint::check_sde(&ck.info, s, path).is_ok())
-                        .ok_or_else(|| {
-                            anyhow!(
-                                "{}: the checkpoint was trained for the SDE {}, which is not a \
-                                 named SDE; name it with --sde",
-                                path.display(),
-                                ck.info.sde
-                            )
-                        })?
-                        .to_string(),
+                let (name, sde) = match chosen {
+                    Some(c) => (c.name, c.sde),
+                    None => trained_for(&ck.info, path)?,
                 };
-                let (name, sde) = named(&name)?;
                 let model = model_from_checkpoint(&ck, sde.clone(), true).map_err(one_line)?;
                 Ok((
                     name,
@@ -77,6 +68,30 @@ impl ModelSpec {
                 ))
             }
         }
+    }
+}
+
+/// The SDE a checkpoint was trained for: a named SDE with the same kernel (so that the
+/// discrete tables keep their names), else the declaration stored in the file, derived
+/// again.
+fn trained_for(
+    info: &checkpoint::CheckpointInfo,
+    path: &Path,
+) -> Result<(String, Arc<dyn GaussianKernel>)> {
+    if let Some(name) = named::find(|s| checkpoint::check_sde(info, s, path).is_ok()) {
+        return Ok((
+            name.to_string(),
+            Arc::from(named::by_name(name).map_err(one_line)?),
+        ));
+    }
+    match info.stored_sde(path).map_err(one_line)? {
+        Some(sde) => Ok((sde.name().to_string(), Arc::new(sde))),
+        None => bail!(
+            "{}: the checkpoint was trained for the SDE {}, which is not a named SDE and \
+             the file holds no declaration of it; give it with --sde FILE.sde",
+            path.display(),
+            info.sde
+        ),
     }
 }
 

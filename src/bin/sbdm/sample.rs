@@ -44,10 +44,15 @@ use crate::models::{load_classifier_spec, read_batch, shape_text, Classifier, Mo
 /// N(0, b(T)²·I), b(T) the SDE's kernel std at T (or `--t-max`).
 #[derive(Args, Debug)]
 pub struct SampleArgs {
-    /// The forward SDE (`help` lists them): a built-in or a discrete DDPM table. With a
-    /// checkpoint it may be left out: the SDE the checkpoint was trained for.
-    #[arg(long)]
+    /// The forward SDE (`help` lists them): a built-in, a discrete DDPM table, or a
+    /// FILE.sde declaring one (what goes between the braces of `sde! { .. }`); or declare
+    /// it with the inline flags below. With a checkpoint it may be left out: the SDE the
+    /// checkpoint was trained for (a named one, or the declaration stored in the file).
+    #[arg(long, value_name = "NAME|FILE.sde")]
     pub sde: Option<String>,
+    /// The SDE declared inline, or parameter values for --sde.
+    #[command(flatten)]
+    pub sde_flags: crate::sde_arg::SdeFlags,
     /// The score model: `gmm:FILE.json`, the exact score of a Gaussian mixture
     /// `{"weights": [...], "means": [[...], ...], "stds": [...]}` (its components are its
     /// classes), or `ckpt:FILE.safetensors`, a network trained by `sbdm train` (its EMA
@@ -420,7 +425,10 @@ fn plan(args: &SampleArgs) -> Result<Plan> {
     let spec = ModelSpec::parse(&require(&args.model, "--model")?)?;
     let sampler = sampler(args)?;
     let classes = args.class.as_deref().map(ClassSpec::parse).transpose()?;
-    let (sde_name, sde, source) = spec.load(args.sde.as_deref())?;
+    let (sde_name, sde, source) = spec.load(crate::sde_arg::resolve(
+        args.sde.as_deref(),
+        &args.sde_flags,
+    )?)?;
     let grid = grid(args, &sde_name, sde.as_ref())?;
     sampler.validate(&sde, &grid).map_err(one_line)?;
     let (t_max, t_min) = grid.span(&sde).map_err(one_line)?;

@@ -30,7 +30,6 @@ use sbdm_runtime::model::Trainable;
 use sbdm_runtime::nn::ClassifierConfig;
 use sbdm_runtime::nn::{MlpConfig, NetConfig, UNetConfig};
 use sbdm_runtime::report::plot::{self, LineSeries};
-use sbdm_runtime::sde::named;
 use sbdm_runtime::train::{
     checkpoint, CrossEntropy, Dsm, LrSchedule, Objective, StepStats, TrainConfig, Trainer,
     Weighting,
@@ -46,9 +45,15 @@ use crate::common::{
 /// `--param` or `--weighting` lists the valid names.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// The forward SDE (`help` lists them): a built-in or a discrete DDPM table.
-    #[arg(long)]
+    /// The forward SDE (`help` lists them): a built-in, a discrete DDPM table, or a
+    /// FILE.sde declaring one (what goes between the braces of `sde! { .. }`); or declare
+    /// it with the inline flags below. The checkpoint stores its declaration, so `sbdm
+    /// sample --model ckpt:..` finds it again.
+    #[arg(long, value_name = "NAME|FILE.sde")]
     pub sde: Option<String>,
+    /// The SDE declared inline, or parameter values for --sde.
+    #[command(flatten)]
+    pub sde_flags: crate::sde_arg::SdeFlags,
     /// The training data (`help` lists them): a dataset name, or a float32 FILE.npy of
     /// shape [N, D] (vectors) or [N, C, H, W] (images).
     #[arg(long, value_name = "NAME|FILE.npy")]
@@ -534,9 +539,9 @@ fn resume<O: Objective>(
 }
 
 fn plan(args: &TrainArgs) -> Result<Plan> {
-    let sde_name = require(&args.sde, "--sde")?;
-    let sde: Arc<dyn GaussianKernel> = Arc::from(named::by_name(&sde_name).map_err(one_line)?);
-    let sde_name = named::entry(&sde_name).map_or(sde_name, |e| e.name.to_string());
+    let chosen = crate::sde_arg::resolve(args.sde.as_deref(), &args.sde_flags)?
+        .ok_or_else(|| anyhow!("missing --sde (see the command's --help)"))?;
+    let (sde_name, sde) = (chosen.name, chosen.sde);
     let data_spec = require(&args.data, "--data")?;
     let net = Pick::chosen(args.model.as_ref(), None, "--model")?;
     let objective = Pick::chosen(Some(&args.objective), None, "--objective")?;

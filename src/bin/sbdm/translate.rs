@@ -28,9 +28,9 @@ pub struct TranslateArgs {
     /// The method (`help` lists them): sdedit, ilvr or egsde.
     #[arg(long, value_parser = choice(method_rows()))]
     pub method: Option<Pick<Method>>,
-    /// The forward SDE (`help` lists them); with a checkpoint, the one it was trained for
-    /// by default.
-    #[arg(long)]
+    /// The forward SDE (`help` lists them): a built-in, a discrete table, or a FILE.sde
+    /// declaring one; with a checkpoint, the one it was trained for by default.
+    #[arg(long, value_name = "NAME|FILE.sde")]
     pub sde: Option<String>,
     /// The target domain's score model: gmm:FILE.json or ckpt:FILE.safetensors.
     #[arg(long)]
@@ -156,7 +156,10 @@ fn plan(args: &TranslateArgs) -> Result<Plan> {
     }
     let sampler = Pick::chosen(args.sampler.as_ref(), Some(Sampler::Em), "--sampler")?;
     let spec = ModelSpec::parse(&require(&args.model, "--model")?)?;
-    let (sde_name, sde, source_model) = spec.load(args.sde.as_deref())?;
+    let (sde_name, sde, source_model) = spec.load(crate::sde_arg::resolve(
+        args.sde.as_deref(),
+        &crate::sde_arg::SdeFlags::default(),
+    )?)?;
     let shape = source_model.sample_shape();
     let source = read_batch(&require(&args.source, "--source")?, &shape, "the source")?;
     let (lo, hi) = sde.time_range();

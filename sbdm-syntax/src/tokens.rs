@@ -6,25 +6,54 @@ use proc_macro2::{Delimiter, Spacing, Span, TokenStream, TokenTree};
 use sbdm_symbolic::SrcRange;
 
 /// Source text and the span of every byte range that came from one token.
-pub(crate) struct SpanMap {
+pub struct SpanMap {
+    /// The expression as source text for the symbolic core's parser.
     pub text: String,
     pieces: Vec<(SrcRange, Span)>,
     whole: Span,
+    /// The last token pushed and the one before it (spacing decisions).
+    prev: String,
+    prev2: String,
+    /// The last token was joint punctuation (`*` of `**`): no space after it.
+    glue: bool,
 }
 
 impl SpanMap {
-    /// Flattens `tokens` to text, separated by spaces except inside joint punctuation.
+    /// Flattens `tokens` to text, spaced as a person writes expressions.
     pub fn new(tokens: &TokenStream, whole: Span) -> Self {
         let mut m = SpanMap {
             text: String::new(),
             pieces: Vec::new(),
             whole,
+            prev: String::new(),
+            prev2: String::new(),
+            glue: false,
         };
         m.push_stream(tokens);
         m
     }
 
+    /// Whether `s` is written after a space: as a person would write the expression
+    /// (`-0.5 * beta.sqrt()`, not `- 0.5 * beta . sqrt ( )`), which is also how a
+    /// stored declaration ([`SdeSpec::to_source`](sbdm_symbolic::sde::SdeSpec::to_source))
+    /// reads.
+    fn space_before(&self, s: &str) -> bool {
+        let prev = self.prev.as_str();
+        let word = |p: &str| p.starts_with(|c: char| c.is_alphanumeric() || c == '_');
+        let operator =
+            |p: &str| matches!(p, "" | "+" | "-" | "*" | "/" | "(" | "[" | "{" | "," | "=");
+        !(self.text.is_empty()
+            || self.glue
+            || matches!(prev, "(" | "[" | "{" | ".")
+            || matches!(s, ")" | "]" | "}" | "." | ",")
+            || (s == "(" && (word(prev) || prev == ")"))
+            || (prev == "-" && operator(&self.prev2)))
+    }
+
     fn push(&mut self, s: &str, span: Span, joint: bool) {
+        if self.space_before(s) {
+            self.text.push(' ');
+        }
         let start = self.text.len();
         self.text.push_str(s);
         self.pieces.push((
@@ -34,9 +63,8 @@ impl SpanMap {
             },
             span,
         ));
-        if !joint {
-            self.text.push(' ');
-        }
+        self.glue = joint;
+        self.prev2 = std::mem::replace(&mut self.prev, s.to_string());
     }
 
     fn push_stream(&mut self, tokens: &TokenStream) {
@@ -94,7 +122,7 @@ impl SpanMap {
 }
 
 /// A `syn::Error` from `first` to `last` (joined on stable through `new_spanned`).
-pub(crate) fn error_between(first: Span, last: Span, message: &str) -> syn::Error {
+pub fn error_between(first: Span, last: Span, message: &str) -> syn::Error {
     // Any valid punctuation will do (`_` is not one: `proc_macro` panics on it).
     let mut a = proc_macro2::Punct::new('#', Spacing::Alone);
     a.set_span(first);

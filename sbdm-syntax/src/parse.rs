@@ -9,8 +9,10 @@ use crate::ast::{Decl, ExprSrc, ParamDecl};
 
 const ITEMS: &str = "`params { .. }`, `time = [t_min, T];`, `let name = ..;`, `drift = ..;`, `diffusion = ..;`, `mean = ..;` or `std = ..;`";
 
-/// Collects tokens up to (not including) a top-level `;`, consuming the `;`.
-fn expr_until_semi(input: ParseStream, what: &Ident) -> syn::Result<ExprSrc> {
+/// Collects tokens up to (not including) a top-level `;`, consuming the `;`. A missing
+/// `;` is fatal; an empty expression is recoverable (the inner error: parsing goes on
+/// after the `;`, so later items are still checked).
+fn expr_until_semi(input: ParseStream, what: &Ident) -> syn::Result<syn::Result<ExprSrc>> {
     let mut tokens = TokenStream::new();
     loop {
         if input.is_empty() {
@@ -27,15 +29,15 @@ fn expr_until_semi(input: ParseStream, what: &Ident) -> syn::Result<ExprSrc> {
         tokens.extend([tt]);
     }
     if tokens.is_empty() {
-        return Err(syn::Error::new(
+        return Ok(Err(syn::Error::new(
             what.span(),
             format!("`{what} =` needs an expression"),
-        ));
+        )));
     }
-    Ok(ExprSrc {
+    Ok(Ok(ExprSrc {
         tokens,
         span: what.span(),
-    })
+    }))
 }
 
 /// Splits a token stream at top-level commas.
@@ -180,8 +182,10 @@ impl Parse for Decl {
                 body.parse::<Token![let]>()?;
                 let name: Ident = body.parse()?;
                 body.parse::<Token![=]>()?;
-                let e = expr_until_semi(&body, &name)?;
-                decl.lets.push((name, e));
+                match expr_until_semi(&body, &name)? {
+                    Ok(e) => decl.lets.push((name, e)),
+                    Err(e) => push(e),
+                }
                 continue;
             }
             let kw: Ident = body
@@ -239,7 +243,13 @@ impl Parse for Decl {
                     decl.time = Some(t);
                 }
                 _ => {
-                    let e = expr_until_semi(&body, &kw)?;
+                    let e = match expr_until_semi(&body, &kw)? {
+                        Ok(e) => e,
+                        Err(e) => {
+                            push(e);
+                            continue;
+                        }
+                    };
                     let slot = match key.as_str() {
                         "drift" => &mut decl.drift,
                         "diffusion" => &mut decl.diffusion,

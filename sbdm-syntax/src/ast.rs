@@ -1,33 +1,46 @@
-//! The macro's IR: the declaration as the user wrote it, every expression kept as its
+//! The declaration's IR: the declaration as the user wrote it, every expression kept as its
 //! tokens so that errors can point back at them.
 
 use proc_macro2::{Span, TokenStream};
 use syn::{Attribute, Ident, Visibility};
 
 /// One expression of the declaration: its tokens and the span of the whole.
-pub(crate) struct ExprSrc {
+pub struct ExprSrc {
+    /// The expression's tokens.
     pub tokens: TokenStream,
     /// Span to use when the expression is empty or a message concerns all of it.
     pub span: Span,
 }
 
 /// A parameter `name: f64 = default`.
-pub(crate) struct ParamDecl {
+pub struct ParamDecl {
+    /// The parameter's name.
     pub name: Ident,
+    /// Its default value, if given.
     pub default: Option<ExprSrc>,
 }
 
 /// A whole `sde! { ... }` declaration.
-pub(crate) struct Decl {
+pub struct Decl {
+    /// Outer attributes (the doc comment).
     pub attrs: Vec<Attribute>,
+    /// The struct's visibility.
     pub vis: Visibility,
+    /// The struct's name.
     pub name: Ident,
+    /// `params { .. }`, in order.
     pub params: Vec<ParamDecl>,
+    /// `time = [t_min, T];`.
     pub time: Option<(ExprSrc, ExprSrc)>,
+    /// `let name = ..;` bindings, in order.
     pub lets: Vec<(Ident, ExprSrc)>,
+    /// `drift = ..;`.
     pub drift: Option<ExprSrc>,
+    /// `diffusion = ..;`.
     pub diffusion: Option<ExprSrc>,
+    /// `mean = ..;`.
     pub mean: Option<ExprSrc>,
+    /// `std = ..;`.
     pub std: Option<ExprSrc>,
     /// Recoverable syntax errors found while parsing (reported with the derivation's).
     pub syntax_errors: Option<syn::Error>,

@@ -1,0 +1,160 @@
+//! The declaration syntax of sbdm's `sde!`, shared by the macro and the run time.
+//!
+//! A declaration — what goes between the braces of `sde! { .. }`, or the whole of a
+//! `.sde` file — is parsed with syn into a [`Decl`] whose expressions keep their
+//! tokens; [`Declaration`] turns it into the symbolic core's [`SdeSpec`] and maps the
+//! core's [`Diagnostic`]s back to spans. The macro reports those spans as compile
+//! errors under the tokens; [`derive_source`] reports them as line and column of the
+//! source text. One parser, one set of messages, for both.
+
+mod ast;
+mod parse;
+mod source;
+mod tokens;
+
+use proc_macro2::TokenStream;
+use sbdm_symbolic::sde::{derive, Derived, Diagnostic, Param, Part, SdeSpec};
+
+pub use ast::{Decl, ExprSrc, ParamDecl};
+pub use source::{derive_source, SourceError, SourceErrors};
+pub use tokens::{error_between, SpanMap};
+
+/// A parsed declaration with the span maps of its expressions.
+pub struct Declaration {
+    /// The declaration as written.
+    pub decl: Decl,
+    params: Vec<Option<SpanMap>>,
+    time: Option<(SpanMap, SpanMap)>,
+    lets: Vec<SpanMap>,
+    drift: Option<SpanMap>,
+    diffusion: Option<SpanMap>,
+    mean: Option<SpanMap>,
+    std: Option<SpanMap>,
+}
+
+fn map(e: &ExprSrc) -> SpanMap {
+    SpanMap::new(&e.tokens, e.span)
+}
+
+impl Declaration {
+    /// Parses a declaration's tokens. Unrecoverable syntax errors fail here; recoverable
+    /// ones (duplicates, unknown items) are kept in [`Decl::syntax_errors`].
+    pub fn parse(tokens: TokenStream) -> syn::Result<Declaration> {
+        Ok(Declaration::new(syn::parse2(tokens)?))
+    }
+
+    /// The span maps of `decl`'s expressions.
+    pub fn new(decl: Decl) -> Declaration {
+        Declaration {
+            params: decl
+                .params
+                .iter()
+                .map(|p| p.default.as_ref().map(map))
+                .collect(),
+            time: decl.time.as_ref().map(|(a, b)| (map(a), map(b))),
+            lets: decl.lets.iter().map(|(_, e)| map(e)).collect(),
+            drift: decl.drift.as_ref().map(map),
+            diffusion: decl.diffusion.as_ref().map(map),
+            mean: decl.mean.as_ref().map(map),
+            std: decl.std.as_ref().map(map),
+            decl,
+        }
+    }
+
+    /// The declaration as the symbolic core reads it (each expression as the text of
+    /// its tokens).
+    pub fn spec(&self) -> SdeSpec {
+        let d = &self.decl;
+        let text = |m: &Option<SpanMap>| m.as_ref().map(|m| m.text.clone());
+        SdeSpec {
+            name: d.name.to_string(),
+            doc: d.doc(),
+            params: d
+                .params
+                .iter()
+                .zip(&self.params)
+                .map(|(p, m)| Param {
+                    name: p.name.to_string(),
+                    default: text(m),
+                })
+                .collect(),
+            time: self
+                .time
+                .as_ref()
+                .map(|(a, b)| (a.text.clone(), b.text.clone())),
+            lets: d
+                .lets
+                .iter()
+                .zip(&self.lets)
+                .map(|((n, _), m)| (n.to_string(), m.text.clone()))
+                .collect(),
+            drift: text(&self.drift),
+            diffusion: text(&self.diffusion),
+            mean: text(&self.mean),
+            std: text(&self.std),
+        }
+    }
+
+    /// Checks and derives the declaration: every problem at once (the recoverable
+    /// syntax errors, then the derivation's), each spanning its tokens.
+    pub fn derive(&self) -> Result<Derived, syn::Error> {
+        let spec = self.spec();
+        let derived = std::panic::catch_unwind(|| derive(&spec)).unwrap_or_else(|_| {
+            Err(vec![Diagnostic::new(
+                Part::Decl,
+                "internal error in the sde! derivation: please report this declaration",
+            )])
+        });
+        let mut errors = self.decl.syntax_errors.clone();
+        let diags = match derived {
+            Ok(d) => match errors {
+                None => return Ok(d),
+                Some(_) => Vec::new(),
+            },
+            Err(diags) => diags,
+        };
+        for d in &diags {
+            let e = self.error(d);
+            match &mut errors {
+                Some(all) => all.combine(e),
+                None => errors = Some(e),
+            }
+        }
+        Err(errors.expect("at least one error"))
+    }
+
+    /// The core's diagnostic as an error spanning the tokens it points at.
+    pub fn error(&self, diag: &Diagnostic) -> syn::Error {
+        let d = &self.decl;
+        let name_span = d.name.span();
+        let m: Option<&SpanMap> = match diag.part {
+            Part::Decl => None,
+            Part::ParamName(i) => {
+                let s = d.params.get(i).map_or(name_span, |p| p.name.span());
+                return syn::Error::new(s, &diag.message);
+            }
+            Part::ParamDefault(i) => self.params.get(i).and_then(Option::as_ref),
+            Part::TimeStart => self.time.as_ref().map(|t| &t.0),
+            Part::TimeEnd => self.time.as_ref().map(|t| &t.1),
+            Part::LetName(i) => {
+                let s = d.lets.get(i).map_or(name_span, |l| l.0.span());
+                return syn::Error::new(s, &diag.message);
+            }
+            Part::Let(i) => self.lets.get(i),
+            Part::Drift => self.drift.as_ref(),
+            Part::Diffusion => self.diffusion.as_ref(),
+            Part::Mean => self.mean.as_ref(),
+            Part::Std => self.std.as_ref(),
+        };
+        match m {
+            None => syn::Error::new(name_span, &diag.message),
+            Some(m) => {
+                let (a, b) = match diag.range {
+                    Some(r) => m.spans(r),
+                    None => m.whole(),
+                };
+                error_between(a, b, &diag.message)
+            }
+        }
+    }
+}
