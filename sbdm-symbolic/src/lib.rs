@@ -19,6 +19,7 @@ pub mod numeric;
 pub mod parse;
 mod print;
 pub mod sde;
+mod simplify;
 mod solve;
 
 pub use compile::{Compiled, UnboundSymbol};

@@ -104,6 +104,25 @@ fn digits(v: f64) -> String {
     }
 }
 
+/// A positive `v` that is exactly (as an f64) a fraction `p/q` with a small denominator
+/// `q ≥ 2`, in lowest terms: `0.16666666666666666` is `1/6`. Text and LaTeX print such
+/// constants as fractions, the way papers write them.
+fn small_fraction(v: f64, coefficient: bool) -> Option<(u64, u64)> {
+    if !(v.is_finite() && v > 0.0) {
+        return None;
+    }
+    // As a term's coefficient: halves, thirds, quarters, sixths, eighths and twelfths as
+    // papers write them (`-beta*x/2`); other denominators, and bare numbers, only where
+    // the decimal is long (0.1 stays 0.1, 1/7 is not 0.142857…).
+    let long = format!("{v}").len() > 8;
+    (2..=64u64).find_map(|q| {
+        let p = (v * q as f64).round();
+        let usual = coefficient && matches!(q, 2 | 3 | 4 | 6 | 8 | 12);
+        ((usual || long) && (1.0..=1e6).contains(&p) && p / q as f64 == v && p % q as f64 != 0.0)
+            .then_some((p as u64, q))
+    })
+}
+
 fn wrap(out: Out, min: Prec, open: &str, close: &str) -> String {
     if out.1 >= min {
         out.0
@@ -127,6 +146,11 @@ fn text(e: &Expr) -> Out {
     match e.node() {
         Node::Num(n) => {
             let v = n.get();
+            if let Some((p, q)) = small_fraction(v.abs(), false) {
+                let sign = if v < 0.0 { "-" } else { "" };
+                let prec = if v < 0.0 { Prec::Neg } else { Prec::Product };
+                return (format!("{sign}{p}/{q}"), prec);
+            }
             let s = digits(v);
             let p = if v < 0.0 {
                 Prec::Neg
@@ -182,8 +206,17 @@ fn text_power(b: &Expr, k: f64) -> Out {
 fn text_term(t: &Term<'_>) -> Out {
     let mut num: Vec<Out> = Vec::new();
     let mut den: Vec<Out> = Vec::new();
-    if t.coeff != 1.0 || t.factors.is_empty() {
-        num.push(text(&Expr::num(t.coeff)));
+    match small_fraction(t.coeff, true) {
+        Some((p, q)) => {
+            if p != 1 || t.factors.iter().all(|f| neg_exponent(f).is_some()) {
+                num.push((p.to_string(), Prec::Atom));
+            }
+            den.push((q.to_string(), Prec::Atom));
+        }
+        None if t.coeff != 1.0 || t.factors.is_empty() => {
+            num.push(text(&Expr::num(t.coeff)));
+        }
+        None => {}
     }
     for f in t.factors {
         match neg_exponent(f) {
@@ -303,8 +336,12 @@ fn latex_symbol(name: &str) -> String {
 }
 
 fn latex_num(v: f64) -> Out {
-    let s = digits(v.abs());
     let sign = if v < 0.0 { "-" } else { "" };
+    if let Some((p, q)) = small_fraction(v.abs(), false) {
+        let prec = if v < 0.0 { Prec::Neg } else { Prec::Atom };
+        return (format!("{sign}\\frac{{{p}}}{{{q}}}"), prec);
+    }
+    let s = digits(v.abs());
     match s.split_once('e') {
         Some((m, x)) => {
             let s = if m == "1" {
@@ -417,8 +454,15 @@ fn juxtapose(parts: Vec<String>) -> String {
 fn latex_term(t: &Term<'_>) -> Out {
     let mut num: Vec<Out> = Vec::new();
     let mut den: Vec<Out> = Vec::new();
-    if t.coeff != 1.0 || t.factors.is_empty() {
-        num.push(latex_num(t.coeff));
+    match small_fraction(t.coeff, true) {
+        Some((p, q)) => {
+            if p != 1 || t.factors.iter().all(|f| neg_exponent(f).is_some()) {
+                num.push((p.to_string(), Prec::Atom));
+            }
+            den.push((q.to_string(), Prec::Atom));
+        }
+        None if t.coeff != 1.0 || t.factors.is_empty() => num.push(latex_num(t.coeff)),
+        None => {}
     }
     for f in t.factors {
         match neg_exponent(f) {

@@ -85,7 +85,10 @@ fn peel(lhs: &Expr, var: &str, rhs: &Expr) -> Vec<Expr> {
                         .flat_map(|r| peel(&u, var, r))
                         .collect()
                 }
-                None => polynomial_roots(lhs, var, rhs),
+                None => match mobius_power(factors, var, rhs) {
+                    Some(roots) => roots,
+                    None => polynomial_roots(lhs, var, rhs),
+                },
             },
         },
         Node::Pow(u, c) if !c.contains(var) => {
@@ -109,6 +112,51 @@ fn peel(lhs: &Expr, var: &str, rhs: &Expr) -> Vec<Expr> {
             .collect(),
         Node::Num(_) | Node::Const(_) => Vec::new(),
     }
+}
+
+/// `rest · Π uᵢ^(±k) = y` with every `uᵢ` of degree ≤ 1 in `var`: a power of a
+/// linear-fractional function, `((a·t + b)/(c·t + d))^k = y/rest`, solved as
+/// `t = (b - d·w)/(c·w - a)` for each `k`-th root `w` (both signs for even `k`).
+/// The logistic family: `(t/(1 - t))^2 = e^(-2λ)` gives `t = 1/(1 + e^λ)`.
+fn mobius_power(factors: &[Expr], var: &str, rhs: &Expr) -> Option<Vec<Expr>> {
+    let (dep, rest): (Vec<&Expr>, Vec<&Expr>) = factors.iter().partition(|f| f.contains(var));
+    let mut k = None;
+    let (mut num, mut den) = (Vec::new(), Vec::new());
+    for f in dep {
+        let (base, p) = match f.node() {
+            Node::Pow(b, x) => (b.clone(), x.as_num()?),
+            _ => (f.clone(), 1.0),
+        };
+        if *k.get_or_insert(p.abs()) != p.abs() {
+            return None;
+        }
+        if p > 0.0 {
+            num.push(base);
+        } else {
+            den.push(base);
+        }
+    }
+    let k = k?;
+    let linear = |fs: Vec<Expr>| -> Option<(Expr, Expr)> {
+        let c = Expr::mul(fs).poly_coeffs(var)?;
+        (c.len() <= 2).then(|| {
+            let at = |i: usize| c.get(i).cloned().unwrap_or_else(Expr::zero);
+            (at(1), at(0))
+        })
+    };
+    let ((a, b), (c, d)) = (linear(num)?, linear(den)?);
+    let y = Expr::mul([rhs.clone(), Expr::mul(rest.into_iter().cloned()).recip()]);
+    let root = Expr::powf(y, 1.0 / k);
+    let mut roots = vec![root.clone()];
+    if k.fract() == 0.0 && k % 2.0 == 0.0 {
+        roots.push(-root);
+    }
+    Some(
+        roots
+            .into_iter()
+            .map(|w| (b.clone() - &d * &w) / (&c * &w - a.clone()))
+            .collect(),
+    )
 }
 
 /// The single operand that depends on `var` and the others, or `None` when more

@@ -25,8 +25,8 @@ fn prints(e: &Expr, text: &str, latex: &str, source: &str) {
 fn vp_drift_coefficient() {
     prints(
         &vp_drift_coeff(),
-        "-0.5*(beta_min + t*(beta_max - beta_min))",
-        r"-0.5 \left(\beta_{\mathrm{min}} + t \left(\beta_{\mathrm{max}} - \beta_{\mathrm{min}}\right)\right)",
+        "-(beta_min + t*(beta_max - beta_min))/2",
+        r"-\frac{\beta_{\mathrm{min}} + t \left(\beta_{\mathrm{max}} - \beta_{\mathrm{min}}\right)}{2}",
         "-0.5_f64 * (beta_min + t * (beta_max - beta_min))",
     );
     assert_eq!(
@@ -159,7 +159,7 @@ fn powers_and_functions() {
     );
     prints(
         &Expr::powf(t.clone(), 1.0 / 3.0),
-        "t^0.3333333333333333",
+        "t^(1/3)",
         r"\sqrt[3]{t}",
         "t.powf(0.3333333333333333_f64)",
     );

@@ -57,11 +57,41 @@ pub struct Derived {
     pub t_max: Expr,
     /// The coefficients.
     pub coefs: Coefs,
+    /// The `let` bindings, each with its value in `t` and the params (earlier lets
+    /// substituted): the derivation prints in their names.
+    pub lets: Vec<(String, Expr)>,
     /// The printable derivation.
     pub derivation: Derivation,
 }
 
 impl Derived {
+    /// The closed-form coefficients as the derivation prints them: in textbook form and
+    /// in the `let` names (see [`Expr::textbook`]), by key (`F`, `g2`, `int_F`, `a`,
+    /// `b2`, `b`, `sigma`, `log_snr`, `dlog_snr`, `t_of_log_snr`).
+    pub fn textbook_forms(&self) -> Vec<(&'static str, Expr)> {
+        let show = Show::of(self);
+        let c = &self.coefs;
+        let sigma = match (&c.a, &c.b) {
+            (Some(a), Some(b)) => Some(b / a),
+            _ => None,
+        };
+        [
+            ("F", Some(&c.f)),
+            ("g2", Some(&c.g2)),
+            ("int_F", c.int_f.as_ref()),
+            ("a", c.a.as_ref()),
+            ("b2", c.b2.as_ref()),
+            ("b", c.b.as_ref()),
+            ("sigma", sigma.as_ref()),
+            ("log_snr", c.log_snr.as_ref()),
+            ("dlog_snr", c.dlog_snr.as_ref()),
+            ("t_of_log_snr", c.t_of_log_snr.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(k, e)| e.map(|e| (k, show.form(e))))
+        .collect()
+    }
+
     /// The coefficients bound to parameter values (the defaults where `values` is
     /// silent), compiled ([`Expr::compile`]) and ready to evaluate: what the `sde!`
     /// macro's generated code computes, operation for operation.
@@ -414,6 +444,7 @@ impl Cx {
                 scope.insert(name, Expr::sym(name));
             }
         }
+        let show = Show::new(&lets_shown, &params);
         let mut with_x = scope.clone();
         with_x.insert("x", Expr::sym("x"));
 
@@ -509,14 +540,14 @@ impl Cx {
         let coefs = match (sde_form, kernel_form) {
             (Some((f, g)), kernel) => {
                 let g2 = Expr::powi(g.clone(), 2);
-                entries.push(given("drift", "f(x, t)", &drift.as_ref()?.expr));
-                entries.push(given("diffusion", "g(t)", &g));
+                entries.push(given("drift", "f(x, t)", &drift.as_ref()?.expr, &show));
+                entries.push(given("diffusion", "g(t)", &g, &show));
                 if let Some((a, b)) = &kernel {
-                    entries.push(given("mean", "a(t)", a));
-                    entries.push(given("std", "b(t)", b));
+                    entries.push(given("mean", "a(t)", a, &show));
+                    entries.push(given("std", "b(t)", b, &show));
                 }
-                entries.push(closed("F", "F(t) = ∂f/∂x", "F(t)", &f));
-                entries.push(closed("g2", "g(t)^2", "g(t)^2", &g2));
+                entries.push(closed("F", "F(t) = ∂f/∂x", "F(t)", &f, &show));
+                entries.push(closed("g2", "g(t)^2", "g(t)^2", &g2, &show));
                 match kernel {
                     Some((a, b)) => {
                         // Both forms: check F = d ln a/dt and g^2 = d(b^2)/dt - 2 F b^2.
@@ -579,15 +610,21 @@ impl Cx {
                 }
             }
             (None, Some((a, b))) => {
-                entries.push(given("mean", "a(t)", &a));
-                entries.push(given("std", "b(t)", &b));
+                entries.push(given("mean", "a(t)", &a, &show));
+                entries.push(given("std", "b(t)", &b, &show));
                 self.check_mean_at_zero(&a, &env);
                 let b2 = Expr::powi(b.clone(), 2);
                 let f = simplest(a.diff(t) / &a);
                 let g2 = simplest(b2.diff(t) - 2.0 * &f * &b2);
                 let g = g2.sqrt();
-                entries.push(closed("F", "F(t) = d ln a/dt", "F(t)", &f));
-                entries.push(closed("g2", "g(t)^2 = d(b^2)/dt - 2 F b^2", "g(t)^2", &g2));
+                entries.push(closed("F", "F(t) = d ln a/dt", "F(t)", &f, &show));
+                entries.push(closed(
+                    "g2",
+                    "g(t)^2 = d(b^2)/dt - 2 F b^2",
+                    "g(t)^2",
+                    &g2,
+                    &show,
+                ));
                 Coefs {
                     f,
                     g,
@@ -615,8 +652,11 @@ impl Cx {
             coefs.dlog_snr = Some(simplest(-0.5 * &coefs.g2 / b2));
             let sigma2 = (b2 / Expr::powi(a.clone(), 2)).expand();
             let rhs = (-2.0 * Expr::sym("lambda")).exp();
+            // In textbook form: also the numerically stable one (`1/(1 + e^λ)` stays
+            // finite where `e^-λ/(1 + e^-λ)` overflows).
             coefs.t_of_log_snr = solve::solve_for_all(&sigma2, t, &rhs)
                 .into_iter()
+                .map(|cand| cand.textbook("lambda", &[]))
                 .find(|cand| inverse_ok(cand, &coefs, &grid, &env));
         } else if coefs.b2.is_some() {
             coefs.dlog_snr = coefs.b2.as_ref().map(|b2| -0.5 * &coefs.g2 / b2);
@@ -629,6 +669,7 @@ impl Cx {
             t_min: t_min_e,
             t_max: t_max_e,
             coefs,
+            lets: lets_shown.clone(),
             derivation: Derivation {
                 name: Cow::Owned(spec.name.clone()),
                 doc: spec.doc.clone().map(Cow::Owned),
@@ -644,7 +685,7 @@ impl Cx {
         // 9. The printable derivation.
         let mut derived = derived;
         derived.derivation.header = header(&lets_shown, &params, t0, t1);
-        describe(&derived, &mut entries, t1);
+        describe(&derived, &mut entries, t1, &show);
         derived.derivation.entries = entries;
         Some(derived)
     }
@@ -1034,7 +1075,8 @@ fn inverse_ok(cand: &Expr, c: &Coefs, grid: &[f64], env: &dyn Fn(&str) -> Option
     })
 }
 
-fn given(key: &'static str, label: &'static str, e: &Expr) -> Entry {
+fn given(key: &'static str, label: &'static str, e: &Expr, show: &Show) -> Entry {
+    let e = &show.form(e);
     Entry {
         key: Cow::Borrowed(key),
         label: Cow::Borrowed(label),
@@ -1044,7 +1086,101 @@ fn given(key: &'static str, label: &'static str, e: &Expr) -> Entry {
     }
 }
 
-fn closed(key: &'static str, label: &'static str, latex_lhs: &str, e: &Expr) -> Entry {
+/// How derived expressions are shown: in textbook form ([`Expr::textbook`], `t > 0` on
+/// a valid time range) and in terms of the declared `let` names where their expansions
+/// occur (`β(t)`, not `beta_min + t*(beta_max - beta_min)`). For printing only: the
+/// generated code evaluates the verified coefficients themselves.
+struct Show {
+    lets: Vec<(String, Expr)>,
+    /// `t` and the params whose default values are positive (a display assumption:
+    /// the derivation's checks run at the defaults).
+    positive: Vec<String>,
+}
+
+impl Show {
+    /// How `d`'s expressions are shown.
+    fn of(d: &Derived) -> Show {
+        Show::new(&d.lets, &d.params)
+    }
+
+    fn new(lets: &[(String, Expr)], params: &[(String, f64)]) -> Show {
+        Show {
+            lets: lets.to_vec(),
+            positive: std::iter::once("t".to_string())
+                .chain(
+                    params
+                        .iter()
+                        .filter(|(_, v)| *v > 0.0)
+                        .map(|(n, _)| n.clone()),
+                )
+                .collect(),
+        }
+    }
+
+    fn form(&self, e: &Expr) -> Expr {
+        let positive: Vec<&str> = self.positive.iter().map(String::as_str).collect();
+        let mut out = e.textbook("t", &positive);
+        // Later lets may contain earlier ones: replace the later ones first.
+        for (name, value) in self.lets.iter().rev() {
+            // Composite values only: a `let c = 2.0` must not rename every 2.
+            if !matches!(
+                value.node(),
+                crate::Node::Num(_) | crate::Node::Sym(_) | crate::Node::Const(_)
+            ) {
+                let name = Expr::sym(name);
+                let shown = value.textbook("t", &positive);
+                for (v, n) in [
+                    (Expr::powi(value.clone(), 2), Expr::powi(name.clone(), 2)),
+                    (value.clone(), name.clone()),
+                    (shown, name.clone()),
+                ] {
+                    out = out.replace(&v, &n);
+                }
+                out = multiples_of(&out, value, &name);
+            }
+        }
+        out
+    }
+}
+
+/// Every subexpression of `e` that is a numeric multiple of `value` (equal after
+/// expanding), as that multiple of `name`: `-(β₀t + (β₁-β₀)t²/2)/2` is `-int_beta/2`.
+fn multiples_of(e: &Expr, value: &Expr, name: &Expr) -> Expr {
+    let target = value.expand();
+    let multiple = |x: &Expr| -> Option<f64> {
+        if !matches!(x.node(), crate::Node::Add(_) | crate::Node::Mul(_)) {
+            return None;
+        }
+        let mine = x.expand();
+        if mine.terms().len() != target.terms().len() {
+            return None;
+        }
+        // The ratio of the coefficients of one monomial (terms sort by coefficient too).
+        let (c_mine, rest) = mine.terms()[0].split_coeff();
+        let c_target = target
+            .terms()
+            .iter()
+            .map(Expr::split_coeff)
+            .find(|(_, r)| *r == rest)?
+            .0;
+        let c = c_mine / c_target;
+        (c.is_finite() && c != 0.0 && (mine - c * &target).expand().is_zero()).then_some(c)
+    };
+    fn walk(e: &Expr, multiple: &dyn Fn(&Expr) -> Option<f64>, name: &Expr) -> Expr {
+        if let Some(c) = multiple(e) {
+            return c * name;
+        }
+        let children = e.children();
+        if children.is_empty() {
+            return e.clone();
+        }
+        e.with_children(children.iter().map(|c| walk(c, multiple, name)).collect())
+    }
+    walk(e, &multiple, name)
+}
+
+fn closed(key: &'static str, label: &'static str, latex_lhs: &str, e: &Expr, show: &Show) -> Entry {
+    let e = &show.form(e);
     Entry {
         key: Cow::Borrowed(key),
         label: Cow::Borrowed(label),
@@ -1090,11 +1226,17 @@ fn header(
     h
 }
 
-fn describe(d: &Derived, entries: &mut Vec<Entry>, t1: f64) {
+fn describe(d: &Derived, entries: &mut Vec<Entry>, t1: f64, show: &Show) {
     let c = &d.coefs;
     let b = d.bind(&[]);
     match &c.int_f {
-        Some(i) => entries.push(closed("int_F", "∫_0^t F(s) ds", "\\int_0^t F(s)\\,ds", i)),
+        Some(i) => entries.push(closed(
+            "int_F",
+            "∫_0^t F(s) ds",
+            "\\int_0^t F(s)\\,ds",
+            i,
+            show,
+        )),
         None if c.a.is_none() => entries.push(numeric_entry(
             "int_F",
             "∫_0^t F(s) ds",
@@ -1106,7 +1248,7 @@ fn describe(d: &Derived, entries: &mut Vec<Entry>, t1: f64) {
     match &c.a {
         Some(a) => {
             if c.int_f.is_some() {
-                entries.push(closed("a", "a(t) = exp(∫F)", "a(t)", a));
+                entries.push(closed("a", "a(t) = exp(∫F)", "a(t)", a, show));
             }
         }
         None => entries.push(numeric_entry(
@@ -1117,7 +1259,7 @@ fn describe(d: &Derived, entries: &mut Vec<Entry>, t1: f64) {
         )),
     }
     match &c.b2 {
-        Some(b2) => entries.push(closed("b2", "b(t)^2", "b(t)^2", b2)),
+        Some(b2) => entries.push(closed("b2", "b(t)^2", "b(t)^2", b2, show)),
         None => entries.push(numeric_entry(
             "b2",
             "b(t)^2",
@@ -1127,12 +1269,12 @@ fn describe(d: &Derived, entries: &mut Vec<Entry>, t1: f64) {
     }
     if let (Some(a), Some(bb)) = (&c.a, &c.b) {
         if c.int_f.is_some() || !entries.iter().any(|e| e.key == "std") {
-            entries.push(closed("b", "b(t)", "b(t)", bb));
+            entries.push(closed("b", "b(t)", "b(t)", bb, show));
         }
-        entries.push(closed("sigma", "σ(t) = b/a", "σ(t) = b/a", &(bb / a)));
+        entries.push(closed("sigma", "σ(t) = b/a", "σ(t) = b/a", &(bb / a), show));
     }
     match &c.log_snr {
-        Some(l) => entries.push(closed("log_snr", "λ(t) = ln(a/b)", "λ(t)", l)),
+        Some(l) => entries.push(closed("log_snr", "λ(t) = ln(a/b)", "λ(t)", l, show)),
         None => entries.push(numeric_entry(
             "log_snr",
             "λ(t) = ln(a/b)",
@@ -1141,7 +1283,7 @@ fn describe(d: &Derived, entries: &mut Vec<Entry>, t1: f64) {
         )),
     }
     match &c.dlog_snr {
-        Some(l) => entries.push(closed("dlog_snr", "dλ/dt = -g^2/(2 b^2)", "dλ/dt", l)),
+        Some(l) => entries.push(closed("dlog_snr", "dλ/dt = -g^2/(2 b^2)", "dλ/dt", l, show)),
         None => entries.push(numeric_entry(
             "dlog_snr",
             "dλ/dt = -g^2/(2 b^2)",
@@ -1150,7 +1292,7 @@ fn describe(d: &Derived, entries: &mut Vec<Entry>, t1: f64) {
         )),
     }
     match &c.t_of_log_snr {
-        Some(l) => entries.push(closed("t_of_log_snr", "t(λ)", "t(λ)", l)),
+        Some(l) => entries.push(closed("t_of_log_snr", "t(λ)", "t(λ)", l, show)),
         None => entries.push(numeric_entry(
             "t_of_log_snr",
             "t(λ)",
@@ -1158,17 +1300,6 @@ fn describe(d: &Derived, entries: &mut Vec<Entry>, t1: f64) {
             "t(\\lambda) &= \\lambda^{-1}(\\lambda) \\text{ by a bracketed solve}",
         )),
     }
-    let fx = if c.f.is_zero() {
-        "-".to_string()
-    } else {
-        format!("({})*x - ", c.f)
-    };
-    let fx_latex = if c.f.is_zero() {
-        "-".to_string()
-    } else {
-        format!("\\left({}\\right) x - ", c.f.to_latex())
-    };
-    let g2l = c.g2.to_string();
     entries.push(Entry {
         key: Cow::Borrowed("score"),
         label: Cow::Borrowed("∇ log p_0t(x_t | x_0)"),
@@ -1178,26 +1309,38 @@ fn describe(d: &Derived, entries: &mut Vec<Entry>, t1: f64) {
         ),
         method: Method::ClosedForm,
     });
+    // The drifts as expressions in x and a stand-in for the score, so that their
+    // coefficients fold (−½·(2t) is −t) and print in textbook form.
+    let (score_text, score_latex) = ("∇log p_t(x)", "\\nabla_x \\log p_t(x)");
+    // A stand-in symbol that sorts after every name, so the score prints last.
+    let stand_in = "~score";
+    let score = Expr::sym(stand_in);
+    let drift = |score_coef: Expr| {
+        let e = Expr::add([
+            show.form(&c.f) * Expr::sym("x"),
+            show.form(&score_coef) * &score,
+        ]);
+        (
+            e.to_string().replace(stand_in, score_text),
+            e.to_latex().replace(&score.to_latex(), score_latex),
+        )
+    };
+    let (reverse, reverse_latex) = drift(-&c.g2);
     entries.push(Entry {
         key: Cow::Borrowed("reverse_sde"),
         label: Cow::Borrowed("reverse SDE"),
-        text: Cow::Owned(format!(
-            "dx = [{fx}({g2l})*∇log p_t(x)] dt + g(t) dw̄"
-        )),
+        text: Cow::Owned(format!("dx = [{reverse}] dt + g(t) dw̄")),
         latex: Cow::Owned(format!(
-            "dx &= \\left[{fx_latex}\\left({}\\right) \\nabla_x \\log p_t(x)\\right] dt + g(t)\\, d\\bar w",
-            c.g2.to_latex()
+            "dx &= \\left[{reverse_latex}\\right] dt + g(t)\\, d\\bar w"
         )),
         method: Method::ClosedForm,
     });
+    let (pf, pf_latex) = drift(-0.5 * &c.g2);
     entries.push(Entry {
         key: Cow::Borrowed("pf_ode"),
         label: Cow::Borrowed("probability-flow ODE"),
-        text: Cow::Owned(format!("dx/dt = {fx}0.5*({g2l})*∇log p_t(x)")),
-        latex: Cow::Owned(format!(
-            "\\frac{{dx}}{{dt}} &= {fx_latex}\\frac{{1}}{{2}}\\left({}\\right) \\nabla_x \\log p_t(x)",
-            c.g2.to_latex()
-        )),
+        text: Cow::Owned(format!("dx/dt = {pf}")),
+        latex: Cow::Owned(format!("\\frac{{dx}}{{dt}} &= {pf_latex}")),
         method: Method::ClosedForm,
     });
     let bt = b.std(t1);
