@@ -2,7 +2,7 @@
 
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::quote;
-use sbdm_symbolic::sde::{Derivation, Derived, Method, SdeSpec};
+use sbdm_symbolic::sde::{Derivation, Derived, Method, Plan, Recipe, SdeSpec};
 use sbdm_symbolic::Expr;
 use sbdm_syntax::{Decl, Declaration};
 
@@ -114,59 +114,52 @@ fn generate(decl: &Decl, d: &Derived, spec: &SdeSpec) -> syn::Result<TokenStream
     let g2 = rust(&c.g2)?;
     let t_min = rust(&d.t_min)?;
     let t_max = rust(&d.t_max)?;
-    let mean_coef = match &c.a {
-        Some(a) => rust(a)?,
-        None => quote! {
-            #p::numeric::integrate(|s: f64| #p::Sde::drift_coef(self, s), 0.0, t).exp()
-        },
+    // Each coefficient's plan: its closed form, or a call of the numeric recipe
+    // (`sbdm_symbolic::sde::recipe`) over this SDE's own methods.
+    let r = quote!(#p::recipe);
+    let closed_or = |plan: Plan<'_>, numeric: TokenStream| match plan {
+        Plan::Closed(e) => rust(e),
+        Plan::Numeric(_) => Ok(numeric),
     };
-    let variance = match (&c.a, &c.b2) {
-        (_, Some(b2)) => rust(b2)?,
-        // Neither a nor b^2 in closed form: one ODE pass for ∫F and ∫g^2/a^2 together.
-        (None, None) => quote! {{
-            let (i, k) = #p::numeric::kernel_integrals(
-                |s: f64| #p::Sde::drift_coef(self, s),
-                |s: f64| #p::Sde::diffusion_sq(self, s),
-                &[t],
-            )[0];
-            (2.0 * i).exp() * k
-        }},
-        (Some(_), None) => quote! {{
-            let a = #p::GaussianKernel::mean_coef(self, t);
-            a * a * #p::numeric::integrate(
-                |s: f64| {
-                    let a = #p::GaussianKernel::mean_coef(self, s);
-                    #p::Sde::diffusion_sq(self, s) / (a * a)
-                },
-                0.0,
-                t,
+    let drift = quote!(|s: f64| #p::Sde::drift_coef(self, s));
+    let g2_of = quote!(|s: f64| #p::Sde::diffusion_sq(self, s));
+    let mean_coef = closed_or(c.a_plan(), quote!(#r::mean_by_quadrature(#drift, t)))?;
+    let variance = match c.b2_plan() {
+        Plan::Closed(e) => rust(e)?,
+        Plan::Numeric(Recipe::VarianceByQuadrature) => quote! {
+            #r::variance_by_quadrature(|s: f64| #p::GaussianKernel::mean_coef(self, s), #g2_of, t)
+        },
+        Plan::Numeric(_) => quote!(#r::variance_by_kernel_ode(#drift, #g2_of, t)),
+    };
+    let std = closed_or(
+        c.b_plan(),
+        quote!(#r::std_from_variance(#p::GaussianKernel::variance(self, t))),
+    )?;
+    let log_snr = closed_or(
+        c.log_snr_plan(),
+        quote! {
+            #r::log_snr_from_kernel(
+                #p::GaussianKernel::mean_coef(self, t),
+                #p::GaussianKernel::variance(self, t),
             )
-        }},
-    };
-    let std = match &c.b {
-        Some(b) => rust(b)?,
-        None => quote!(#p::GaussianKernel::variance(self, t).sqrt()),
-    };
-    let log_snr = match &c.log_snr {
-        Some(l) => rust(l)?,
-        None => quote! {
-            #p::GaussianKernel::mean_coef(self, t).ln()
-                - 0.5 * #p::GaussianKernel::variance(self, t).ln()
         },
-    };
-    let dlog_snr = match &c.dlog_snr {
-        Some(l) => rust(l)?,
-        None => quote! {
-            -#p::Sde::diffusion_sq(self, t) / (2.0 * #p::GaussianKernel::variance(self, t))
+    )?;
+    let dlog_snr = closed_or(
+        c.dlog_snr_plan(),
+        quote! {
+            #r::dlog_snr_from_variance(
+                #p::Sde::diffusion_sq(self, t),
+                #p::GaussianKernel::variance(self, t),
+            )
         },
-    };
-    let t_of = match &c.t_of_log_snr {
-        Some(l) => rust(l)?,
-        None => quote! {{
+    )?;
+    let t_of = closed_or(
+        c.t_of_log_snr_plan(),
+        quote! {{
             let (lo, hi) = #p::Sde::time_range(self);
-            #p::numeric::invert_monotone(|t: f64| #p::GaussianKernel::log_snr(self, t), lambda, lo, hi)
+            #r::time_by_solve(|t: f64| #p::GaussianKernel::log_snr(self, t), lambda, lo, hi)
         }},
-    };
+    )?;
     let derivation = derivation_tokens(&d.derivation);
     // A declaration without params is a unit struct.
     let body = if fields.is_empty() {

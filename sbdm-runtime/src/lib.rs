@@ -36,6 +36,7 @@ pub mod prelude {
 pub mod __private {
     pub use crate::sde::{GaussianKernel, Sde, SdeSource};
     pub use sbdm_symbolic::numeric;
+    pub use sbdm_symbolic::sde::recipe;
     pub use sbdm_symbolic::sde::{Derivation, Entry, Method};
     pub use std::borrow::Cow;
 }

@@ -4,6 +4,7 @@ use std::borrow::Cow;
 
 use super::check::{divisors, find_ident, lower_quiet, top_terms};
 use super::derivation::{Derivation, Entry, Method};
+use super::recipe::{self, Plan, Recipe};
 use super::spec::{Diagnostic, Part, SdeSpec};
 use crate::parse::{parse, Ast, Scope};
 use crate::{numeric, solve, Compiled, Expr};
@@ -18,8 +19,8 @@ const GRID: usize = 129;
 const REL_TOL: f64 = 1e-9;
 
 /// The derived coefficients, as expressions in `t` and the params (`lambda` for
-/// `t_of_log_snr`). `None` means "no closed form: computed numerically" by the plan
-/// documented on each field.
+/// `t_of_log_snr`). `None` means "no closed form": the coefficient's [`Plan`] (the
+/// `*_plan` methods) names the numeric [`Recipe`] that computes it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Coefs {
     /// `F(t)`, with drift `f(x, t) = F(t)·x`.
@@ -42,6 +43,48 @@ pub struct Coefs {
     pub dlog_snr: Option<Expr>,
     /// `t(λ)` in the symbol `lambda`; `None`: bracketed monotone solve of `λ(t) = lambda`.
     pub t_of_log_snr: Option<Expr>,
+}
+
+impl Coefs {
+    /// How `∫_0^t F` is computed.
+    pub fn int_f_plan(&self) -> Plan<'_> {
+        plan(&self.int_f, Recipe::IntegralOfDrift)
+    }
+    /// How `a(t)` is computed.
+    pub fn a_plan(&self) -> Plan<'_> {
+        plan(&self.a, Recipe::MeanByQuadrature)
+    }
+    /// How `b(t)²` is computed: by quadrature for a closed `a`, else by the kernel ODE.
+    pub fn b2_plan(&self) -> Plan<'_> {
+        let recipe = match self.a {
+            Some(_) => Recipe::VarianceByQuadrature,
+            None => Recipe::VarianceByKernelOde,
+        };
+        plan(&self.b2, recipe)
+    }
+    /// How `b(t)` is computed.
+    pub fn b_plan(&self) -> Plan<'_> {
+        plan(&self.b, Recipe::StdFromVariance)
+    }
+    /// How `λ(t)` is computed.
+    pub fn log_snr_plan(&self) -> Plan<'_> {
+        plan(&self.log_snr, Recipe::LogSnrFromKernel)
+    }
+    /// How `dλ/dt` is computed.
+    pub fn dlog_snr_plan(&self) -> Plan<'_> {
+        plan(&self.dlog_snr, Recipe::DlogSnrFromVariance)
+    }
+    /// How `t(λ)` is computed.
+    pub fn t_of_log_snr_plan(&self) -> Plan<'_> {
+        plan(&self.t_of_log_snr, Recipe::TimeBySolve)
+    }
+}
+
+fn plan(e: &Option<Expr>, recipe: Recipe) -> Plan<'_> {
+    match e {
+        Some(e) => Plan::Closed(e),
+        None => Plan::Numeric(recipe),
+    }
 }
 
 /// A declaration after checking and derivation.
@@ -174,14 +217,19 @@ impl Bound {
     pub fn mean_coef(&self, t: f64) -> f64 {
         match &self.a {
             Some(a) => a.eval(t, &self.params),
-            None => numeric::integrate(|s| self.drift_coef(s), 0.0, t).exp(),
+            None => recipe::mean_by_quadrature(|s| self.drift_coef(s), t),
         }
     }
     /// `b(t)^2`.
     pub fn variance(&self, t: f64) -> f64 {
-        match &self.b2 {
-            Some(b2) => b2.eval(t, &self.params),
-            None => self.kernel_on(&[t])[0].1,
+        match (&self.b2, &self.a) {
+            (Some(b2), _) => b2.eval(t, &self.params),
+            (None, Some(_)) => {
+                recipe::variance_by_quadrature(|s| self.mean_coef(s), |s| self.diffusion_sq(s), t)
+            }
+            (None, None) => {
+                recipe::variance_by_kernel_ode(|s| self.drift_coef(s), |s| self.diffusion_sq(s), t)
+            }
         }
     }
 
@@ -216,7 +264,7 @@ impl Bound {
             (None, None) => {
                 numeric::kernel_integrals(|s| self.drift_coef(s), |s| self.diffusion_sq(s), ts)
                     .into_iter()
-                    .map(|(i, k)| (i.exp(), (2.0 * i).exp() * k))
+                    .map(|(i, k)| (i.exp(), recipe::variance_from_integrals(i, k)))
                     .collect()
             }
         }
@@ -225,21 +273,21 @@ impl Bound {
     pub fn std(&self, t: f64) -> f64 {
         match &self.b {
             Some(b) => b.eval(t, &self.params),
-            None => self.variance(t).sqrt(),
+            None => recipe::std_from_variance(self.variance(t)),
         }
     }
     /// `λ(t) = ln(a/b)`.
     pub fn log_snr(&self, t: f64) -> f64 {
         match &self.log_snr {
             Some(l) => l.eval(t, &self.params),
-            None => self.mean_coef(t).ln() - 0.5 * self.variance(t).ln(),
+            None => recipe::log_snr_from_kernel(self.mean_coef(t), self.variance(t)),
         }
     }
     /// `dλ/dt = −g^2 / (2 b^2)`.
     pub fn dlog_snr_dt(&self, t: f64) -> f64 {
         match &self.dlog_snr {
             Some(d) => d.eval(t, &self.params),
-            None => -self.diffusion_sq(t) / (2.0 * self.variance(t)),
+            None => recipe::dlog_snr_from_variance(self.diffusion_sq(t), self.variance(t)),
         }
     }
     /// `t(λ)`.
@@ -248,7 +296,7 @@ impl Bound {
             Some(e) => e.eval(lambda, &self.params),
             None => {
                 let (lo, hi) = self.time_range();
-                numeric::invert_monotone(|t| self.log_snr(t), lambda, lo, hi)
+                recipe::time_by_solve(|t| self.log_snr(t), lambda, lo, hi)
             }
         }
     }
@@ -1190,12 +1238,12 @@ fn closed(key: &'static str, label: &'static str, latex_lhs: &str, e: &Expr, sho
     }
 }
 
-fn numeric_entry(key: &'static str, label: &'static str, text: &str, latex: &str) -> Entry {
+fn numeric_entry(key: &'static str, label: &'static str, latex_lhs: &str, recipe: Recipe) -> Entry {
     Entry {
         key: Cow::Borrowed(key),
         label: Cow::Borrowed(label),
-        text: Cow::Owned(text.to_string()),
-        latex: Cow::Owned(latex.to_string()),
+        text: Cow::Borrowed(recipe.text()),
+        latex: Cow::Owned(format!("{latex_lhs} &= {}", recipe.latex())),
         method: Method::Numeric,
     }
 }
@@ -1229,43 +1277,33 @@ fn header(
 fn describe(d: &Derived, entries: &mut Vec<Entry>, t1: f64, show: &Show) {
     let c = &d.coefs;
     let b = d.bind(&[]);
-    match &c.int_f {
-        Some(i) => entries.push(closed(
+    match c.int_f_plan() {
+        Plan::Closed(i) => entries.push(closed(
             "int_F",
             "∫_0^t F(s) ds",
             "\\int_0^t F(s)\\,ds",
             i,
             show,
         )),
-        None if c.a.is_none() => entries.push(numeric_entry(
+        Plan::Numeric(r) if c.a.is_none() => entries.push(numeric_entry(
             "int_F",
             "∫_0^t F(s) ds",
-            "adaptive Gauss-Kronrod quadrature of F over [0, t]",
-            "\\int_0^t F(s)\\,ds &= \\text{quadrature}",
+            "\\int_0^t F(s)\\,ds",
+            r,
         )),
-        None => {}
+        Plan::Numeric(_) => {}
     }
-    match &c.a {
-        Some(a) => {
+    match c.a_plan() {
+        Plan::Closed(a) => {
             if c.int_f.is_some() {
                 entries.push(closed("a", "a(t) = exp(∫F)", "a(t)", a, show));
             }
         }
-        None => entries.push(numeric_entry(
-            "a",
-            "a(t) = exp(∫F)",
-            "exp(quadrature of ∫_0^t F(s) ds)",
-            "a(t) &= \\exp\\left(\\int_0^t F(s)\\,ds\\right)",
-        )),
+        Plan::Numeric(r) => entries.push(numeric_entry("a", "a(t) = exp(∫F)", "a(t)", r)),
     }
-    match &c.b2 {
-        Some(b2) => entries.push(closed("b2", "b(t)^2", "b(t)^2", b2, show)),
-        None => entries.push(numeric_entry(
-            "b2",
-            "b(t)^2",
-            "a(t)^2 * quadrature of ∫_0^t g(s)^2/a(s)^2 ds",
-            "b(t)^2 &= a(t)^2 \\int_0^t \\frac{g(s)^2}{a(s)^2}\\,ds",
-        )),
+    match c.b2_plan() {
+        Plan::Closed(b2) => entries.push(closed("b2", "b(t)^2", "b(t)^2", b2, show)),
+        Plan::Numeric(r) => entries.push(numeric_entry("b2", "b(t)^2", "b(t)^2", r)),
     }
     if let (Some(a), Some(bb)) = (&c.a, &c.b) {
         if c.int_f.is_some() || !entries.iter().any(|e| e.key == "std") {
@@ -1273,32 +1311,34 @@ fn describe(d: &Derived, entries: &mut Vec<Entry>, t1: f64, show: &Show) {
         }
         entries.push(closed("sigma", "σ(t) = b/a", "σ(t) = b/a", &(bb / a), show));
     }
-    match &c.log_snr {
-        Some(l) => entries.push(closed("log_snr", "λ(t) = ln(a/b)", "λ(t)", l, show)),
-        None => entries.push(numeric_entry(
+    let rest = [
+        (
             "log_snr",
             "λ(t) = ln(a/b)",
-            "ln(a(t)) - ln(b(t)^2)/2 from the numeric a, b",
-            "\\lambda(t) &= \\ln\\frac{a(t)}{b(t)}",
-        )),
-    }
-    match &c.dlog_snr {
-        Some(l) => entries.push(closed("dlog_snr", "dλ/dt = -g^2/(2 b^2)", "dλ/dt", l, show)),
-        None => entries.push(numeric_entry(
+            "λ(t)",
+            "\\lambda(t)",
+            c.log_snr_plan(),
+        ),
+        (
             "dlog_snr",
             "dλ/dt = -g^2/(2 b^2)",
-            "-g(t)^2 / (2 b(t)^2) from the numeric b",
-            "\\frac{d\\lambda}{dt} &= -\\frac{g(t)^2}{2 b(t)^2}",
-        )),
-    }
-    match &c.t_of_log_snr {
-        Some(l) => entries.push(closed("t_of_log_snr", "t(λ)", "t(λ)", l, show)),
-        None => entries.push(numeric_entry(
+            "dλ/dt",
+            "\\frac{d\\lambda}{dt}",
+            c.dlog_snr_plan(),
+        ),
+        (
             "t_of_log_snr",
             "t(λ)",
-            "bracketed monotone solve of λ(t) = lambda on the time range (to 1e-12)",
-            "t(\\lambda) &= \\lambda^{-1}(\\lambda) \\text{ by a bracketed solve}",
-        )),
+            "t(λ)",
+            "t(\\lambda)",
+            c.t_of_log_snr_plan(),
+        ),
+    ];
+    for (key, label, closed_lhs, numeric_lhs, plan) in rest {
+        entries.push(match plan {
+            Plan::Closed(e) => closed(key, label, closed_lhs, e, show),
+            Plan::Numeric(r) => numeric_entry(key, label, numeric_lhs, r),
+        });
     }
     entries.push(Entry {
         key: Cow::Borrowed("score"),

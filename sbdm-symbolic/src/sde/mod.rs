@@ -17,8 +17,10 @@
 mod check;
 mod derivation;
 mod derive;
+pub mod recipe;
 mod spec;
 
 pub use derivation::{Derivation, Entry, Method};
 pub use derive::{derive, Bound, Coefs, Derived};
+pub use recipe::{Plan, Recipe};
 pub use spec::{Diagnostic, Param, Part, SdeSpec};
