@@ -1,5 +1,6 @@
 //! The printed derivations read like the papers: for every built-in and for rectified
-//! flow, each coefficient with a reference form below equals it (structurally, after
+//! flow, each coefficient with a paper form (`builtin::PAPER_FORMS`, shown beside the
+//! printed forms in docs/derivations.md) equals it (structurally, after
 //! substituting the `let`s and expanding both: the canonical form) and has no more
 //! operations than it. References: score_sde (Song et al. 2021) for VP, sub-VP and VE;
 //! DPM-Solver (Lu et al. 2022) for the VP's t(λ); EDM (Karras et al. 2022); Nichol &
@@ -11,96 +12,6 @@ use sbdm::symbolic::sde::Derived;
 use sbdm::symbolic::Expr;
 use sbdm_runtime::sde::builtin;
 use sbdm_runtime::Sde;
-
-/// Each SDE's reference forms, by coefficient key, in the `sde!` expression language
-/// (`let` names and `lambda` allowed).
-const REFERENCES: &[(&str, &[(&str, &str)])] = &[
-    (
-        "vp",
-        &[
-            ("F", "-0.5 * beta"),
-            ("g2", "beta"),
-            (
-                "int_F",
-                "-0.25 * t * t * (beta_max - beta_min) - 0.5 * t * beta_min",
-            ),
-            (
-                "a",
-                "(-0.25 * t * t * (beta_max - beta_min) - 0.5 * t * beta_min).exp()",
-            ),
-            (
-                "b2",
-                "1.0 - (-0.5 * t * t * (beta_max - beta_min) - t * beta_min).exp()",
-            ),
-            (
-                "sigma",
-                "((0.5 * t * t * (beta_max - beta_min) + t * beta_min).exp() - 1.0).sqrt()",
-            ),
-            (
-                "t_of_log_snr",
-                "2.0 * (1.0 + (-2.0 * lambda).exp()).ln() / (beta_min + (beta_min * beta_min \
-                 + 2.0 * (beta_max - beta_min) * (1.0 + (-2.0 * lambda).exp()).ln()).sqrt())",
-            ),
-        ],
-    ),
-    (
-        "subvp",
-        &[
-            ("F", "-0.5 * beta"),
-            ("g2", "beta * (1.0 - (-2.0 * int_beta).exp())"),
-            ("int_F", "-0.5 * int_beta"),
-            ("a", "(-0.5 * int_beta).exp()"),
-        ],
-    ),
-    (
-        "ve",
-        &[
-            ("g2", "2.0 * sigma * sigma * (sigma_max / sigma_min).ln()"),
-            ("b2", "sigma * sigma"),
-            ("sigma", "sigma"),
-            (
-                "log_snr",
-                "-sigma_min.ln() - t * (sigma_max / sigma_min).ln()",
-            ),
-            ("dlog_snr", "-(sigma_max / sigma_min).ln()"),
-        ],
-    ),
-    (
-        "edm",
-        &[
-            ("g2", "2.0 * t"),
-            ("b2", "t * t"),
-            ("sigma", "t"),
-            ("log_snr", "-t.ln()"),
-            ("dlog_snr", "-1.0 / t"),
-            ("t_of_log_snr", "(-lambda).exp()"),
-        ],
-    ),
-    (
-        "cosine",
-        &[
-            ("F", "-0.5 * PI * phi.tan() / (1.0 + s)"),
-            ("g2", "PI * phi.tan() / (1.0 + s)"),
-            ("b2", "1.0 - phi.cos().powi(2) / phi0.cos().powi(2)"),
-        ],
-    ),
-];
-
-/// Rectified flow / conditional optimal-transport flow matching: a = 1 - t, b = t.
-const RECTIFIED_FLOW: &str = "struct RectifiedFlow {
-    time = [1e-3, 0.999];
-    mean = 1.0 - t;
-    std = t;
-}";
-
-const RECTIFIED_FLOW_REFERENCES: &[(&str, &str)] = &[
-    ("F", "-1.0 / (1.0 - t)"),
-    ("g2", "2.0 * t / (1.0 - t)"),
-    ("sigma", "t / (1.0 - t)"),
-    ("log_snr", "((1.0 - t) / t).ln()"),
-    ("dlog_snr", "-1.0 / (t * (1.0 - t))"),
-    ("t_of_log_snr", "1.0 / (1.0 + lambda.exp())"),
-];
 
 /// `text` lowered with `t`, `lambda`, the params and the lets as symbols.
 fn lower(text: &str, d: &Derived) -> Expr {
@@ -152,12 +63,19 @@ fn check(name: &str, d: &Derived, references: &[(&str, &str)]) -> Vec<String> {
 #[test]
 fn printed_coefficients_are_the_papers_forms() {
     let mut failures = Vec::new();
-    for (name, references) in REFERENCES {
+    for (name, _, references) in builtin::PAPER_FORMS {
         let sde = builtin::by_name(name).unwrap();
         let d = sbdm_syntax::derive_source(&sde.source().unwrap().text).unwrap();
         failures.extend(check(name, &d, references));
     }
-    let rf = sbdm_syntax::derive_source(RECTIFIED_FLOW).unwrap();
-    failures.extend(check("rectified flow", &rf, RECTIFIED_FLOW_REFERENCES));
+    let rf = sbdm_syntax::derive_source(builtin::RECTIFIED_FLOW_SOURCE).unwrap();
+    failures.extend(check("rectified flow", &rf, builtin::RECTIFIED_FLOW_FORMS));
+    // Every built-in has paper forms.
+    for (name, _) in builtin::NAMES {
+        assert!(
+            builtin::PAPER_FORMS.iter().any(|(n, _, _)| n == name),
+            "{name} has no paper forms"
+        );
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -14,7 +14,7 @@ use std::sync::{mpsc, Once};
 use std::time::{Duration, Instant};
 
 use proc_macro2::{TokenStream, TokenTree};
-use sbdm_symbolic::sde::{derive, Param, SdeSpec};
+use sbdm_symbolic::sde::{derive, SdeSpec};
 
 use crate::expand;
 

@@ -39,6 +39,9 @@ sde! {
     }
 }
 
+/// One coefficient of a kernel, as a function of time.
+type Coefficient = fn(&dyn GaussianKernel, f64) -> f64;
+
 fn close(a: f64, b: f64) -> bool {
     a == b || (a - b).abs() <= 1e-14 * a.abs().max(b.abs())
 }
@@ -53,7 +56,7 @@ fn assert_same(compiled: &dyn GaussianKernel, dynamic: &DynSde) {
         "{name}: time range"
     );
     let (t0, t1) = compiled.time_range();
-    let coefs: [(&str, fn(&dyn GaussianKernel, f64) -> f64); 9] = [
+    let coefs: [(&str, Coefficient); 9] = [
         ("F", |s, t| s.drift_coef(t)),
         ("g", |s, t| s.diffusion(t)),
         ("g2", |s, t| s.diffusion_sq(t)),
@@ -97,7 +100,7 @@ fn built_ins_equal_their_macro_code() {
 
 #[test]
 fn declarations_without_closed_forms_equal_the_macro_code() {
-    assert!(!ExpSquare::CLOSED_FORM && !Wobble::CLOSED_FORM);
+    const { assert!(!ExpSquare::CLOSED_FORM && !Wobble::CLOSED_FORM) };
     for sde in [
         &QuadBeta::default() as &dyn GaussianKernel,
         &ExpSquare,

@@ -104,6 +104,122 @@ pub fn derivations() -> Vec<crate::Derivation> {
     NAMES.iter().filter_map(|(n, _)| derivation(n)).collect()
 }
 
+/// Coefficients' forms by key: `(key, form)`.
+pub type Forms = &'static [(&'static str, &'static str)];
+
+/// The papers' forms of the built-ins' coefficients, in the `sde!` expression language
+/// (`let` names and `lambda` allowed), by coefficient key (see
+/// `sbdm_symbolic::sde::Derived::textbook_forms`): SDE name, source, forms.
+/// `tests/textbook.rs` checks that every printed coefficient equals its paper form and
+/// has no more operations; `docs/derivations.md` shows both.
+pub const PAPER_FORMS: &[(&str, &str, Forms)] = &[
+    (
+        "vp",
+        "score_sde (Song et al. 2021); t(λ) as in DPM-Solver (Lu et al. 2022)",
+        &[
+            ("F", "-0.5 * beta"),
+            ("g2", "beta"),
+            (
+                "int_F",
+                "-0.25 * t * t * (beta_max - beta_min) - 0.5 * t * beta_min",
+            ),
+            (
+                "a",
+                "(-0.25 * t * t * (beta_max - beta_min) - 0.5 * t * beta_min).exp()",
+            ),
+            (
+                "b2",
+                "1.0 - (-0.5 * t * t * (beta_max - beta_min) - t * beta_min).exp()",
+            ),
+            (
+                "sigma",
+                "((0.5 * t * t * (beta_max - beta_min) + t * beta_min).exp() - 1.0).sqrt()",
+            ),
+            (
+                "t_of_log_snr",
+                "2.0 * (1.0 + (-2.0 * lambda).exp()).ln() / (beta_min + (beta_min * beta_min \
+                 + 2.0 * (beta_max - beta_min) * (1.0 + (-2.0 * lambda).exp()).ln()).sqrt())",
+            ),
+        ],
+    ),
+    (
+        "subvp",
+        "score_sde (Song et al. 2021)",
+        &[
+            ("F", "-0.5 * beta"),
+            ("g2", "beta * (1.0 - (-2.0 * int_beta).exp())"),
+            ("int_F", "-0.5 * int_beta"),
+            ("a", "(-0.5 * int_beta).exp()"),
+        ],
+    ),
+    (
+        "ve",
+        "score_sde (Song et al. 2021)",
+        &[
+            ("g2", "2.0 * sigma * sigma * (sigma_max / sigma_min).ln()"),
+            ("b2", "sigma * sigma"),
+            ("sigma", "sigma"),
+            (
+                "log_snr",
+                "-sigma_min.ln() - t * (sigma_max / sigma_min).ln()",
+            ),
+            ("dlog_snr", "-(sigma_max / sigma_min).ln()"),
+        ],
+    ),
+    (
+        "edm",
+        "EDM (Karras et al. 2022)",
+        &[
+            ("g2", "2.0 * t"),
+            ("b2", "t * t"),
+            ("sigma", "t"),
+            ("log_snr", "-t.ln()"),
+            ("dlog_snr", "-1.0 / t"),
+            ("t_of_log_snr", "(-lambda).exp()"),
+        ],
+    ),
+    (
+        "cosine",
+        "Nichol & Dhariwal (2021)",
+        &[
+            ("F", "-0.5 * PI * phi.tan() / (1.0 + s)"),
+            ("g2", "PI * phi.tan() / (1.0 + s)"),
+            ("b2", "1.0 - phi.cos().powi(2) / phi0.cos().powi(2)"),
+        ],
+    ),
+];
+
+/// Rectified flow (Liu et al. 2022), conditional optimal-transport flow matching
+/// (Lipman et al. 2022): `a = 1 - t`, `b = t`, declared as a `.sde` file would be.
+pub const RECTIFIED_FLOW_SOURCE: &str = "/// Rectified flow: x_t = (1 - t) x_0 + t eps.
+struct RectifiedFlow {
+    time = [1e-3, 0.999];
+    mean = 1.0 - t;
+    std = t;
+}";
+
+/// The papers' forms of [`RECTIFIED_FLOW_SOURCE`]'s coefficients, as [`PAPER_FORMS`].
+pub const RECTIFIED_FLOW_FORMS: Forms = &[
+    ("F", "-1.0 / (1.0 - t)"),
+    ("g2", "2.0 * t / (1.0 - t)"),
+    ("sigma", "t / (1.0 - t)"),
+    ("log_snr", "((1.0 - t) / t).ln()"),
+    ("dlog_snr", "-1.0 / (t * (1.0 - t))"),
+    ("t_of_log_snr", "1.0 / (1.0 + lambda.exp())"),
+];
+
+/// A markdown table of each paper form beside the printed one.
+fn forms_table(d: &crate::Derivation, source: &str, forms: &[(&str, &str)]) -> String {
+    let mut s =
+        format!("\nAs printed, and as in {source}:\n\n| | printed | paper |\n|---|---|---|\n");
+    for (key, paper) in forms {
+        let printed = d.entry(key).map_or("", |e| e.text.as_ref());
+        let label = d.entry(key).map_or(*key, |e| e.label.as_ref());
+        s.push_str(&format!("| {label} | `{printed}` | `{paper}` |\n"));
+    }
+    s
+}
+
 /// The generated page `docs/derivations.md`: every built-in's derivation, as text and LaTeX.
 pub fn derivations_markdown() -> String {
     let mut s = String::from(
@@ -112,7 +228,7 @@ pub fn derivations_markdown() -> String {
          Regenerate with `SBDM_UPDATE_DOCS=1 cargo test --test docs` \
          (the test fails when this page is stale).\n",
     );
-    for d in derivations() {
+    let section = |s: &mut String, d: &crate::Derivation| {
         s.push_str(&format!("\n## {}\n\n", d.name));
         if let Some(doc) = &d.doc {
             s.push_str(&format!("{doc}\n\n"));
@@ -122,6 +238,22 @@ pub fn derivations_markdown() -> String {
         s.push_str("```\n\n```latex\n");
         s.push_str(&d.latex());
         s.push_str("```\n");
+    };
+    for (name, _) in NAMES {
+        let Some(d) = derivation(name) else { continue };
+        section(&mut s, &d);
+        if let Some((_, source, forms)) = PAPER_FORMS.iter().find(|(n, _, _)| n == name) {
+            s.push_str(&forms_table(&d, source, forms));
+        }
+    }
+    // Not a built-in type: declared at run time, as a `.sde` file would be.
+    if let Ok(rf) = crate::sde::DynSde::parse(RECTIFIED_FLOW_SOURCE) {
+        section(&mut s, rf.derivation());
+        s.push_str(&forms_table(
+            rf.derivation(),
+            "Liu et al. (2022) and Lipman et al. (2022); declared at run time",
+            RECTIFIED_FLOW_FORMS,
+        ));
     }
     s
 }

@@ -14,13 +14,17 @@
 //! The `sde!` macro and the `sbdm derive` CLI both call [`derive`], so they print the
 //! same [`Derivation`].
 
+mod bound;
 mod check;
 mod derivation;
 mod derive;
+mod describe;
 pub mod recipe;
 mod spec;
+mod validate;
 
+pub use bound::Bound;
 pub use derivation::{Derivation, Entry, Method};
-pub use derive::{derive, Bound, Coefs, Derived};
+pub use derive::{derive, Coefs, Derived};
 pub use recipe::{Plan, Recipe};
 pub use spec::{Diagnostic, Param, Part, SdeSpec};
