@@ -4,20 +4,18 @@ use proc_macro2::{Literal, Span, TokenStream};
 use quote::quote;
 use sbdm_symbolic::sde::{Derivation, Derived, Method, Plan, Recipe, SdeSpec};
 use sbdm_symbolic::Expr;
-use sbdm_syntax::{Decl, Declaration};
+use sbdm_syntax::Decl;
 
 use crate::fallback;
 
 /// The macro's one entry: never panics, errors become `compile_error!`s.
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
-    let declaration = match Declaration::parse(input) {
+    let decl = match Decl::parse(input) {
         Ok(d) => d,
         Err(e) => return e.into_compile_error(),
     };
-    let decl = &declaration.decl;
-    let generated = declaration
-        .derive()
-        .and_then(|d| generate(decl, &d, &declaration.spec()));
+    let decl = &decl;
+    let generated = decl.derive().and_then(|d| generate(decl, &d, &decl.spec()));
     match generated {
         Ok(ts) => ts,
         Err(e) => {

@@ -624,7 +624,7 @@ fn fuzz_expand_soup() {
 
 /// The `SdeSpec` of a corpus declaration, as the macro builds it (text of the tokens).
 fn spec_of(src: &str) -> SdeSpec {
-    sbdm_syntax::Declaration::parse(TokenStream::from_str(src).expect("lexes"))
+    sbdm_syntax::Decl::parse(TokenStream::from_str(src).expect("lexes"))
         .expect("corpus parses")
         .spec()
 }

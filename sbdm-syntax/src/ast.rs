@@ -4,12 +4,32 @@
 use proc_macro2::{Span, TokenStream};
 use syn::{Attribute, Ident, Visibility};
 
+use crate::tokens::SpanMap;
+
 /// One expression of the declaration: its tokens and the span of the whole.
 pub struct ExprSrc {
     /// The expression's tokens.
     pub tokens: TokenStream,
     /// Span to use when the expression is empty or a message concerns all of it.
     pub span: Span,
+    /// The tokens as source text for the symbolic core, with the span of each byte range.
+    pub map: SpanMap,
+}
+
+impl ExprSrc {
+    /// The expression of `tokens` (`span` for messages about all of it).
+    pub fn new(tokens: TokenStream, span: Span) -> ExprSrc {
+        ExprSrc {
+            map: SpanMap::new(&tokens, span),
+            tokens,
+            span,
+        }
+    }
+
+    /// Its source text.
+    pub fn text(&self) -> String {
+        self.map.text.clone()
+    }
 }
 
 /// A parameter `name: f64 = default`.

@@ -2,8 +2,8 @@
 //!
 //! A declaration — what goes between the braces of `sde! { .. }`, or the whole of a
 //! `.sde` file — is parsed with syn into a [`Decl`] whose expressions keep their
-//! tokens; [`Declaration`] turns it into the symbolic core's [`SdeSpec`] and maps the
-//! core's [`Diagnostic`]s back to spans. The macro reports those spans as compile
+//! tokens and text; [`Decl::spec`] is the symbolic core's [`SdeSpec`] and
+//! [`Decl::error`] maps the core's [`Diagnostic`]s back to spans. The macro reports those spans as compile
 //! errors under the tokens; [`derive_source`] reports them as line and column of the
 //! source text. One parser, one set of messages, for both.
 
@@ -19,74 +19,34 @@ pub use ast::{Decl, ExprSrc, ParamDecl};
 pub use source::{derive_source, SourceError, SourceErrors};
 pub use tokens::{error_between, SpanMap};
 
-/// A parsed declaration with the span maps of its expressions.
-pub struct Declaration {
-    /// The declaration as written.
-    pub decl: Decl,
-    params: Vec<Option<SpanMap>>,
-    time: Option<(SpanMap, SpanMap)>,
-    lets: Vec<SpanMap>,
-    drift: Option<SpanMap>,
-    diffusion: Option<SpanMap>,
-    mean: Option<SpanMap>,
-    std: Option<SpanMap>,
-}
-
-fn map(e: &ExprSrc) -> SpanMap {
-    SpanMap::new(&e.tokens, e.span)
-}
-
-impl Declaration {
+impl Decl {
     /// Parses a declaration's tokens. Unrecoverable syntax errors fail here; recoverable
-    /// ones (duplicates, unknown items) are kept in [`Decl::syntax_errors`].
-    pub fn parse(tokens: TokenStream) -> syn::Result<Declaration> {
-        Ok(Declaration::new(syn::parse2(tokens)?))
-    }
-
-    /// The span maps of `decl`'s expressions.
-    pub fn new(decl: Decl) -> Declaration {
-        Declaration {
-            params: decl
-                .params
-                .iter()
-                .map(|p| p.default.as_ref().map(map))
-                .collect(),
-            time: decl.time.as_ref().map(|(a, b)| (map(a), map(b))),
-            lets: decl.lets.iter().map(|(_, e)| map(e)).collect(),
-            drift: decl.drift.as_ref().map(map),
-            diffusion: decl.diffusion.as_ref().map(map),
-            mean: decl.mean.as_ref().map(map),
-            std: decl.std.as_ref().map(map),
-            decl,
-        }
+    /// ones (duplicates, unknown items, empty expressions) are kept in
+    /// [`Decl::syntax_errors`].
+    pub fn parse(tokens: TokenStream) -> syn::Result<Decl> {
+        syn::parse2(tokens)
     }
 
     /// The declaration as the symbolic core reads it (each expression as the text of
     /// its tokens).
     pub fn spec(&self) -> SdeSpec {
-        let d = &self.decl;
-        let text = |m: &Option<SpanMap>| m.as_ref().map(|m| m.text.clone());
+        let text = |e: &Option<ExprSrc>| e.as_ref().map(ExprSrc::text);
         SdeSpec {
-            name: d.name.to_string(),
-            doc: d.doc(),
-            params: d
+            name: self.name.to_string(),
+            doc: self.doc(),
+            params: self
                 .params
                 .iter()
-                .zip(&self.params)
-                .map(|(p, m)| Param {
+                .map(|p| Param {
                     name: p.name.to_string(),
-                    default: text(m),
+                    default: text(&p.default),
                 })
                 .collect(),
-            time: self
-                .time
-                .as_ref()
-                .map(|(a, b)| (a.text.clone(), b.text.clone())),
-            lets: d
+            time: self.time.as_ref().map(|(a, b)| (a.text(), b.text())),
+            lets: self
                 .lets
                 .iter()
-                .zip(&self.lets)
-                .map(|((n, _), m)| (n.to_string(), m.text.clone()))
+                .map(|(n, e)| (n.to_string(), e.text()))
                 .collect(),
             drift: text(&self.drift),
             diffusion: text(&self.diffusion),
@@ -105,7 +65,7 @@ impl Declaration {
                 "internal error in the sde! derivation: please report this declaration",
             )])
         });
-        let mut errors = self.decl.syntax_errors.clone();
+        let mut errors = self.syntax_errors.clone();
         let diags = match derived {
             Ok(d) => match errors {
                 None => return Ok(d),
@@ -125,27 +85,27 @@ impl Declaration {
 
     /// The core's diagnostic as an error spanning the tokens it points at.
     pub fn error(&self, diag: &Diagnostic) -> syn::Error {
-        let d = &self.decl;
-        let name_span = d.name.span();
-        let m: Option<&SpanMap> = match diag.part {
+        let name_span = self.name.span();
+        let e: Option<&ExprSrc> = match diag.part {
             Part::Decl => None,
             Part::ParamName(i) => {
-                let s = d.params.get(i).map_or(name_span, |p| p.name.span());
+                let s = self.params.get(i).map_or(name_span, |p| p.name.span());
                 return syn::Error::new(s, &diag.message);
             }
-            Part::ParamDefault(i) => self.params.get(i).and_then(Option::as_ref),
+            Part::ParamDefault(i) => self.params.get(i).and_then(|p| p.default.as_ref()),
             Part::TimeStart => self.time.as_ref().map(|t| &t.0),
             Part::TimeEnd => self.time.as_ref().map(|t| &t.1),
             Part::LetName(i) => {
-                let s = d.lets.get(i).map_or(name_span, |l| l.0.span());
+                let s = self.lets.get(i).map_or(name_span, |l| l.0.span());
                 return syn::Error::new(s, &diag.message);
             }
-            Part::Let(i) => self.lets.get(i),
+            Part::Let(i) => self.lets.get(i).map(|l| &l.1),
             Part::Drift => self.drift.as_ref(),
             Part::Diffusion => self.diffusion.as_ref(),
             Part::Mean => self.mean.as_ref(),
             Part::Std => self.std.as_ref(),
         };
+        let m = e.map(|e| &e.map);
         match m {
             None => syn::Error::new(name_span, &diag.message),
             Some(m) => {

@@ -34,10 +34,7 @@ fn expr_until_semi(input: ParseStream, what: &Ident) -> syn::Result<syn::Result<
             format!("`{what} =` needs an expression"),
         )));
     }
-    Ok(Ok(ExprSrc {
-        tokens,
-        span: what.span(),
-    }))
+    Ok(Ok(ExprSrc::new(tokens, what.span())))
 }
 
 /// Splits a token stream at top-level commas.
@@ -93,10 +90,7 @@ fn parse_params(input: ParseStream) -> syn::Result<Vec<ParamDecl>> {
             if let TokenTree::Punct(p) = &tt {
                 if p.as_char() == '=' {
                     let rest: TokenStream = it.by_ref().collect();
-                    default = Some(ExprSrc {
-                        span: p.span(),
-                        tokens: rest,
-                    });
+                    default = Some(ExprSrc::new(rest, p.span()));
                     break;
                 }
             }
@@ -147,7 +141,7 @@ fn parse_time(input: ParseStream, kw: &Ident) -> syn::Result<(ExprSrc, ExprSrc)>
     let lo = it.next().expect("two parts");
     let hi = it.next().expect("two parts");
     let span = bracket.span.join();
-    Ok((ExprSrc { tokens: lo, span }, ExprSrc { tokens: hi, span }))
+    Ok((ExprSrc::new(lo, span), ExprSrc::new(hi, span)))
 }
 
 impl Parse for Decl {

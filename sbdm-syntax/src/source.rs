@@ -7,7 +7,7 @@ use std::str::FromStr;
 use proc_macro2::{Span, TokenStream};
 use sbdm_symbolic::sde::Derived;
 
-use crate::Declaration;
+use crate::Decl;
 
 /// One problem in declaration source text.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,5 +88,5 @@ pub fn derive_source(text: &str) -> Result<Derived, SourceErrors> {
             format!("not valid declaration syntax: {e}"),
         )])
     })?;
-    Ok(Declaration::parse(tokens)?.derive()?)
+    Ok(Decl::parse(tokens)?.derive()?)
 }
