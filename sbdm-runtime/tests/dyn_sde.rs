@@ -136,6 +136,8 @@ fn bad_declarations_are_refused_with_line_and_column() {
         err.find("4:5: `diffusion =` needs an expression").unwrap(),
     );
     assert!(a < b, "{err}");
+    // `diffusion =` was written: it is empty, not missing.
+    assert!(!err.contains("missing"), "{err}");
     let text = "struct Bad {\n    time = [1e-3, 1.0];\n    drift = -0.5 * gamma * x;\n    diffusion = 1.0;\n}";
     let err = DynSde::parse(text).unwrap_err().to_string();
     assert!(err.starts_with("3:20:") && err.contains("gamma"), "{err}");

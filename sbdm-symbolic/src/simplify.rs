@@ -143,11 +143,17 @@ impl Rules<'_> {
         } else {
             e.with_children(children.iter().map(|c| self.simplify(c)).collect())
         };
+        self.rewrite(e)
+    }
+
+    /// The node-level rules, on a node whose children are simplified.
+    fn rewrite(&self, e: Expr) -> Expr {
         match e.node() {
             // Split on ties too: `2·ln(t)` reads better than `ln(t^2)`, and lets the
-            // parent fold coefficients and join logarithms.
+            // parent fold coefficients and join logarithms. The split is a sum: its own
+            // rules apply to it.
             Node::Func(Func::Ln, u) => match self.split_log(u) {
-                Some(split) if split.ops() <= e.ops() => split,
+                Some(split) if split.ops() <= e.ops() => self.rewrite(split),
                 _ => e,
             },
             Node::Add(_) => {

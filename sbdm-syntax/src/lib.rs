@@ -73,39 +73,59 @@ impl Decl {
             },
             Err(diags) => diags,
         };
-        for d in &diags {
+        // A part left empty (`diffusion = ;`) already has its syntax error; what the
+        // core says of it is a consequence.
+        let has_syntax_errors = errors.is_some();
+        for d in diags
+            .iter()
+            .filter(|d| !(has_syntax_errors && self.is_empty(d.part)))
+        {
             let e = self.error(d);
             match &mut errors {
                 Some(all) => all.combine(e),
                 None => errors = Some(e),
             }
         }
-        Err(errors.expect("at least one error"))
+        Err(errors.unwrap_or_else(|| {
+            syn::Error::new(self.name.span(), "the declaration does not derive")
+        }))
     }
 
-    /// The core's diagnostic as an error spanning the tokens it points at.
-    pub fn error(&self, diag: &Diagnostic) -> syn::Error {
-        let name_span = self.name.span();
-        let e: Option<&ExprSrc> = match diag.part {
-            Part::Decl => None,
-            Part::ParamName(i) => {
-                let s = self.params.get(i).map_or(name_span, |p| p.name.span());
-                return syn::Error::new(s, &diag.message);
-            }
+    /// Whether `part` is an expression written with nothing in it (`diffusion = ;`).
+    fn is_empty(&self, part: Part) -> bool {
+        self.expr(part).is_some_and(|e| e.tokens.is_empty())
+    }
+
+    /// The expression of `part`, if it is one and was written.
+    fn expr(&self, part: Part) -> Option<&ExprSrc> {
+        match part {
+            Part::Decl | Part::ParamName(_) | Part::LetName(_) => None,
             Part::ParamDefault(i) => self.params.get(i).and_then(|p| p.default.as_ref()),
             Part::TimeStart => self.time.as_ref().map(|t| &t.0),
             Part::TimeEnd => self.time.as_ref().map(|t| &t.1),
-            Part::LetName(i) => {
-                let s = self.lets.get(i).map_or(name_span, |l| l.0.span());
-                return syn::Error::new(s, &diag.message);
-            }
             Part::Let(i) => self.lets.get(i).map(|l| &l.1),
             Part::Drift => self.drift.as_ref(),
             Part::Diffusion => self.diffusion.as_ref(),
             Part::Mean => self.mean.as_ref(),
             Part::Std => self.std.as_ref(),
-        };
-        let m = e.map(|e| &e.map);
+        }
+    }
+
+    /// The core's diagnostic as an error spanning the tokens it points at.
+    pub fn error(&self, diag: &Diagnostic) -> syn::Error {
+        let name_span = self.name.span();
+        match diag.part {
+            Part::ParamName(i) => {
+                let s = self.params.get(i).map_or(name_span, |p| p.name.span());
+                return syn::Error::new(s, &diag.message);
+            }
+            Part::LetName(i) => {
+                let s = self.lets.get(i).map_or(name_span, |l| l.0.span());
+                return syn::Error::new(s, &diag.message);
+            }
+            _ => {}
+        }
+        let m = self.expr(diag.part).map(|e| &e.map);
         match m {
             None => syn::Error::new(name_span, &diag.message),
             Some(m) => {

@@ -10,9 +10,10 @@ use crate::ast::{Decl, ExprSrc, ParamDecl};
 const ITEMS: &str = "`params { .. }`, `time = [t_min, T];`, `let name = ..;`, `drift = ..;`, `diffusion = ..;`, `mean = ..;` or `std = ..;`";
 
 /// Collects tokens up to (not including) a top-level `;`, consuming the `;`. A missing
-/// `;` is fatal; an empty expression is recoverable (the inner error: parsing goes on
-/// after the `;`, so later items are still checked).
-fn expr_until_semi(input: ParseStream, what: &Ident) -> syn::Result<syn::Result<ExprSrc>> {
+/// `;` is fatal; an empty expression is recoverable: the (empty) expression comes back
+/// with its error, parsing goes on after the `;` so later items are still checked, and
+/// the item counts as declared (no "missing" error follows).
+fn expr_until_semi(input: ParseStream, what: &Ident) -> syn::Result<(ExprSrc, Option<syn::Error>)> {
     let mut tokens = TokenStream::new();
     loop {
         if input.is_empty() {
@@ -28,13 +29,10 @@ fn expr_until_semi(input: ParseStream, what: &Ident) -> syn::Result<syn::Result<
         let tt: TokenTree = input.parse()?;
         tokens.extend([tt]);
     }
-    if tokens.is_empty() {
-        return Ok(Err(syn::Error::new(
-            what.span(),
-            format!("`{what} =` needs an expression"),
-        )));
-    }
-    Ok(Ok(ExprSrc::new(tokens, what.span())))
+    let empty = tokens
+        .is_empty()
+        .then(|| syn::Error::new(what.span(), format!("`{what} =` needs an expression")));
+    Ok((ExprSrc::new(tokens, what.span()), empty))
 }
 
 /// Splits a token stream at top-level commas.
@@ -176,10 +174,9 @@ impl Parse for Decl {
                 body.parse::<Token![let]>()?;
                 let name: Ident = body.parse()?;
                 body.parse::<Token![=]>()?;
-                match expr_until_semi(&body, &name)? {
-                    Ok(e) => decl.lets.push((name, e)),
-                    Err(e) => push(e),
-                }
+                let (e, empty) = expr_until_semi(&body, &name)?;
+                empty.into_iter().for_each(&mut push);
+                decl.lets.push((name, e));
                 continue;
             }
             let kw: Ident = body
@@ -237,13 +234,8 @@ impl Parse for Decl {
                     decl.time = Some(t);
                 }
                 _ => {
-                    let e = match expr_until_semi(&body, &kw)? {
-                        Ok(e) => e,
-                        Err(e) => {
-                            push(e);
-                            continue;
-                        }
-                    };
+                    let (e, empty) = expr_until_semi(&body, &kw)?;
+                    empty.into_iter().for_each(&mut push);
                     let slot = match key.as_str() {
                         "drift" => &mut decl.drift,
                         "diffusion" => &mut decl.diffusion,

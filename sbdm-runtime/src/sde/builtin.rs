@@ -164,6 +164,10 @@ pub const PAPER_FORMS: &[(&str, &str, Forms)] = &[
                 "-sigma_min.ln() - t * (sigma_max / sigma_min).ln()",
             ),
             ("dlog_snr", "-(sigma_max / sigma_min).ln()"),
+            (
+                "t_of_log_snr",
+                "-(lambda + sigma_min.ln()) / (sigma_max / sigma_min).ln()",
+            ),
         ],
     ),
     (
