@@ -83,6 +83,9 @@ struct Rules<'a> {
     positive: &'a [&'a str],
 }
 
+/// The largest node (in operations) the rules rewrite.
+const LARGEST: usize = 120;
+
 /// The one of `candidates` with the fewest operations, `current` on ties.
 fn fewest(current: Expr, candidates: impl IntoIterator<Item = Option<Expr>>) -> Expr {
     let mut best = current;
@@ -146,8 +149,13 @@ impl Rules<'_> {
         self.rewrite(e)
     }
 
-    /// The node-level rules, on a node whose children are simplified.
+    /// The node-level rules, on a node whose children are simplified. Nodes larger than
+    /// [`LARGEST`] operations are left as they are: the rules expand products, and a
+    /// declaration's compile time must stay bounded.
     fn rewrite(&self, e: Expr) -> Expr {
+        if e.ops() > LARGEST {
+            return e;
+        }
         match e.node() {
             // Split on ties too: `2·ln(t)` reads better than `ln(t^2)`, and lets the
             // parent fold coefficients and join logarithms. The split is a sum: its own

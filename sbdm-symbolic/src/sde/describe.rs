@@ -110,7 +110,10 @@ impl Show {
 fn multiples_of(e: &Expr, value: &Expr, name: &Expr) -> Expr {
     let target = value.expand();
     let multiple = |x: &Expr| -> Option<f64> {
-        if !matches!(x.node(), crate::Node::Add(_) | crate::Node::Mul(_)) {
+        // Expanding is the cost: only nodes of a size a let can have.
+        if !matches!(x.node(), crate::Node::Add(_) | crate::Node::Mul(_))
+            || x.ops() > 2 * value.ops() + 8
+        {
             return None;
         }
         let mine = x.expand();
