@@ -10,6 +10,7 @@ pub mod data;
 pub mod error;
 pub mod guide;
 pub mod io;
+pub mod likelihood;
 pub mod model;
 pub mod nn;
 pub mod parallel;

@@ -8,16 +8,9 @@ extern crate sbdm_runtime as sbdm;
 use sbdm_runtime::sde;
 use sbdm_runtime::sde::{builtin, DynSde, GaussianKernel, Sde};
 
-sde! {
-    /// Quadratic β: closed form throughout.
-    pub struct QuadBeta {
-        params { b0: f64 = 0.1, b2: f64 = 30.0 }
-        time = [1e-3, 1.0];
-        let beta = b0 + b2 * t * t;
-        drift = -0.5 * beta * x;
-        diffusion = beta.sqrt();
-    }
-}
+#[path = "common/declared.rs"]
+mod declared;
+use declared::QuadBeta;
 
 sde! {
     /// ∫F has no closed form: a(t) by quadrature, b(t)² by the kernel ODE.

@@ -525,57 +525,112 @@ pub fn kernel_integrals<F: Fn(f64) -> f64, G: Fn(f64) -> f64>(
     ts: &[f64],
 ) -> Vec<(f64, f64)> {
     // y = (I, K); y' = (F(s), g2(s) e^{-2 I}).
-    let rhs = |s: f64, y: [f64; 2]| [f(s), g2(s) * (-2.0 * y[0]).exp()];
-    use dopri5::{A, C, E};
+    let mut rhs = |s: f64, y: &[f64], dy: &mut [f64]| {
+        dy[0] = f(s);
+        dy[1] = g2(s) * (-2.0 * y[0]).exp();
+    };
     let rtol = 1e-12;
-    let mut out = Vec::with_capacity(ts.len());
+    let end = ts.iter().cloned().fold(0.0, f64::max);
+    let mut solver = Dopri5::new(rtol, 1e-300 + rtol * 1e-3, (end / 64.0).max(1e-6));
     let mut s = 0.0;
     let mut y = [0.0, 0.0];
-    let end = ts.iter().cloned().fold(0.0, f64::max);
-    let mut h = (end / 64.0).max(1e-6);
     let mut failed = !ts.iter().all(|t| t.is_finite() && *t >= 0.0);
-    for &target in ts {
-        if failed {
-            out.push((f64::NAN, f64::NAN));
-            continue;
+    ts.iter()
+        .map(|&target| {
+            failed = failed || solver.advance(&mut rhs, &mut s, &mut y, target).is_none();
+            if failed {
+                (f64::NAN, f64::NAN)
+            } else {
+                (y[0], y[1])
+            }
+        })
+        .collect()
+}
+
+/// An adaptive Dormand–Prince 5(4) integrator of `y' = rhs(s, y)` over `f64` vectors:
+/// a step is accepted when every component's error is within `rtol·max(|y|, |y_new|) +
+/// atol`; the step size is kept between calls of [`advance`](Dopri5::advance), so one
+/// solver integrates through a list of increasing times.
+///
+/// ```
+/// use sbdm_symbolic::numeric::Dopri5;
+/// // y' = -y: y(1) = e^-1.
+/// let mut solver = Dopri5::new(1e-10, 1e-12, 0.1);
+/// let (mut s, mut y) = (0.0, [1.0]);
+/// solver.advance(&mut |_s: f64, y: &[f64], dy: &mut [f64]| dy[0] = -y[0], &mut s, &mut y, 1.0).unwrap();
+/// assert!((y[0] - (-1.0f64).exp()).abs() < 1e-9);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Dopri5 {
+    rtol: f64,
+    atol: f64,
+    h: f64,
+    /// Right-hand side evaluations so far.
+    pub evaluations: usize,
+}
+
+impl Dopri5 {
+    /// A solver with these tolerances and first step size.
+    pub fn new(rtol: f64, atol: f64, first_step: f64) -> Dopri5 {
+        Dopri5 {
+            rtol,
+            atol,
+            h: first_step,
+            evaluations: 0,
         }
+    }
+
+    /// Integrates from `*s` to `target` (`≥ *s`), updating `s` and `y`; `None` when the
+    /// state stops being finite, the step size collapses or a million steps do not reach
+    /// the target.
+    pub fn advance(
+        &mut self,
+        rhs: &mut impl FnMut(f64, &[f64], &mut [f64]),
+        s: &mut f64,
+        y: &mut [f64],
+        target: f64,
+    ) -> Option<()> {
+        use dopri5::{A, C, E};
+        let n = y.len();
+        let mut k = vec![vec![0.0; n]; 7];
+        let (mut yi, mut y5, mut err) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
         let mut guard = 0usize;
-        while s < target {
+        while *s < target {
             guard += 1;
             if guard > 1_000_000 {
-                failed = true;
-                break;
+                return None;
             }
-            let step = h.min(target - s);
-            let mut k = [[0.0; 2]; 7];
-            k[0] = rhs(s, y);
+            let step = self.h.min(target - *s);
+            rhs(*s, y, &mut k[0]);
             for i in 1..7 {
-                let mut yi = y;
+                yi.copy_from_slice(y);
                 for (j, kj) in k.iter().enumerate().take(i) {
-                    yi[0] += step * A[i][j] * kj[0];
-                    yi[1] += step * A[i][j] * kj[1];
+                    for c in 0..n {
+                        yi[c] += step * A[i][j] * kj[c];
+                    }
                 }
-                k[i] = rhs(s + C[i] * step, yi);
+                rhs(*s + C[i] * step, &yi, &mut k[i]);
             }
-            let mut y5 = y;
-            let mut err = [0.0; 2];
-            for i in 0..7 {
+            self.evaluations += 7;
+            y5.copy_from_slice(y);
+            err.iter_mut().for_each(|e| *e = 0.0);
+            for (i, ki) in k.iter().enumerate() {
                 let b = A[6].get(i).copied().unwrap_or(0.0);
-                y5[0] += step * b * k[i][0];
-                y5[1] += step * b * k[i][1];
-                err[0] += step * E[i] * k[i][0];
-                err[1] += step * E[i] * k[i][1];
+                for c in 0..n {
+                    y5[c] += step * b * ki[c];
+                    err[c] += step * E[i] * ki[c];
+                }
             }
-            if !(y5[0].is_finite() && y5[1].is_finite()) {
-                failed = true;
-                break;
+            if !y5.iter().all(|v| v.is_finite()) {
+                return None;
             }
-            let scale = |c: usize| rtol * y[c].abs().max(y5[c].abs()) + 1e-300 + rtol * 1e-3;
-            let ratio = (err[0].abs() / scale(0)).max(err[1].abs() / scale(1));
+            let ratio = (0..n)
+                .map(|c| err[c].abs() / (self.rtol * y[c].abs().max(y5[c].abs()) + self.atol))
+                .fold(0.0, f64::max);
             if ratio <= 1.0 {
-                s += step;
-                y = y5;
-                if step < h {
+                *s += step;
+                y.copy_from_slice(&y5);
+                if step < self.h {
                     // Shortened to land on the target: keep the controller's h.
                     continue;
                 }
@@ -585,19 +640,13 @@ pub fn kernel_integrals<F: Fn(f64) -> f64, G: Fn(f64) -> f64>(
             } else {
                 (0.9 * ratio.powf(-0.2)).clamp(0.2, 5.0)
             };
-            h = step * factor;
-            if h < 1e-14 * target.max(1.0) {
-                failed = true;
-                break;
+            self.h = step * factor;
+            if self.h < 1e-14 * target.abs().max(1.0) {
+                return None;
             }
         }
-        out.push(if failed {
-            (f64::NAN, f64::NAN)
-        } else {
-            (y[0], y[1])
-        });
+        Some(())
     }
-    out
 }
 
 /// The Dormand–Prince 5(4) tableau (shared by [`kernel_integrals`] and the runtime's

@@ -208,6 +208,28 @@ impl GaussianMixture {
         }
     }
 
+    /// The exact score of `p_t` at one point, written into `score`, and its divergence
+    /// `∇·s = Σ_k r_k·(|s_k|² − d/v_k) − |s|²` (`r_k` the class posterior, `s_k` and `v_k`
+    /// component `k`'s score and variance), `(a, b)` the kernel at `t`.
+    pub fn score_divergence_at(&self, x: &[f64], a: f64, b: f64, score: &mut [f64]) -> f64 {
+        let mut r = vec![0.0; self.len()];
+        self.posterior(x, a, b, &mut r);
+        score.iter_mut().for_each(|o| *o = 0.0);
+        let d = x.len() as f64;
+        let mut div = 0.0;
+        for (k, rk) in r.iter().enumerate() {
+            let var = a * a * self.stds[k] * self.stds[k] + b * b;
+            let mut sk2 = 0.0;
+            for ((o, xi), mi) in score.iter_mut().zip(x).zip(&self.means[k]) {
+                let sk = -(xi - a * mi) / var;
+                sk2 += sk * sk;
+                *o += rk * sk;
+            }
+            div += rk * (sk2 - d / var);
+        }
+        div - score.iter().map(|v| v * v).sum::<f64>()
+    }
+
     /// The exact score of component `k` of `p_t` at one point, `(a, b)` the kernel at `t`:
     /// `−(x − a·μ_k)/(a²·s_k² + b²)`.
     pub fn component_score_at(&self, k: usize, x: &[f64], a: f64, b: f64, out: &mut [f64]) {
