@@ -8,6 +8,7 @@ mod bench;
 mod common;
 mod derive;
 mod inpaint;
+mod likelihood;
 mod models;
 mod sample;
 mod sde_arg;
@@ -39,6 +40,8 @@ enum Command {
     Translate(translate::TranslateArgs),
     /// Fill in the unknown part of a batch (mask), with RePaint's resampling optional.
     Inpaint(inpaint::InpaintArgs),
+    /// log p(x) of data through the probability-flow ODE (nats, bits/dim).
+    Likelihood(likelihood::LikelihoodArgs),
     /// Benchmarks (see docs/benchmarks.md).
     Bench(bench::BenchArgs),
 }
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(&args),
         Command::Translate(args) => translate::run(&args),
         Command::Inpaint(args) => inpaint::run(&args),
+        Command::Likelihood(args) => likelihood::run(&args),
         Command::Bench(args) => bench::run(&args),
     };
     match result {
