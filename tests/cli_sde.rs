@@ -54,6 +54,32 @@ fn train_tiny<S: GaussianKernel + Clone + Send + Sync + 'static>(sde: S, dest: &
     trainer.save(dest).unwrap();
 }
 
+/// `sbdm sample --model MODEL --sampler SAMPLER --steps STEPS --n N --out OUT` and `extra`.
+fn sample_args<'a>(
+    model: &'a str,
+    sampler: &'a str,
+    steps: &'a str,
+    n: &'a str,
+    out: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "sample",
+        "--model",
+        model,
+        "--sampler",
+        sampler,
+        "--steps",
+        steps,
+        "--n",
+        n,
+        "--out",
+        out,
+    ];
+    args.extend(extra);
+    args
+}
+
 fn fails_with(args: &[&str], needle: &str) {
     let run = sbdm(args);
     assert!(!run.ok(), "expected failure for {args:?}");
@@ -77,18 +103,14 @@ fn a_checkpoint_of_a_declared_sde_samples_from_its_stored_declaration() {
     train_tiny(QuadVp { b0: 0.2, b2: 20.0 }, &ckpt);
     let model = format!("ckpt:{}", ckpt.display());
     let sample = |extra: &[&str], out: &Path| {
-        let mut args = vec![
-            "sample",
-            "--model",
+        sbdm(&sample_args(
             &model,
-            "--sampler",
             "ddim",
-            "--steps",
             "5",
-        ];
-        args.extend(["--n", "16", "--out", out.to_str().unwrap()]);
-        args.extend(extra);
-        sbdm(&args)
+            "16",
+            out.to_str().unwrap(),
+            extra,
+        ))
     };
     let out = dir.path().join("x.npy");
     let run = sample(&[], &out);
@@ -188,23 +210,8 @@ fn sde_files_and_inline_flags_work_in_every_command() {
     )
     .unwrap();
     let gmm = format!("gmm:{}", mix.display());
-    let sample = |sde: &[&str], out: &str| {
-        let mut args = vec![
-            "sample",
-            "--model",
-            &gmm,
-            "--sampler",
-            "dpmpp2m",
-            "--steps",
-            "10",
-            "--n",
-            "64",
-            "--out",
-            out,
-        ];
-        args.extend(sde);
-        sbdm(&args)
-    };
+    let sample =
+        |sde: &[&str], out: &str| sbdm(&sample_args(&gmm, "dpmpp2m", "10", "64", out, sde));
     let (a, b) = (dir.path().join("a.npy"), dir.path().join("b.npy"));
     let run = sample(&["--sde", &file], a.to_str().unwrap());
     assert!(run.ok(), "{}", run.stderr);
@@ -272,17 +279,7 @@ fn malformed_files_and_flags_are_one_line_errors() {
     let gmm = format!("gmm:{}", mix.display());
     let out = dir.path().join("x.npy");
     let out = out.to_str().unwrap();
-    let sample = [
-        "sample",
-        "--model",
-        &gmm,
-        "--sampler",
-        "ddim",
-        "--steps",
-        "3",
-        "--out",
-        out,
-    ];
+    let sample = sample_args(&gmm, "ddim", "3", "1000", out, &[]);
     fails_with(&[&sample[..], &["--sde", &bad]].concat(), ":3:20:");
     fails_with(
         &[&sample[..], &["--sde", "missing.sde"]].concat(),

@@ -53,62 +53,84 @@ fn given(key: &'static str, label: &'static str, e: &Expr, show: &Show) -> Entry
 /// occur (`β(t)`, not `beta_min + t*(beta_max - beta_min)`). For printing only: the
 /// generated code evaluates the verified coefficients themselves.
 struct Show {
-    lets: Vec<(String, Expr)>,
+    /// The composite `let`s, latest first (later ones may contain earlier ones).
+    lets: Vec<LetForm>,
     /// `t` and the params whose default values are positive (a display assumption:
     /// the derivation's checks run at the defaults).
     positive: Vec<String>,
 }
 
+/// A `let` as the forms it is recognised in, prepared once per derivation.
+struct LetForm {
+    /// The symbol shown.
+    name: Expr,
+    /// Subtrees replaced by the name (or its square): the value, its square and its
+    /// textbook form.
+    patterns: Vec<(Expr, Expr)>,
+    /// The value, for its numeric multiples.
+    value: Expr,
+    /// The value expanded (what a multiple is compared with).
+    expanded: Expr,
+}
+
 impl Show {
     /// How `d`'s expressions are shown.
     fn of(d: &Derived) -> Show {
-        Show::new(&d.lets, &d.params)
-    }
-
-    fn new(lets: &[(String, Expr)], params: &[(String, f64)]) -> Show {
-        Show {
-            lets: lets.to_vec(),
-            positive: std::iter::once("t".to_string())
-                .chain(
-                    params
-                        .iter()
-                        .filter(|(_, v)| *v > 0.0)
-                        .map(|(n, _)| n.clone()),
+        let positive: Vec<String> = std::iter::once("t".to_string())
+            .chain(
+                d.params
+                    .iter()
+                    .filter(|(_, v)| *v > 0.0)
+                    .map(|(n, _)| n.clone()),
+            )
+            .collect();
+        let positive_names: Vec<&str> = positive.iter().map(String::as_str).collect();
+        let lets = d
+            .lets
+            .iter()
+            .rev()
+            // Composite values only: a `let c = 2.0` must not rename every 2.
+            .filter(|(_, value)| {
+                !matches!(
+                    value.node(),
+                    crate::Node::Num(_) | crate::Node::Sym(_) | crate::Node::Const(_)
                 )
-                .collect(),
-        }
+            })
+            .map(|(name, value)| {
+                let name = Expr::sym(name);
+                LetForm {
+                    patterns: vec![
+                        (Expr::powi(value.clone(), 2), Expr::powi(name.clone(), 2)),
+                        (value.clone(), name.clone()),
+                        (value.textbook("t", &positive_names), name.clone()),
+                    ],
+                    name,
+                    value: value.clone(),
+                    expanded: value.expand(),
+                }
+            })
+            .collect();
+        Show { lets, positive }
     }
 
     fn form(&self, e: &Expr) -> Expr {
         let positive: Vec<&str> = self.positive.iter().map(String::as_str).collect();
         let mut out = e.textbook("t", &positive);
-        // Later lets may contain earlier ones: replace the later ones first.
-        for (name, value) in self.lets.iter().rev() {
-            // Composite values only: a `let c = 2.0` must not rename every 2.
-            if !matches!(
-                value.node(),
-                crate::Node::Num(_) | crate::Node::Sym(_) | crate::Node::Const(_)
-            ) {
-                let name = Expr::sym(name);
-                let shown = value.textbook("t", &positive);
-                for (v, n) in [
-                    (Expr::powi(value.clone(), 2), Expr::powi(name.clone(), 2)),
-                    (value.clone(), name.clone()),
-                    (shown, name.clone()),
-                ] {
-                    out = out.replace(&v, &n);
-                }
-                out = multiples_of(&out, value, &name);
+        for l in &self.lets {
+            for (v, n) in &l.patterns {
+                out = out.replace(v, n);
             }
+            out = multiples_of(&out, l);
         }
         out
     }
 }
 
-/// Every subexpression of `e` that is a numeric multiple of `value` (equal after
-/// expanding), as that multiple of `name`: `-(β₀t + (β₁-β₀)t²/2)/2` is `-int_beta/2`.
-fn multiples_of(e: &Expr, value: &Expr, name: &Expr) -> Expr {
-    let target = value.expand();
+/// Every subexpression of `e` that is a numeric multiple of the let's value (equal
+/// after expanding), as that multiple of its name: `-(β₀t + (β₁-β₀)t²/2)/2` is
+/// `-int_beta/2`.
+fn multiples_of(e: &Expr, l: &LetForm) -> Expr {
+    let (value, target, name) = (&l.value, &l.expanded, &l.name);
     let multiple = |x: &Expr| -> Option<f64> {
         // Expanding is the cost: only nodes of a size a let can have.
         if !matches!(x.node(), crate::Node::Add(_) | crate::Node::Mul(_))
@@ -129,7 +151,7 @@ fn multiples_of(e: &Expr, value: &Expr, name: &Expr) -> Expr {
             .find(|(_, r)| *r == rest)?
             .0;
         let c = c_mine / c_target;
-        (c.is_finite() && c != 0.0 && (mine - c * &target).expand().is_zero()).then_some(c)
+        (c.is_finite() && c != 0.0 && (mine - c * target).expand().is_zero()).then_some(c)
     };
     fn walk(e: &Expr, multiple: &dyn Fn(&Expr) -> Option<f64>, name: &Expr) -> Expr {
         if let Some(c) = multiple(e) {

@@ -50,7 +50,8 @@ pub fn run(args: &LikelihoodArgs) -> Result<()> {
         );
     }
     let data = require(&args.data, "--data")?;
-    let out = PendingFile::new(require(&args.out, "--out")?).map_err(one_line)?;
+    let out_path = require(&args.out, "--out")?;
+    let out = PendingFile::new(&out_path).map_err(one_line)?;
     let chosen = sde_arg::resolve(args.sde.as_deref(), &SdeFlags::default())?;
     let (sde_name, sde, source) = model.load(chosen)?;
     let Source::Mixture(mixture) = source else {
@@ -94,6 +95,6 @@ pub fn run(args: &LikelihoodArgs) -> Result<()> {
     let t = Tensor::from_vec(values, log_p.len(), &Device::Cpu)?;
     io::write_npy_pending(&out, &t).map_err(one_line)?;
     out.commit().map_err(one_line)?;
-    println!("wrote {}", require(&args.out, "--out")?.display());
+    println!("wrote {}", out_path.display());
     Ok(())
 }
