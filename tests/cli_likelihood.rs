@@ -1,7 +1,8 @@
 //! `sbdm likelihood` on the exact mixture: per-sample log-densities close to the exact
 //! `log p_{t_min}` (the SDE's N(0, b(T)²) prior stands in for p_T, so they differ by the
-//! prior's mismatch, below 0.05 nats for VP here), the summary printed; bad input refused
-//! in one line with nothing written.
+//! prior's mismatch, below 0.05 nats for VP here), the summary printed; on a trained
+//! checkpoint (CI-sized) with the exact and Hutchinson divergences and dequantisation;
+//! bad input refused in one line with nothing written.
 
 mod common;
 
@@ -115,18 +116,29 @@ fn bad_input_is_one_line_and_writes_nothing() {
             "atol",
         ),
         (
-            vec![
-                "likelihood".into(),
-                "--sde".into(),
-                "vp".into(),
-                "--model".into(),
-                "ckpt:m.safetensors".into(),
-                "--data".into(),
-                data.clone(),
-                "--out".into(),
-                out_s.to_string(),
-            ],
-            "not available yet",
+            [base(&data), vec!["--exact".into()]].concat(),
+            "--exact applies to networks",
+        ),
+        (
+            [base(&data), vec!["--batch".into(), "0".into()]].concat(),
+            "--batch",
+        ),
+        (
+            [base(&data), vec!["--dequantize".into(), "1".into()]].concat(),
+            "at least 2 levels",
+        ),
+        (
+            [
+                base(&data),
+                vec![
+                    "--dequantize".into(),
+                    "256".into(),
+                    "--data-range".into(),
+                    "1".into(),
+                ],
+            ]
+            .concat(),
+            "--data-range must be LOW,HIGH",
         ),
     ];
     for (args, needle) in cases {
@@ -141,4 +153,71 @@ fn bad_input_is_one_line_and_writes_nothing() {
         );
         assert!(!out.exists(), "{args:?} wrote {out_s}");
     }
+}
+
+#[test]
+fn a_checkpoint_is_scored_exactly_and_by_hutchinson() {
+    // The trained-network path: the checkpoint's own SDE, the exact divergence (2-D is
+    // under --exact-up-to) and Hutchinson's with 32 probes estimate the same NLL; their
+    // difference is the probes' noise, within 4 standard errors of the mean.
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::tiny_checkpoint(dir.path(), "run");
+    let (_, data, points) = setup(dir.path());
+    let score = |extra: &[&str], out: &str| -> (Vec<f64>, String) {
+        let out = dir.path().join(out);
+        let mut args = vec![
+            "likelihood",
+            "--model",
+            &model,
+            "--data",
+            &data,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let run = sbdm(&args);
+        assert!(run.ok(), "{}", run.stderr);
+        (io::read_npy_vector(&out).unwrap(), run.stdout)
+    };
+    let (exact, stdout) = score(&[], "exact.npy");
+    assert!(
+        stdout.contains("divergence                   exact"),
+        "{stdout}"
+    );
+    assert_eq!(exact.len(), points.len());
+    assert!(exact.iter().all(|v| v.is_finite()));
+    let (hutch, stdout) = score(&["--hutchinson", "32", "--seed", "3"], "hutch.npy");
+    assert!(stdout.contains("hutchinson(K = 32"), "{stdout}");
+    assert!(stdout.contains("probe s.e."), "{stdout}");
+    let n = exact.len() as f64;
+    let diffs: Vec<f64> = exact.iter().zip(&hutch).map(|(e, h)| h - e).collect();
+    let mean = diffs.iter().sum::<f64>() / n;
+    let sd = (diffs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    assert!(
+        mean.abs() <= 4.0 * sd / n.sqrt() + 1e-3,
+        "Hutchinson differs from exact by {mean} (sd {sd}): {diffs:?}"
+    );
+    // Dequantised: bits/dim of the discrete data carries the 7-bit offset.
+    let (_, stdout) = score(&["--dequantize", "256"], "deq.npy");
+    assert!(
+        stdout.contains("bits/dim (dequantised)") && stdout.contains("+ 7.0000 for 256 levels"),
+        "{stdout}"
+    );
+    // K = 0 is refused before any work, nothing written.
+    let out = dir.path().join("zero.npy");
+    let run = sbdm(&[
+        "likelihood",
+        "--model",
+        &model,
+        "--data",
+        &data,
+        "--hutchinson",
+        "0",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!run.ok());
+    assert!(run.stderr.contains("K = 0"), "{}", run.stderr);
+    assert_eq!(run.stderr.trim().lines().count(), 1);
+    assert!(!out.exists());
 }

@@ -27,6 +27,10 @@ use sbdm_runtime::sde::GaussianKernel;
 mod reparam;
 use reparam::Reparam;
 
+#[path = "common/orders.rs"]
+mod orders;
+use orders::{max_abs, order};
+
 const BATCH: usize = 64;
 
 /// Three unequal, unevenly weighted components.
@@ -81,28 +85,6 @@ fn rk45(tol: f64) -> Sampler {
 /// RK45's grid: the whole time range, the first step 1/100 of it.
 fn rk45_grid() -> TimeGrid {
     TimeGrid::uniform(100)
-}
-
-fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap()
-}
-
-/// Minus the least-squares slope of ln(err) against ln(n).
-fn order(ns: &[usize], errs: &[f64]) -> f64 {
-    let xs: Vec<f64> = ns.iter().map(|n| (*n as f64).ln()).collect();
-    let ys: Vec<f64> = errs.iter().map(|e| e.ln()).collect();
-    let k = xs.len() as f64;
-    let (mx, my) = (xs.iter().sum::<f64>() / k, ys.iter().sum::<f64>() / k);
-    let sxy: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
-    let sxx: f64 = xs.iter().map(|x| (x - mx) * (x - mx)).sum();
-    -sxy / sxx
 }
 
 /// Each sampler under test: its theoretical order and its step counts (the last four

@@ -8,10 +8,18 @@
 // Generated code names `::sbdm::__private`.
 extern crate sbdm_runtime as sbdm;
 
-use sbdm_runtime::likelihood::{log_likelihood, ExactMixture, OdeTolerance};
+use candle_core::{DType, Device, Tensor};
+use sbdm_runtime::likelihood::{
+    log_likelihood, log_likelihoods, Dequantization, Divergence, ExactMixture, NetworkDivergence,
+    OdeTolerance, Probe, ScoreDivergence,
+};
 use sbdm_runtime::model::mixture::GaussianMixture;
+use sbdm_runtime::model::net::{ModelConfig, NetModel};
+use sbdm_runtime::model::prediction::Prediction;
+use sbdm_runtime::model::{Condition, ScoreModel};
+use sbdm_runtime::nn::{EmbedConfig, MlpConfig, NetConfig};
 use sbdm_runtime::sde::builtin::{VeSde, VpSde};
-use sbdm_runtime::sde::GaussianKernel;
+use sbdm_runtime::sde::{GaussianKernel, Sde};
 
 #[path = "common/declared.rs"]
 mod declared;
@@ -19,14 +27,14 @@ use declared::QuadBeta;
 
 /// The largest |PF-ODE log p − exact log p| over `points`, with the exact prior.
 fn worst_error<S: GaussianKernel>(sde: &S, mix: &GaussianMixture, points: &[Vec<f64>]) -> f64 {
-    let field = ExactMixture { sde, mixture: mix };
+    let mut field = ExactMixture { sde, mixture: mix };
     let (t0, t1) = sde.time_range();
     let exact_prior = |x: &[f64]| mix.log_prob_at(x, sde.mean_coef(t1), sde.std(t1));
     let tol = OdeTolerance::new(1e-8, 1e-8).unwrap();
     points
         .iter()
         .map(|x| {
-            let got = log_likelihood(sde, &field, x, &exact_prior, tol).unwrap();
+            let got = log_likelihood(sde, &mut field, x, &exact_prior, tol).unwrap();
             let want = mix.log_prob_at(x, sde.mean_coef(t0), sde.std(t0));
             assert!(got.nfe > 0);
             (got.log_p - want).abs()
@@ -78,7 +86,7 @@ fn gaussian_data_with_the_sde_prior_is_the_closed_form() {
         s2: f64,
         tol: OdeTolerance,
     ) {
-        let field = ExactMixture { sde, mixture: mix };
+        let mut field = ExactMixture { sde, mixture: mix };
         let prior = |x: &[f64]| sde.prior_log_prob(x);
         let (t0, t1) = sde.time_range();
         let (a0, a1) = (sde.mean_coef(t0), sde.mean_coef(t1));
@@ -87,7 +95,7 @@ fn gaussian_data_with_the_sde_prior_is_the_closed_form() {
             a1 * a1 * s2 + sde.variance(t1),
         );
         for x in [vec![0.5, -0.5], vec![1.5, 0.0], vec![-1.0, 1.0]] {
-            let got = log_likelihood(sde, &field, &x, &prior, tol).unwrap();
+            let got = log_likelihood(sde, &mut field, &x, &prior, tol).unwrap();
             let x_t: Vec<f64> = (0..2)
                 .map(|i| a1 * m[i] + (v1 / v0).sqrt() * (x[i] - a0 * m[i]))
                 .collect();
@@ -111,24 +119,319 @@ fn gaussian_data_with_the_sde_prior_is_the_closed_form() {
 fn bad_input_is_refused() {
     let sde = VpSde::default();
     let (mix, _) = mixtures().remove(1);
-    let field = ExactMixture {
+    let mut field = ExactMixture {
         sde: &sde,
         mixture: &mix,
     };
     let prior = |x: &[f64]| sde.prior_log_prob(x);
     let tol = OdeTolerance::new(1e-6, 1e-6).unwrap();
-    let err = log_likelihood(&sde, &field, &[1.0], &prior, tol)
+    let err = log_likelihood(&sde, &mut field, &[1.0], &prior, tol)
         .unwrap_err()
         .to_string();
     assert!(
         err.contains("dimension 1") && err.contains("dimension 2"),
         "{err}"
     );
-    let err = log_likelihood(&sde, &field, &[1.0, f64::NAN], &prior, tol)
+    let err = log_likelihood(&sde, &mut field, &[1.0, f64::NAN], &prior, tol)
         .unwrap_err()
         .to_string();
     assert!(err.contains("not finite"), "{err}");
     for (r, a) in [(0.0, 1e-6), (-1.0, 1e-6), (1e-6, f64::INFINITY)] {
         assert!(OdeTolerance::new(r, a).is_err());
     }
+}
+
+/// The mixture's score written with candle operations, so that automatic
+/// differentiation sees it as it sees a network: `ε(x, t) = −b(t)·∇log p_t(x)` of an
+/// isotropic mixture, `∇log p_t = Σ_k r_k(x)·(a·μ_k − x)/v_k`, `v_k = a²σ_k² + b²`.
+struct CandleMixture<'a, S> {
+    sde: &'a S,
+    weights: Vec<f64>,
+    means: Vec<Vec<f64>>,
+    stds: Vec<f64>,
+}
+
+impl<S: GaussianKernel> ScoreModel for CandleMixture<'_, S> {
+    fn prediction(&self) -> Prediction {
+        Prediction::Eps
+    }
+
+    fn forward(&self, x: &Tensor, t: &Tensor, _: &Condition) -> sbdm::error::Result<Tensor> {
+        let ts = t.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+        let n = ts.len();
+        let column = |f: &dyn Fn(f64) -> f64| {
+            let v: Vec<f64> = ts.iter().map(|&t| f(t)).collect();
+            Tensor::from_vec(v, (n, 1), x.device())?.to_dtype(x.dtype())
+        };
+        let a = column(&|t| self.sde.mean_coef(t))?;
+        let b = column(&|t| self.sde.std(t))?;
+        let d = x.dim(1)? as f64;
+        let (mut logits, mut scores) = (Vec::new(), Vec::new());
+        for k in 0..self.weights.len() {
+            let mu = Tensor::new(self.means[k].as_slice(), x.device())?.to_dtype(x.dtype())?;
+            let var = ((a.sqr()? * self.stds[k].powi(2))? + b.sqr()?)?;
+            let diff = x.broadcast_sub(&a.broadcast_mul(&mu.unsqueeze(0)?)?)?;
+            let sq = diff.sqr()?.sum_keepdim(1)?;
+            let logit =
+                ((sq / &var)?.affine(-0.5, self.weights[k].ln())? - (var.log()? * (0.5 * d))?)?;
+            logits.push(logit);
+            scores.push(diff.broadcast_div(&var)?.neg()?);
+        }
+        let r = candle_nn::ops::softmax(&Tensor::cat(&logits, 1)?, 1)?;
+        let mut score = scores[0].broadcast_mul(&r.narrow(1, 0, 1)?)?;
+        for (k, s) in scores.iter().enumerate().skip(1) {
+            score = (score + s.broadcast_mul(&r.narrow(1, k, 1)?)?)?;
+        }
+        Ok(score.broadcast_mul(&b)?.neg()?)
+    }
+}
+
+fn candle_mixture<'a, S>(sde: &'a S) -> (GaussianMixture, CandleMixture<'a, S>) {
+    let (weights, means, stds) = (
+        vec![0.2, 0.5, 0.3],
+        vec![vec![2.0, 0.0], vec![-1.0, 1.5], vec![0.0, -2.0]],
+        vec![0.3, 0.6, 0.4],
+    );
+    let mix = GaussianMixture::new(weights.clone(), means.clone(), stds.clone()).unwrap();
+    let model = CandleMixture {
+        sde,
+        weights,
+        means,
+        stds,
+    };
+    (mix, model)
+}
+
+fn batch_points() -> Vec<f64> {
+    vec![2.1, 0.3, -0.4, 1.0, 0.0, -1.5, 3.0, 3.0]
+}
+
+#[test]
+fn network_divergence_by_autograd_equals_the_analytic_one() {
+    // The same mixture through candle autograd (one VJP per dimension) and through its
+    // closed form: score and divergence agree to f64 rounding.
+    let sde = VpSde::default();
+    let (mix, model) = candle_mixture(&sde);
+    let x = batch_points();
+    let mut net = NetworkDivergence::new(
+        &sde,
+        &model,
+        &[2],
+        DType::F64,
+        &Device::Cpu,
+        Divergence::Exact,
+    )
+    .unwrap();
+    let mut exact = ExactMixture {
+        sde: &sde,
+        mixture: &mix,
+    };
+    for t in [0.01, 0.3, 0.9] {
+        let (mut s1, mut d1, mut s2, mut d2) =
+            (vec![0.0; 8], vec![0.0; 4], vec![0.0; 8], vec![0.0; 4]);
+        net.begin(0, 4).unwrap();
+        net.evaluate(&x, t, &mut s1, &mut d1).unwrap();
+        exact.evaluate(&x, t, &mut s2, &mut d2).unwrap();
+        for (u, v) in s1.iter().chain(&d1).zip(s2.iter().chain(&d2)) {
+            assert!(
+                (u - v).abs() < 1e-9 * v.abs().max(1.0),
+                "t = {t}: {u} vs {v}"
+            );
+        }
+    }
+    assert_eq!(net.nfe(), 3);
+}
+
+#[test]
+fn network_likelihood_is_exact_and_a_batch_matches_single_points() {
+    // Through the network path (autograd divergence), the batched PF-ODE gives the exact
+    // log p_{t_min} of every point; a batch shares its step control, each point within
+    // tolerance of its own integration.
+    let sde = VpSde::default();
+    let (mix, model) = candle_mixture(&sde);
+    let (t0, t1) = sde.time_range();
+    let exact_prior = |x: &[f64]| mix.log_prob_at(x, sde.mean_coef(t1), sde.std(t1));
+    let tol = OdeTolerance::new(1e-8, 1e-8).unwrap();
+    let mut net = NetworkDivergence::new(
+        &sde,
+        &model,
+        &[2],
+        DType::F64,
+        &Device::Cpu,
+        Divergence::Exact,
+    )
+    .unwrap();
+    let x = batch_points();
+    let got = log_likelihoods(&sde, &mut net, &x, 0, &exact_prior, tol).unwrap();
+    assert_eq!(got.len(), 4);
+    for (p, row) in got.iter().zip(x.chunks(2)) {
+        let want = mix.log_prob_at(row, sde.mean_coef(t0), sde.std(t0));
+        assert!(
+            (p.log_p - want).abs() < 1e-3,
+            "{row:?}: {} vs {want}",
+            p.log_p
+        );
+        assert_eq!(p.std_error, 0.0);
+        let alone = log_likelihood(&sde, &mut net, row, &exact_prior, tol).unwrap();
+        assert!(
+            (alone.log_p - p.log_p).abs() < 1e-5,
+            "{} vs {}",
+            alone.log_p,
+            p.log_p
+        );
+    }
+}
+
+#[test]
+fn hutchinson_is_within_three_standard_errors_of_the_exact_divergence() {
+    // K probes fixed along each trajectory give K integrals per point; their mean is the
+    // estimate and sd/√K its standard error. With the exact answer known, the estimate
+    // must lie within 3 standard errors (both laws of probe; a biased estimator — a
+    // missing factor or a probe with E[vvᵀ] ≠ I — lands many errors away).
+    let sde = VpSde::default();
+    let (mix, model) = candle_mixture(&sde);
+    let (t0, t1) = sde.time_range();
+    let exact_prior = |x: &[f64]| mix.log_prob_at(x, sde.mean_coef(t1), sde.std(t1));
+    let tol = OdeTolerance::new(1e-7, 1e-7).unwrap();
+    let x = batch_points();
+    for probe in [Probe::Rademacher, Probe::Gaussian] {
+        let method = Divergence::Hutchinson {
+            probes: 48,
+            probe,
+            seed: 11,
+        };
+        let mut net =
+            NetworkDivergence::new(&sde, &model, &[2], DType::F64, &Device::Cpu, method).unwrap();
+        let got = log_likelihoods(&sde, &mut net, &x, 0, &exact_prior, tol).unwrap();
+        for (p, row) in got.iter().zip(x.chunks(2)) {
+            let want = mix.log_prob_at(row, sde.mean_coef(t0), sde.std(t0));
+            assert!(p.std_error > 1e-4, "{probe:?}: s.e. {}", p.std_error);
+            let z = (p.log_p - want) / p.std_error;
+            assert!(
+                z.abs() < 3.0,
+                "{probe:?} {row:?}: {} vs {want}, z = {z}",
+                p.log_p
+            );
+        }
+        // Probes are seeded per sample: point 2 alone (sample index 2) draws the same.
+        let alone = log_likelihoods(&sde, &mut net, &x[4..6], 2, &exact_prior, tol).unwrap();
+        assert!((alone[0].log_p - got[2].log_p).abs() < 1e-4);
+    }
+}
+
+#[test]
+fn a_network_divergence_matches_finite_differences() {
+    // A real network (MLP with a Fourier time embedding, f32): the exact autograd
+    // divergence equals the central finite difference of its score, to f32's accuracy.
+    let sde = VpSde::default();
+    let cfg = ModelConfig {
+        net: NetConfig::Mlp(MlpConfig {
+            dim: 3,
+            width: 32,
+            depth: 2,
+            embed: EmbedConfig::Fourier {
+                dim: 16,
+                scale: 4.0,
+            },
+            num_classes: 0,
+        }),
+        ..Default::default()
+    };
+    let model = NetModel::new(VpSde::default(), cfg, 5, &Device::Cpu).unwrap();
+    let mut net = NetworkDivergence::new(
+        &sde,
+        &model,
+        &[3],
+        DType::F32,
+        &Device::Cpu,
+        Divergence::Exact,
+    )
+    .unwrap();
+    let x = vec![0.3, -0.7, 1.1, -1.2, 0.4, 0.0];
+    let t = 0.4;
+    let (mut s, mut div) = (vec![0.0; 6], vec![0.0; 2]);
+    net.begin(0, 2).unwrap();
+    net.evaluate(&x, t, &mut s, &mut div).unwrap();
+    let h = 1e-2;
+    for row in 0..2 {
+        let mut fd = 0.0;
+        for i in 0..3 {
+            let (mut up, mut down) = (x.clone(), x.clone());
+            up[row * 3 + i] += h;
+            down[row * 3 + i] -= h;
+            let (mut su, mut sd, mut scratch) = (vec![0.0; 6], vec![0.0; 6], vec![0.0; 2]);
+            net.evaluate(&up, t, &mut su, &mut scratch).unwrap();
+            net.evaluate(&down, t, &mut sd, &mut scratch).unwrap();
+            fd += (su[row * 3 + i] - sd[row * 3 + i]) / (2.0 * h);
+        }
+        assert!(
+            (div[row] - fd).abs() < 2e-2 * fd.abs().max(1.0),
+            "row {row}: autograd {} vs finite differences {fd}",
+            div[row]
+        );
+    }
+}
+
+#[test]
+fn hutchinson_settings_are_checked() {
+    let sde = VpSde::default();
+    let (_, model) = candle_mixture(&sde);
+    let zero = Divergence::Hutchinson {
+        probes: 0,
+        probe: Probe::Rademacher,
+        seed: 0,
+    };
+    let err = NetworkDivergence::new(&sde, &model, &[2], DType::F64, &Device::Cpu, zero)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("K = 0"), "{err}");
+    assert!(Probe::from_name("uniform").is_err());
+    assert_eq!(
+        Divergence::for_dimension(300, 64, 4, Probe::Gaussian, 1),
+        Divergence::Hutchinson {
+            probes: 4,
+            probe: Probe::Gaussian,
+            seed: 1
+        }
+    );
+    assert_eq!(
+        Divergence::for_dimension(2, 64, 4, Probe::Gaussian, 1),
+        Divergence::Exact
+    );
+}
+
+#[test]
+fn dequantised_bits_per_dim_of_a_uniform_density_is_the_bit_depth() {
+    // 8-bit data in [-1, 1] under the uniform density on [-1, 1]^d (log p = −d·ln 2):
+    // exactly 8 bits per dimension, 1 from the density and the offset log₂256 − log₂2 = 7.
+    let q = Dequantization::images();
+    assert_eq!(q.offset_bits(), 7.0);
+    let d = 5;
+    let bpd = q.bits_per_dim(-(d as f64) * std::f64::consts::LN_2, d);
+    assert!((bpd - 8.0).abs() < 1e-12);
+    assert_eq!(
+        Dequantization::new(256, 0.0, 1.0).unwrap().offset_bits(),
+        8.0
+    );
+    // Each value lands in its level's cell; a sample's draw does not depend on its batch.
+    let mut x: Vec<f64> = (0..256).map(|k| 2.0 * k as f64 / 255.0 - 1.0).collect();
+    let original = x.clone();
+    q.apply(&mut x, 2, 0, 3);
+    for (k, (v, o)) in x.iter().zip(&original).enumerate() {
+        let cell = (
+            -1.0 + 2.0 * k as f64 / 256.0,
+            -1.0 + 2.0 * (k + 1) as f64 / 256.0,
+        );
+        assert!(
+            cell.0 <= *v && *v < cell.1,
+            "level {k}: {v} outside {cell:?}"
+        );
+        assert_eq!(q.level(*o), k as u32);
+    }
+    let mut tail = original[10..12].to_vec();
+    q.apply(&mut tail, 2, 5, 3);
+    assert_eq!(tail, x[10..12]);
+    assert!(Dequantization::new(1, -1.0, 1.0).is_err());
+    assert!(Dequantization::new(256, 1.0, 1.0).is_err());
 }

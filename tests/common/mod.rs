@@ -31,3 +31,31 @@ pub fn sbdm(args: &[&str]) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// A CI-sized score checkpoint in `dir/name`: a 2-D MLP trained on moons for 20 steps
+/// under VP; returns its `--model` spec, `ckpt:FILE`.
+#[allow(dead_code)] // Not every test binary that includes this module trains one.
+pub fn tiny_checkpoint(dir: &std::path::Path, name: &str) -> String {
+    let out = dir.join(name);
+    let run = sbdm(&[
+        "train",
+        "--sde",
+        "vp",
+        "--data",
+        "moons",
+        "--model",
+        "mlp",
+        "--width",
+        "32",
+        "--depth",
+        "2",
+        "--batch",
+        "32",
+        "--steps",
+        "20",
+        "--out",
+        out.to_str().expect("a UTF-8 path"),
+    ]);
+    assert!(run.ok(), "{}", run.stderr);
+    format!("ckpt:{}", out.join("model.safetensors").display())
+}

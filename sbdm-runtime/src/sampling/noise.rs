@@ -16,8 +16,8 @@ use crate::parallel;
 /// Rows below which drawing is not worth a thread of its own.
 const MIN_ROWS_PER_THREAD: usize = 4096;
 
-/// Stream `offset + i` of `seed`, at its start.
-fn stream(seed: u64, offset: u64, i: usize) -> ChaCha8Rng {
+/// Stream `offset + i` of `seed`, at its start: the random stream of sample `offset + i`.
+pub(crate) fn stream(seed: u64, offset: u64, i: usize) -> ChaCha8Rng {
     let mut r = ChaCha8Rng::seed_from_u64(seed);
     r.set_stream(offset + i as u64);
     r

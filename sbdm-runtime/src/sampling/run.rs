@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 use crate::model::prediction::Prediction;
 use crate::sde::{Dynamics, GaussianKernel, Transition};
 
-/// One step of a decreasing grid: from `t` down to `s`.
+/// One step of a grid: from `t` to `s`, down (`s < t`) when sampling, up (`s > t`) when
+/// encoding.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Step {
     /// The step's index (0-based).
@@ -22,7 +23,7 @@ pub(crate) struct Step {
     pub count: usize,
     /// The time the step starts at.
     pub t: f64,
-    /// The time it ends at, `s < t`.
+    /// The time it ends at: `s < t` when sampling, `s > t` when encoding.
     pub s: f64,
 }
 
@@ -61,11 +62,12 @@ impl<'a, S: GaussianKernel + ?Sized, G: Guide + ?Sized> Run<'a, S, G> {
         })
     }
 
-    /// Runs `step` over every step of the decreasing grid `ts`: errors name the step and
-    /// its start time (or the time a sub-step set in [`at`](Self::at)), and the guide's
-    /// constraint is applied after each step, at the time it reached. With the guide's
-    /// resampling `r > 1`, each step is taken `r` times, the state jumping back from `s` to
-    /// `t` by the forward kernel in between (RePaint).
+    /// Runs `step` over every step of the grid `ts` (decreasing when sampling, increasing
+    /// when encoding; the direction is the caller's): errors name the step and its start
+    /// time (or the time a sub-step set in [`at`](Self::at)), and the guide's constraint is
+    /// applied after each step, at the time it reached. With the guide's resampling
+    /// `r > 1` (sampling only), each step is taken `r` times, the state jumping back from
+    /// `s` to `t` by the forward kernel in between (RePaint).
     pub fn steps(
         &mut self,
         ts: &[f64],

@@ -1,5 +1,6 @@
 //! Samplers as values: each variant carries its own settings, validates itself in one
-//! place, and samples through one entry point.
+//! place, and samples through one entry point; [`Sampler::encode`] runs a deterministic one
+//! up the grid to invert it.
 //!
 //! ```
 //! use candle_core::Device;
@@ -350,8 +351,8 @@ impl Sampler {
         if let Sampler::Rk45 { .. } = self {
             let (t_max, t_min) = grid.span(sde)?;
             return Ok(Plan::Span {
-                t_max,
-                t_min,
+                from: t_max,
+                to: t_min,
                 steps: grid.steps(),
             });
         }
@@ -396,61 +397,172 @@ impl Sampler {
             ));
         }
         let mut run = Run::new(sde, model, x_t, noise)?;
-        let t_end = match &plan {
-            Plan::Times(ts) => ts[ts.len() - 1],
-            Plan::Span { t_min, .. } => *t_min,
-        };
-        match (*self, &plan) {
-            (
-                Sampler::Rk45 { rtol, atol },
-                &Plan::Span {
-                    t_max,
-                    t_min,
-                    steps,
-                },
-            ) => rk45::sample(&mut run, t_max, t_min, steps, rtol, atol)?,
+        self.integrate(&mut run, &plan)?;
+        Ok(Sampled {
+            nfe: run.model.nfe(),
+            x: run.x.into_tensor(),
+            t: plan.end(),
+        })
+    }
+
+    /// Checks that this sampler can [`encode`](Self::encode) over `grid` on `sde`:
+    /// [`validate`](Self::validate), and a deterministic sampler (a probability-flow ODE
+    /// solver; a stochastic one has no inverse). What `encode` checks first.
+    pub fn validate_encode<S: GaussianKernel + ?Sized>(
+        &self,
+        sde: &S,
+        grid: &TimeGrid,
+    ) -> Result<()> {
+        self.encode_plan(sde, grid).map(|_| ())
+    }
+
+    /// [`validate_encode`](Self::validate_encode), returning the plan reversed.
+    fn encode_plan<S: GaussianKernel + ?Sized>(&self, sde: &S, grid: &TimeGrid) -> Result<Plan> {
+        if self.is_stochastic() {
+            let deterministic: Vec<&str> = Sampler::ALL
+                .iter()
+                .filter(|s| !s.is_stochastic())
+                .map(Sampler::name)
+                .collect();
+            return Err(invalid!(
+                "{self}: cannot encode with a stochastic sampler; use a deterministic one: {}",
+                deterministic.join(", ")
+            ));
+        }
+        Ok(self.plan(sde, grid)?.reversed())
+    }
+
+    /// Encodes data `x_0` (not modified), taken as the state at the grid's last time
+    /// `t_min`, to the grid's first time `T` along the probability-flow ODE of `sde` under
+    /// `model`, with this (deterministic) sampler run over the same grid reversed. Sampling
+    /// from the result over the same grid decodes it (see the
+    /// [module docs](crate::sampling#encoding) for how close the round trip is).
+    ///
+    /// The guide may carry a condition and score terms (conditional inversion), but not a
+    /// constraint nor RePaint's resampling, which have no inverse.
+    ///
+    /// ```
+    /// use candle_core::{DType, Device};
+    /// use sbdm_runtime::model::mixture::GaussianMixture;
+    /// use sbdm_runtime::sampling::{Noise, Sampler, TimeGrid};
+    /// use sbdm_runtime::sde::builtin::VpSde;
+    /// # fn main() -> sbdm_runtime::error::Result<()> {
+    /// let sde = VpSde::default();
+    /// let mix = GaussianMixture::ring(8, 4.0, 0.5)?;
+    /// let model = mix.model(&sde);
+    /// let x_0 = mix.sample(64, 3, &Device::Cpu)?.to_dtype(DType::F64)?;   // [64, 2] data
+    /// let (ddim, grid) = (Sampler::Ddim { eta: 0.0 }, TimeGrid::uniform(200));
+    /// let enc = ddim.encode(&sde, &model, &x_0, &grid)?;                  // x_0 → x_T
+    /// assert_eq!((enc.x.dims(), enc.nfe, enc.t), (&[64, 2][..], 200, 1.0));
+    /// let mut noise = Noise::new(0, 0, 64, &[2], &Device::Cpu);           // never drawn
+    /// let dec = ddim.sample(&sde, &model, &enc.x, &grid, &mut noise)?;     // x_T → x_0
+    /// let err = (dec.x - &x_0)?.abs()?.max_all()?.to_scalar::<f64>()?;
+    /// assert!(err < 0.05, "round trip off by {err}");                     // DDIM's O(1/N)
+    /// assert!(Sampler::Em.encode(&sde, &model, &x_0, &grid).is_err());    // stochastic
+    /// # Ok(()) }
+    /// ```
+    pub fn encode<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
+        &self,
+        sde: &S,
+        model: &G,
+        x_0: &Tensor,
+        grid: &TimeGrid,
+    ) -> Result<Sampled> {
+        let plan = self.encode_plan(sde, grid)?;
+        let n = x_0.dim(0)?;
+        model.condition().check(model.model().conditioning(), n)?;
+        if model.constraint().is_some() {
+            return Err(invalid!(
+                "{self}: cannot encode under a constraint (it is applied after each sampling \
+                 step and has no inverse); encode with the model alone"
+            ));
+        }
+        if model.resampling() != 1 {
+            return Err(invalid!(
+                "{self}: cannot encode with resampling r = {} (RePaint's jumps are \
+                 stochastic); encode with r = 1",
+                model.resampling()
+            ));
+        }
+        // A deterministic sampler draws nothing; the run needs streams all the same.
+        let mut noise = Noise::new(0, 0, n, &x_0.dims()[1..], x_0.device());
+        let mut run = Run::new(sde, model, x_0, &mut noise)?;
+        self.integrate(&mut run, &plan)?;
+        Ok(Sampled {
+            nfe: run.model.nfe(),
+            x: run.x.into_tensor(),
+            t: plan.end(),
+        })
+    }
+
+    /// Runs the algorithm over `plan`, in the direction it goes.
+    fn integrate<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
+        &self,
+        run: &mut Run<'_, S, G>,
+        plan: &Plan,
+    ) -> Result<()> {
+        match (*self, plan) {
+            (Sampler::Rk45 { rtol, atol }, &Plan::Span { from, to, steps }) => {
+                rk45::integrate(run, from, to, steps, rtol, atol)
+            }
             (_, Plan::Span { .. }) => unreachable!("only rk45 plans a span"),
             (sampler, Plan::Times(ts)) => match sampler {
-                Sampler::Em => em::sample(&mut run, ts)?,
-                Sampler::ReverseDiffusion => reverse_diffusion::sample(&mut run, ts)?,
-                Sampler::Ancestral => ancestral::sample(&mut run, ts)?,
+                Sampler::Em => em::sample(run, ts),
+                Sampler::ReverseDiffusion => reverse_diffusion::sample(run, ts),
+                Sampler::Ancestral => ancestral::sample(run, ts),
                 Sampler::Pc {
                     snr,
                     corrector_steps,
-                } => langevin::sample_pc(&mut run, ts, snr, corrector_steps)?,
-                Sampler::OdeEuler => ode_euler::sample(&mut run, ts)?,
+                } => langevin::sample_pc(run, ts, snr, corrector_steps),
+                Sampler::OdeEuler => ode_euler::sample(run, ts),
                 Sampler::Heun {
                     churn,
                     s_tmin,
                     s_tmax,
                     s_noise,
-                } => heun::sample(&mut run, ts, churn, (s_tmin, s_tmax), s_noise)?,
-                Sampler::Ddpm { variance } => ddpm::sample(&mut run, ts, variance)?,
-                Sampler::Ddim { eta } => ddim::sample(&mut run, ts, eta)?,
-                Sampler::Dpm1 => dpm_solver::sample_1(&mut run, ts)?,
-                Sampler::Dpm2 => dpm_solver::sample_2(&mut run, ts)?,
-                Sampler::DpmPp2m => dpmpp::sample(&mut run, ts, 2)?,
-                Sampler::DpmPp3m => dpmpp::sample(&mut run, ts, 3)?,
+                } => heun::sample(run, ts, churn, (s_tmin, s_tmax), s_noise),
+                Sampler::Ddpm { variance } => ddpm::sample(run, ts, variance),
+                Sampler::Ddim { eta } => ddim::sample(run, ts, eta),
+                Sampler::Dpm1 => dpm_solver::sample_1(run, ts),
+                Sampler::Dpm2 => dpm_solver::sample_2(run, ts),
+                Sampler::DpmPp2m => dpmpp::sample(run, ts, 2),
+                Sampler::DpmPp3m => dpmpp::sample(run, ts, 3),
                 Sampler::Rk45 { .. } => unreachable!("rk45 plans a span"),
             },
         }
-        Ok(Sampled {
-            nfe: run.model.nfe(),
-            x: run.x.into_tensor(),
-            t: t_end,
-        })
     }
 }
 
 /// What a sampler integrates over: a fixed grid, or (adaptive solvers) the span and the
-/// initial step count.
+/// initial step count; decreasing when sampling, increasing when encoding.
 enum Plan {
     Times(Vec<f64>),
-    Span {
-        t_max: f64,
-        t_min: f64,
-        steps: usize,
-    },
+    Span { from: f64, to: f64, steps: usize },
+}
+
+impl Plan {
+    /// The same times in the other direction.
+    fn reversed(self) -> Plan {
+        match self {
+            Plan::Times(mut ts) => {
+                ts.reverse();
+                Plan::Times(ts)
+            }
+            Plan::Span { from, to, steps } => Plan::Span {
+                from: to,
+                to: from,
+                steps,
+            },
+        }
+    }
+
+    /// The time the integration ends at.
+    fn end(&self) -> f64 {
+        match self {
+            Plan::Times(ts) => ts[ts.len() - 1],
+            Plan::Span { to, .. } => *to,
+        }
+    }
 }
 
 impl fmt::Display for Sampler {
@@ -503,14 +615,15 @@ impl FromStr for Sampler {
     }
 }
 
-/// The result of sampling.
+/// The result of sampling (or of [encoding](Sampler::encode)).
 #[derive(Clone, Debug)]
 pub struct Sampled {
     /// The samples, same shape as the initial state.
     pub x: Tensor,
     /// Model evaluations used.
     pub nfe: usize,
-    /// The time the samples are at (the grid's last time; 0 after [`denoise`](Self::denoise)).
+    /// The time the samples are at: the grid's last time (its first, `T`, after encoding;
+    /// 0 after [`denoise`](Self::denoise)).
     pub t: f64,
 }
 

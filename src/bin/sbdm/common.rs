@@ -10,7 +10,8 @@ use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use sbdm_runtime::io::{self, PendingFile};
 use sbdm_runtime::report::imgrid::columns_png;
 use sbdm_runtime::report::plot::{self, Mark, ScatterConfig, Series};
-use sbdm_runtime::sampling::Sampler;
+use sbdm_runtime::sampling::{GridKind, Sampler, TimeGrid};
+use sbdm_runtime::GaussianKernel;
 
 /// The one line of an error (candle's carry a backtrace when RUST_BACKTRACE is set).
 pub fn one_line(e: impl std::fmt::Display) -> anyhow::Error {
@@ -32,6 +33,34 @@ pub fn sampler_rows() -> Vec<(Sampler, &'static str, &'static str)> {
         .iter()
         .map(|s| (*s, s.name(), s.description()))
         .collect()
+}
+
+/// The grids' rows: `auto` then [`GridKind::ALL`].
+pub fn grid_rows() -> Vec<(Option<GridKind>, &'static str, &'static str)> {
+    let auto = (
+        None,
+        "auto",
+        "karras where t is EDM's sigma, uniform otherwise (the default)",
+    );
+    std::iter::once(auto)
+        .chain(GridKind::ALL.iter().map(|(k, n, d)| (Some(*k), *n, *d)))
+        .collect()
+}
+
+/// `steps` steps of `--grid` `kind` (`None`, `auto`: [`GridKind::default_for`] the SDE)
+/// from `t_max` down to `t_min` (each defaulting to the end of the SDE's time range): the
+/// grid `sbdm sample` steps through unless given `--times` or `--spacing`, and so the
+/// one `sbdm encode` runs up, for a batch it encodes to decode with the same flags.
+pub fn spaced_grid(
+    sde: &dyn GaussianKernel,
+    kind: Option<GridKind>,
+    steps: usize,
+    t_max: Option<f64>,
+    t_min: Option<f64>,
+) -> TimeGrid {
+    let kind = kind.unwrap_or_else(|| GridKind::default_for(sde));
+    let (lo, hi) = sde.time_range();
+    TimeGrid::new(kind, steps).between(t_max.unwrap_or(hi), t_min.unwrap_or(lo))
 }
 
 /// Every SDE the CLI knows by name, with a description.

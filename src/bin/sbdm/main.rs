@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod common;
 mod derive;
+mod encode;
 mod inpaint;
 mod likelihood;
 mod models;
@@ -42,6 +43,8 @@ enum Command {
     Inpaint(inpaint::InpaintArgs),
     /// log p(x) of data through the probability-flow ODE (nats, bits/dim).
     Likelihood(likelihood::LikelihoodArgs),
+    /// Encode data to x_T along the probability-flow ODE (decode with `sbdm sample --init`).
+    Encode(encode::EncodeArgs),
     /// Benchmarks (see docs/benchmarks.md).
     Bench(bench::BenchArgs),
 }
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Translate(args) => translate::run(&args),
         Command::Inpaint(args) => inpaint::run(&args),
         Command::Likelihood(args) => likelihood::run(&args),
+        Command::Encode(args) => encode::run(&args),
         Command::Bench(args) => bench::run(&args),
     };
     match result {

@@ -35,8 +35,8 @@ use sbdm_runtime::sde::named;
 use sbdm_runtime::GaussianKernel;
 
 use crate::common::{
-    applies_only, asks_help, choice, one_line, peak_rss, print_help_listing, require, sampler_rows,
-    sde_names, spinner, Listing, Outputs, Pick,
+    applies_only, asks_help, choice, grid_rows, one_line, peak_rss, print_help_listing, require,
+    sampler_rows, sde_names, spaced_grid, spinner, Listing, Outputs, Pick,
 };
 use crate::models::{load_classifier_spec, read_batch, shape_text, Classifier, ModelSpec, Source};
 
@@ -169,18 +169,6 @@ pub struct SampleArgs {
     /// model a grid of the first 64 images.
     #[arg(long, value_name = "SAMPLES.png")]
     pub plot: Option<PathBuf>,
-}
-
-/// The grids' rows: `auto` then [`GridKind::ALL`].
-fn grid_rows() -> Vec<(Option<GridKind>, &'static str, &'static str)> {
-    let auto = (
-        None,
-        "auto",
-        "karras where t is EDM's sigma, uniform otherwise (the default)",
-    );
-    std::iter::once(auto)
-        .chain(GridKind::ALL.iter().map(|(k, n, d)| (Some(*k), *n, *d)))
-        .collect()
 }
 
 fn variance_rows() -> Vec<(DdpmVariance, &'static str, &'static str)> {
@@ -411,14 +399,8 @@ fn grid(args: &SampleArgs, sde_name: &str, sde: &dyn GaussianKernel) -> Result<T
             spacing,
         });
     }
-    let kind = args
-        .grid
-        .as_ref()
-        .and_then(Pick::value)
-        .flatten()
-        .unwrap_or_else(|| GridKind::default_for(sde));
-    let (lo, hi) = sde.time_range();
-    Ok(TimeGrid::new(kind, steps).between(args.t_max.unwrap_or(hi), args.t_min.unwrap_or(lo)))
+    let kind = args.grid.as_ref().and_then(Pick::value).flatten();
+    Ok(spaced_grid(sde, kind, steps, args.t_max, args.t_min))
 }
 
 fn plan(args: &SampleArgs) -> Result<Plan> {

@@ -11,7 +11,9 @@
 //! ```
 //!
 //! `η = 0` is deterministic (no noise is drawn) and equals DPM-Solver-1; `η = 1` has the
-//! DDPM posterior variance `β̃`. Noise is kept on every step, the last included. One model
+//! DDPM posterior variance `β̃`. At `η = 0` the same step with `s > t` is DDIM inversion
+//! (§4.3), `x_s = (a_s/a_t)·x + (b_s − a_s·b_t/a_t)·ε̂`: the kernel between `s` and `t`
+//! enters only through `σ`, so it is computed only for `η > 0`. Noise is kept on every step, the last included. One model
 //! evaluation and one fused pass per step. [`ddim_coefficients`] gives the same
 //! coefficients in the paper's `ᾱ` notation.
 
@@ -53,7 +55,7 @@ pub fn ddim_coefficients(alpha_bar_t: f64, alpha_bar_s: f64, eta: f64) -> DdimCo
     }
 }
 
-/// Samples over the decreasing grid `ts` with `eta` (checked by `Sampler::validate`:
+/// Samples over the decreasing grid `ts` (or encodes over an increasing one at `eta = 0`) with `eta` (checked by `Sampler::validate`:
 /// `σ ≤ b_s` on every step).
 pub(crate) fn sample<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
     run: &mut Run<'_, S, G>,
@@ -62,19 +64,22 @@ pub(crate) fn sample<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
 ) -> Result<()> {
     run.steps(ts, |run, step| {
         let (t, s) = (step.t, step.s);
-        let q = Transition::between(run.sde, s, t);
         let (a_t, b_t) = (run.sde.mean_coef(t), run.sde.std(t));
         let (a_s, b_s) = (run.sde.mean_coef(s), run.sde.std(s));
+        let eps = run.predict(&run.x, t, Prediction::Eps)?;
+        if eta == 0.0 {
+            // No kernel between s and t: also the inversion step, s > t (encoding).
+            return run
+                .x
+                .assign((a_s / a_t) * &run.x + (b_s - a_s * b_t / a_t) * eps);
+        }
+        let q = Transition::between(run.sde, s, t);
         let sigma = eta * q.std;
         // (b_s² − σ²)/b_s² = 1 − η²·b_{t|s}²/b_t² = (1 − η²) + η²·e^{2(λ_t − λ_s)}.
         let keep = (1.0 - eta * eta) + eta * eta * q.keep;
         let c_eps = b_s * keep.sqrt() - a_s * b_t / a_t;
-        let eps = run.predict(&run.x, t, Prediction::Eps)?;
-        let deterministic = (a_s / a_t) * &run.x + c_eps * eps;
-        if eta == 0.0 {
-            return run.x.assign(deterministic);
-        }
         let z = run.noise()?;
-        run.x.assign(deterministic + sigma * &z)
+        run.x
+            .assign((a_s / a_t) * &run.x + c_eps * eps + sigma * &z)
     })
 }

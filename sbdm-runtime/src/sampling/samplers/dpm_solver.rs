@@ -3,7 +3,8 @@
 //! Lu et al. (2022), "DPM-Solver: A Fast ODE Solver for Diffusion Probabilistic Model
 //! Sampling in Around 10 Steps", §3.3 and Algorithm 1. The probability-flow ODE is
 //! solved in the half log-SNR `λ = ln(a/b)` with its linear part integrated exactly:
-//! `x_s = (a_s/a_t)·x − a_s·∫_{λ_t}^{λ_s} e^{−λ}·eps(x_λ, λ) dλ`. With `h = λ_s − λ_t > 0`:
+//! `x_s = (a_s/a_t)·x − a_s·∫_{λ_t}^{λ_s} e^{−λ}·eps(x_λ, λ) dλ`. With `h = λ_s − λ_t` (`> 0` sampling; `< 0` encoding, where the
+//! same formulas hold):
 //!
 //! ```text
 //! DPM-Solver-1:  x_s = (a_s/a_t)·x − b_s·(e^h − 1)·eps(x, t)            (= DDIM, η = 0)
@@ -27,7 +28,7 @@ use crate::sampling::guidance::Guide;
 use crate::sampling::run::Run;
 use crate::sde::GaussianKernel;
 
-/// DPM-Solver-1 over the decreasing grid `ts`.
+/// DPM-Solver-1 over the grid `ts` (decreasing; increasing to encode).
 pub(crate) fn sample_1<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
     run: &mut Run<'_, S, G>,
     ts: &[f64],
@@ -42,7 +43,8 @@ pub(crate) fn sample_1<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
     })
 }
 
-/// DPM-Solver-2 (singlestep, `r₁ = ½`) over the decreasing grid `ts`.
+/// DPM-Solver-2 (singlestep, `r₁ = ½`) over the grid `ts` (decreasing; increasing to
+/// encode).
 pub(crate) fn sample_2<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
     run: &mut Run<'_, S, G>,
     ts: &[f64],

@@ -44,7 +44,8 @@ use crate::sampling::run::Run;
 use crate::sampling::step::Buffer;
 use crate::sde::GaussianKernel;
 
-/// DPM-Solver++ of multistep order `order` (2 or 3) over the decreasing grid `ts`;
+/// DPM-Solver++ of multistep order `order` (2 or 3) over the grid `ts` (decreasing;
+/// increasing to encode, where `h < 0` and the formulas hold as they are);
 /// step `i` uses order `min(i + 1, order)`.
 pub(crate) fn sample<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
     run: &mut Run<'_, S, G>,

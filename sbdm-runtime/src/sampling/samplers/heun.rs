@@ -26,7 +26,8 @@ use crate::sampling::guidance::Guide;
 use crate::sampling::run::Run;
 use crate::sde::{GaussianKernel, Transition};
 
-/// Integrates the state over the decreasing grid `ts`; noise is drawn only for churn
+/// Integrates the state over the grid `ts` (decreasing; increasing to encode, without
+/// churn); noise is drawn only for churn
 /// (`churn > 0` and `σ(t)` inside `sigma_range = (S_tmin, S_tmax)`).
 pub(crate) fn sample<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
     run: &mut Run<'_, S, G>,

@@ -3,7 +3,8 @@
 //! Dormand & Prince (1980), "A family of embedded Runge–Kutta formulae"; step-size
 //! control as in Hairer, Nørsett & Wanner, *Solving ODEs I*, §II.4 (DOPRI5) with the PI
 //! controller of Gustafsson (1991). Integrates `dx/dt = F(t)·x − ½·g(t)²·score(x, t)` from
-//! `t_max` down to `t_min`:
+//! `t_0` to `t_1` in either direction: down from `T` to `t_min` when sampling (`h < 0`), up
+//! from `t_min` to `T` when encoding (`h > 0`):
 //!
 //! ```text
 //! k_i  = f(x + h·Σ_j a_ij·k_j, t + c_i·h),  i = 1..7     (k_1 = k_7 of the last step: FSAL)
@@ -13,7 +14,7 @@
 //! accept if ‖err‖ ≤ 1;  h ← h·clamp(0.9·‖err‖^(−α)·‖err_prev‖^β, 0.2, 10),  α = 0.17, β = 0.04
 //! ```
 //!
-//! The first step is `(t_max − t_min)/steps`; after a rejection the step does not
+//! The first step is `(t_1 − t_0)/steps`; after a rejection the step does not
 //! grow. The model evaluations (6 per attempted step, 1 more at the start) are counted by
 //! the [`Denoiser`](crate::sampling::Denoiser).
 //!
@@ -49,11 +50,12 @@ fn stages(coefficients: impl Iterator<Item = f64>, k: &[Buffer]) -> LinComb {
         .fold(LinComb::default(), |acc, (c, kj)| acc + c * kj)
 }
 
-/// Integrates the state from `t_max` down to `t_min`, the first step `(t_max − t_min)/steps`.
-pub(crate) fn sample<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
+/// Integrates the state from `from` to `to` (down when sampling, up when encoding), the
+/// first step `(to − from)/steps`.
+pub(crate) fn integrate<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
     run: &mut Run<'_, S, G>,
-    t_max: f64,
-    t_min: f64,
+    from: f64,
+    to: f64,
     steps: usize,
     rtol: f64,
     atol: f64,
@@ -68,24 +70,34 @@ pub(crate) fn sample<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
     let (mut cur, mut cand) = (run.x.clone(), run.buffer()?);
     let mut cur_is_x = true;
 
-    let span = t_max - t_min;
-    let mut t = t_max;
-    let mut h = -span / steps.max(1) as f64;
+    let up = to > from;
+    let span = (to - from).abs();
+    // Whether `t` has not reached `to`, and whether `t + h` lands within `to`'s rounding.
+    let before = |t: f64| if up { t < to } else { t > to };
+    let lands = |t: f64| {
+        if up {
+            t >= to - 1e-12 * span
+        } else {
+            t <= to + 1e-12 * span
+        }
+    };
+    let mut t = from;
+    let mut h = (to - from) / steps.max(1) as f64;
     let mut err_prev: f64 = 1e-4;
     let mut rejected = false;
     let mut step = 0;
     f(run, &k[0], &cur, t).map_err(|e| at_step(e, 0, t))?;
-    while t > t_min {
+    while before(t) {
         if step >= MAX_STEPS {
             return Err(invalid!(
                 "rk45: more than {MAX_STEPS} steps (t = {t}); loosen rtol/atol"
             ));
         }
-        let last = t + h <= t_min + 1e-12 * span;
+        let last = lands(t + h);
         if last {
-            h = t_min - t;
+            h = to - t;
         }
-        let t_next = if last { t_min } else { t + h };
+        let t_next = if last { to } else { t + h };
         let attempt = |run: &Run<'_, S, G>| -> Result<f64> {
             // Stages 2..7; the 7th stage's input is the 5th-order candidate x'.
             for i in 1..7 {
