@@ -158,6 +158,25 @@ fn generate(decl: &Decl, d: &Derived, spec: &SdeSpec) -> syn::Result<TokenStream
             #r::time_by_solve(|t: f64| #p::GaussianKernel::log_snr(self, t), lambda, lo, hi)
         }},
     )?;
+    let mean_rate = closed_or(
+        c.da_plan(),
+        quote! {
+            #r::mean_rate_from_drift(
+                #p::Sde::drift_coef(self, t),
+                #p::GaussianKernel::mean_coef(self, t),
+            )
+        },
+    )?;
+    let std_rate = closed_or(
+        c.db_plan(),
+        quote! {
+            #r::std_rate_from_variance(
+                #p::Sde::diffusion_sq(self, t),
+                #p::Sde::drift_coef(self, t),
+                #p::GaussianKernel::variance(self, t),
+            )
+        },
+    )?;
     let derivation = derivation_tokens(&d.derivation);
     // A declaration without params is a unit struct.
     let body = if fields.is_empty() {
@@ -243,6 +262,14 @@ fn generate(decl: &Decl, d: &Derived, spec: &SdeSpec) -> syn::Result<TokenStream
             fn t_of_log_snr(&self, lambda: f64) -> f64 {
                 #bind
                 #t_of
+            }
+            fn mean_coef_dt(&self, t: f64) -> f64 {
+                #bind
+                #mean_rate
+            }
+            fn std_dt(&self, t: f64) -> f64 {
+                #bind
+                #std_rate
             }
         }
     })

@@ -20,7 +20,7 @@
 use candle_core::{DType, Device, Tensor};
 use sbdm_runtime::error::{Error, Result};
 use sbdm_runtime::model::mixture::GaussianMixture;
-use sbdm_runtime::model::prediction::{convert, linear_coefficients, Prediction};
+use sbdm_runtime::model::prediction::{convert, linear_coefficients, KernelAt, Prediction};
 use sbdm_runtime::model::{Condition, ScoreModel};
 use sbdm_runtime::sampling::noise::Noise;
 use sbdm_runtime::sampling::{
@@ -29,6 +29,10 @@ use sbdm_runtime::sampling::{
 use sbdm_runtime::sde::builtin::VpSde;
 use sbdm_runtime::sde::discrete::{BetaSchedule, DiscreteSchedule};
 use sbdm_runtime::sde::GaussianKernel;
+
+#[path = "common/orders.rs"]
+#[allow(dead_code)] // `order` is not used here.
+mod orders;
 
 const N: usize = 1000;
 
@@ -515,15 +519,85 @@ fn folded_conversions_equal_convert() {
     let x = Tensor::new(&[[0.3f64, -1.2], [2.0, 0.5]], &dev).unwrap();
     let out = Tensor::new(&[[-0.7f64, 0.4], [1.1, -2.5]], &dev).unwrap();
     for (a, b) in [(0.8, 0.6), (1.0, 3.0), (0.05, 0.9987)] {
+        let k = KernelAt {
+            a,
+            b,
+            da: -0.4,
+            db: 0.7,
+        };
         for (from, _) in Prediction::ALL {
             for (to, _) in Prediction::ALL {
-                let want = convert(&out, from, to, &x, a, b).unwrap();
-                let (c_x, c_out) = linear_coefficients(from, to, a, b);
+                let want = convert(&out, from, to, &x, k).unwrap();
+                let (c_x, c_out) = linear_coefficients(from, to, k);
                 let got = (x.affine(c_x, 0.0).unwrap() + out.affine(c_out, 0.0).unwrap()).unwrap();
                 let diff = (got - &want).unwrap().abs().unwrap().max_all().unwrap();
                 let diff = diff.to_scalar::<f64>().unwrap();
                 assert!(diff < 1e-12, "{from:?} -> {to:?} at a={a}, b={b}: {diff:e}");
             }
+        }
+    }
+}
+
+/// The flow velocity `u = ȧ·x_0 + ḃ·ε` converts to and from every other prediction
+/// exactly, given `x = a·x_0 + b·ε`; where `a = 0` (rectified flow at `t = 1`: `a = 0`,
+/// `b = 1`, `ȧ = −1`, `ḃ = 1`) the conversions between velocity, data and noise stay
+/// finite, while those through the score or noise into data cannot be (they divide by `a`).
+#[test]
+fn flow_velocity_converts_exactly_and_stays_finite_at_pure_noise() {
+    let dev = Device::Cpu;
+    let x0 = Tensor::new(&[[0.3f64, -1.2], [2.0, 0.5]], &dev).unwrap();
+    let eps = Tensor::new(&[[-0.7f64, 0.4], [1.1, -2.5]], &dev).unwrap();
+    let close = orders::max_abs;
+    let points = [
+        KernelAt {
+            a: 0.8,
+            b: 0.6,
+            da: -0.4,
+            db: 0.7,
+        },
+        KernelAt {
+            a: 0.5,
+            b: 0.5,
+            da: -1.0,
+            db: 1.0,
+        },
+        KernelAt {
+            a: 0.0,
+            b: 1.0,
+            da: -1.0,
+            db: 1.0,
+        },
+    ];
+    for k in points {
+        let x = ((&x0 * k.a).unwrap() + (&eps * k.b).unwrap()).unwrap();
+        let u = ((&x0 * k.da).unwrap() + (&eps * k.db).unwrap()).unwrap();
+        let score = (&eps * (-1.0 / k.b)).unwrap();
+        let v = ((&eps * k.a).unwrap() - (&x0 * k.b).unwrap()).unwrap();
+        let of = |t: &Tensor, from, to| convert(t, from, to, &x, k).unwrap();
+        assert!(
+            close(&of(&u, Prediction::Flow, Prediction::X0), &x0) < 1e-12,
+            "{k:?}"
+        );
+        assert!(
+            close(&of(&u, Prediction::Flow, Prediction::Eps), &eps) < 1e-12,
+            "{k:?}"
+        );
+        assert!(close(&of(&u, Prediction::Flow, Prediction::Score), &score) < 1e-12);
+        assert!(
+            close(&of(&x0, Prediction::X0, Prediction::Flow), &u) < 1e-12,
+            "{k:?}"
+        );
+        assert!(
+            close(&of(&v, Prediction::V, Prediction::Flow), &u) < 1e-12,
+            "{k:?}"
+        );
+        if k.a > 0.0 {
+            assert!(close(&of(&eps, Prediction::Eps, Prediction::Flow), &u) < 1e-12);
+            assert!(close(&of(&score, Prediction::Score, Prediction::Flow), &u) < 1e-12);
+        } else {
+            // Noise or score carry nothing about x_0 where a = 0.
+            let (c_x, _) = linear_coefficients(Prediction::Eps, Prediction::Flow, k);
+            assert!(!c_x.is_finite());
         }
     }
 }

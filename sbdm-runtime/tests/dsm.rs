@@ -54,8 +54,8 @@ impl ScoreModel for Exact<'_> {
             .mix
             .score(self.sde, &xf, t0)?
             .affine(1.0 + self.delta, 0.0)?;
-        let (a, b) = (self.sde.mean_coef(t0), self.sde.std(t0));
-        Ok(prediction::convert(&s, Prediction::Score, self.to, &xf, a, b)?.to_dtype(x.dtype())?)
+        let k = prediction::KernelAt::with_rates(self.sde, t0);
+        Ok(prediction::convert(&s, Prediction::Score, self.to, &xf, k)?.to_dtype(x.dtype())?)
     }
 }
 
@@ -90,6 +90,11 @@ fn irreducible(sde: &VpSde, kind: Prediction, weighting: Weighting, t: f64) -> f
         Prediction::X0 => b * b * S0 * S0 / v,
         Prediction::Score => var_eps / (b * b),
         Prediction::V => ((a * a + b * b) / a).powi(2) * var_eps,
+        // u − E[u | x_t] = −(D/b)·(x_0 − E[x_0 | x_t]), D = a·ḃ − ȧ·b.
+        Prediction::Flow => {
+            let det = a * sde.std_dt(t) - sde.mean_coef_dt(t) * b;
+            det * det * S0 * S0 / v
+        }
         Prediction::PosteriorMean { .. } => unreachable!(),
     };
     let snr = a * a / (b * b);

@@ -98,8 +98,12 @@ fn posterior_mean_needs_the_denoiser() {
         Prediction::PosteriorMean { num_train: 1000 },
         Prediction::Eps,
         &x,
-        0.5,
-        0.5,
+        sbdm_runtime::model::prediction::KernelAt {
+            a: 0.5,
+            b: 0.5,
+            da: f64::NAN,
+            db: f64::NAN,
+        },
     );
     assert!(r.unwrap_err().to_string().contains("posterior-mean"));
 }

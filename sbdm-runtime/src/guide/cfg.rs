@@ -18,7 +18,7 @@ use candle_core::{DType, Tensor};
 
 use crate::error::{invalid, Result};
 use crate::model::net::row_tensor;
-use crate::model::prediction::{linear_coefficients, Prediction};
+use crate::model::prediction::{linear_coefficients, KernelAt, Prediction};
 use crate::model::{Condition, Conditioning, ScoreModel};
 use crate::sde::GaussianKernel;
 
@@ -92,8 +92,9 @@ impl<'a, S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized> ClassifierFree<'a, 
     fn x0_coefficients(&self, ts: &[f64]) -> (Vec<f64>, Vec<f64>) {
         ts.iter()
             .map(|&t| {
-                let (a, b) = (self.sde.mean_coef(t), self.sde.std(t));
-                linear_coefficients(self.model.prediction(), Prediction::X0, a, b)
+                let from = self.model.prediction();
+                let k = KernelAt::for_conversion(&self.sde, t, from, Prediction::X0);
+                linear_coefficients(from, Prediction::X0, k)
             })
             .unzip()
     }

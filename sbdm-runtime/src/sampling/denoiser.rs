@@ -9,7 +9,7 @@ use candle_core::Tensor;
 use super::guidance::Guide;
 use super::step::LinComb;
 use crate::error::Result;
-use crate::model::prediction::{self, Prediction};
+use crate::model::prediction::{self, KernelAt, Prediction};
 use crate::model::ScoreModel;
 use crate::sde::{GaussianKernel, Transition};
 
@@ -60,20 +60,21 @@ impl<'a, S: GaussianKernel + ?Sized, G: Guide + ?Sized> Denoiser<'a, S, G> {
     /// The coefficient `e_s` with which a score-units term enters `want`:
     /// `want(score + term) = want(score) + e_s·term`.
     fn term_coefficient(&self, t: f64, want: Prediction) -> f64 {
-        let (a, b) = (self.sde.mean_coef(t), self.sde.std(t));
-        prediction::linear_coefficients(Prediction::Score, want, a, b).1
+        let k = KernelAt::for_conversion(self.sde, t, Prediction::Score, want);
+        prediction::linear_coefficients(Prediction::Score, want, k).1
     }
 
     /// The guided prediction at `(x, t)` converted to `want`, as a new tensor.
     pub fn predict(&self, x: &Tensor, t: f64, want: Prediction) -> Result<Tensor> {
         let (out, terms) = self.evaluate(x, t)?;
-        let (a, b) = (self.sde.mean_coef(t), self.sde.std(t));
+        let from = self.guide.model().prediction();
+        let k = KernelAt::for_conversion(self.sde, t, from, want);
         let converted = match self.mean_to_x0(t) {
             Some((px, po)) => {
                 let x0 = (x.affine(px, 0.0)? + out.affine(po, 0.0)?)?;
-                prediction::convert(&x0, Prediction::X0, want, x, a, b)?
+                prediction::convert(&x0, Prediction::X0, want, x, k)?
             }
-            None => prediction::convert(&out, self.guide.model().prediction(), want, x, a, b)?,
+            None => prediction::convert(&out, from, want, x, k)?,
         };
         Ok(match terms {
             None => converted,
@@ -112,14 +113,15 @@ impl<'a, S: GaussianKernel + ?Sized, G: Guide + ?Sized> Denoiser<'a, S, G> {
     /// folds it into its fused step, so no converted tensor is materialised.
     pub fn predict_linear(&self, x: &Tensor, t: f64, want: Prediction) -> Result<LinComb> {
         let (out, terms) = self.evaluate(x, t)?;
-        let (a, b) = (self.sde.mean_coef(t), self.sde.std(t));
+        let from = self.guide.model().prediction();
+        let k = KernelAt::for_conversion(self.sde, t, from, want);
         let (c_x, c_out) = match self.mean_to_x0(t) {
             // want = e_x·x + e_0·x_0 with x_0 = p_x·x + p_out·μ.
             Some((px, po)) => {
-                let (ex, e0) = prediction::linear_coefficients(Prediction::X0, want, a, b);
+                let (ex, e0) = prediction::linear_coefficients(Prediction::X0, want, k);
                 (ex + e0 * px, e0 * po)
             }
-            None => prediction::linear_coefficients(self.guide.model().prediction(), want, a, b),
+            None => prediction::linear_coefficients(from, want, k),
         };
         let value = LinComb::term(c_x, x) + LinComb::term(c_out, &out);
         Ok(match terms {

@@ -214,6 +214,12 @@ impl GaussianKernel for DynSde {
     fn dlog_snr_dt(&self, t: f64) -> f64 {
         self.bound.dlog_snr_dt(t)
     }
+    fn mean_coef_dt(&self, t: f64) -> f64 {
+        self.bound.mean_coef_dt(t)
+    }
+    fn std_dt(&self, t: f64) -> f64 {
+        self.bound.std_dt(t)
+    }
     fn t_of_log_snr(&self, lambda: f64) -> f64 {
         self.bound.t_of_log_snr(lambda)
     }

@@ -177,6 +177,19 @@ pub trait GaussianKernel: Sde {
     /// `λ⁻¹`: the time at which the half log-SNR equals `lambda`.
     fn t_of_log_snr(&self, lambda: f64) -> f64;
 
+    /// `ȧ(t) = da/dt`. Declared SDEs give its closed form where one exists (finite where
+    /// `F = ȧ/a` is not, at `a = 0`); the default is `F(t)·a(t)`.
+    fn mean_coef_dt(&self, t: f64) -> f64 {
+        self.drift_coef(t) * self.mean_coef(t)
+    }
+
+    /// `ḃ(t) = db/dt`. Declared SDEs give its closed form where one exists; the default
+    /// is `(g(t)² + 2F(t)·b(t)²)/(2b(t))`, from `g² = d(b²)/dt − 2F·b²`.
+    fn std_dt(&self, t: f64) -> f64 {
+        let b2 = self.variance(t);
+        (self.diffusion_sq(t) + 2.0 * self.drift_coef(t) * b2) / (2.0 * b2.sqrt())
+    }
+
     /// `∇_{x_t} log p_{0t}(x_t | x_0) = −(x_t − a(t)·x_0)/b(t)²`.
     fn kernel_score(&self, x_t: f64, x_0: f64, t: f64) -> f64 {
         -(x_t - self.mean_coef(t) * x_0) / self.variance(t)
@@ -225,6 +238,8 @@ macro_rules! forward_impls {
             fn log_snr(&self, t: f64) -> f64 { (**self).log_snr(t) }
             fn dlog_snr_dt(&self, t: f64) -> f64 { (**self).dlog_snr_dt(t) }
             fn t_of_log_snr(&self, lambda: f64) -> f64 { (**self).t_of_log_snr(lambda) }
+            fn mean_coef_dt(&self, t: f64) -> f64 { (**self).mean_coef_dt(t) }
+            fn std_dt(&self, t: f64) -> f64 { (**self).std_dt(t) }
             fn kernel_score(&self, x_t: f64, x_0: f64, t: f64) -> f64 {
                 (**self).kernel_score(x_t, x_0, t)
             }

@@ -84,6 +84,7 @@ impl<S: GaussianKernel + Clone> Objective for Dsm<S> {
             .precondition
             .then_some(c.c_out.as_slice());
         let weights = loss::row_weights(cfg.weighting, self.model.sde(), kind, &ts, c_out)?;
+        let rates = loss::flow_rates(self.model.sde(), kind, &ts);
         Ok(Box::new(DsmLoss {
             net: self.model.forward_part(),
             kind,
@@ -91,6 +92,7 @@ impl<S: GaussianKernel + Clone> Objective for Dsm<S> {
             eps,
             labels,
             c,
+            rates,
             weights,
         }))
     }
@@ -104,6 +106,8 @@ struct DsmLoss<'a> {
     eps: Tensor,
     labels: Option<Tensor>,
     c: Coefficients,
+    /// The per-row `(ȧ, ḃ)` of a flow target (empty otherwise).
+    rates: Vec<(f64, f64)>,
     /// The per-row weights of the batch mean.
     weights: Vec<f64>,
 }
@@ -116,7 +120,8 @@ impl StepLoss for DsmLoss<'_> {
         let c = self.c.rows(s, e);
         let xt = loss::perturb(&x0, &eps, &c.a, &c.b)?;
         let out = self.net.output_with(&xt, &c, labels.as_ref())?;
-        let target = loss::target(self.kind, &x0, &eps, &c.a, &c.b)?;
+        let rates = self.rates.get(s..e).unwrap_or(&[]);
+        let target = loss::target(self.kind, &x0, &eps, &c.a, &c.b, rates)?;
         // The rows' share of the batch mean.
         let share = (e - s) as f64 / self.weights.len() as f64;
         let w: Vec<f64> = self.weights[s..e].iter().map(|v| v * share).collect();

@@ -10,7 +10,7 @@
 use candle_core::{Tensor, D};
 
 use crate::error::{invalid, Result};
-use crate::model::prediction::Prediction;
+use crate::model::prediction::{KernelAt, Prediction};
 use crate::model::{Condition, ScoreModel};
 use crate::sde::GaussianKernel;
 
@@ -110,8 +110,10 @@ impl Weighting {
     }
 }
 
-/// `k²` with `‖Δscore‖² = k²·‖Δout‖²` for an output of kind `kind` at `a, b`.
-pub fn score_factor_sq(kind: Prediction, a: f64, b: f64) -> Result<f64> {
+/// `k²` with `‖Δscore‖² = k²·‖Δout‖²` for an output of kind `kind` with the kernel at
+/// `k` (its rates needed only for [`Prediction::Flow`]).
+pub fn score_factor_sq(kind: Prediction, k: KernelAt) -> Result<f64> {
+    let (a, b) = (k.a, k.b);
     let b2 = b * b;
     Ok(match kind {
         Prediction::Score => 1.0,
@@ -120,6 +122,11 @@ pub fn score_factor_sq(kind: Prediction, a: f64, b: f64) -> Result<f64> {
         Prediction::V => {
             let n = a * a + b2;
             a * a / (n * n * b2)
+        }
+        // score = −eps/b, eps = (a·u − ȧ·x)/(a·ḃ − ȧ·b).
+        Prediction::Flow => {
+            let det = a * k.db - k.da * b;
+            a * a / (b2 * det * det)
         }
         Prediction::PosteriorMean { .. } => {
             return Err(invalid!("DSM is not defined for a posterior-mean model"))
@@ -139,9 +146,9 @@ pub fn row_weights<S: GaussianKernel + ?Sized>(
     t.iter()
         .enumerate()
         .map(|(i, &ti)| {
-            let (a, b) = (sde.mean_coef(ti), sde.std(ti));
+            let k = KernelAt::for_conversion(sde, ti, kind, Prediction::Score);
             Ok(match weighting.score_weight(sde, ti) {
-                Some(w) => w * score_factor_sq(kind, a, b)?,
+                Some(w) => w * score_factor_sq(kind, k)?,
                 None => match c_out {
                     Some(c) => 1.0 / (c[i] * c[i]),
                     None => 1.0,
@@ -151,9 +158,17 @@ pub fn row_weights<S: GaussianKernel + ?Sized>(
         .collect()
 }
 
-/// The regression target of an output of kind `kind`, given the batch's `x_0`, `ε` and
-/// per-row `a`, `b` (f32 tensors `[N, …]`).
-pub fn target(kind: Prediction, x0: &Tensor, eps: &Tensor, a: &[f64], b: &[f64]) -> Result<Tensor> {
+/// The regression target of an output of kind `kind`, given the batch's `x_0`, `ε`
+/// (f32 tensors `[N, …]`), per-row `a`, `b` and, for [`Prediction::Flow`], the per-row
+/// rates `(ȧ, ḃ)` (see [`flow_rates`]).
+pub fn target(
+    kind: Prediction,
+    x0: &Tensor,
+    eps: &Tensor,
+    a: &[f64],
+    b: &[f64],
+    rates: &[(f64, f64)],
+) -> Result<Tensor> {
     let rows = |v: Vec<f64>| crate::model::net::row_tensor(&v, x0);
     Ok(match kind {
         Prediction::Eps => eps.clone(),
@@ -162,10 +177,38 @@ pub fn target(kind: Prediction, x0: &Tensor, eps: &Tensor, a: &[f64], b: &[f64])
         Prediction::V => {
             (eps.broadcast_mul(&rows(a.to_vec())?)? - x0.broadcast_mul(&rows(b.to_vec())?)?)?
         }
+        // u = ȧ·x_0 + ḃ·ε.
+        Prediction::Flow => {
+            if rates.len() != a.len() {
+                return Err(invalid!(
+                    "the flow target needs the kernel's rates of every row ({} for {} rows)",
+                    rates.len(),
+                    a.len()
+                ));
+            }
+            let da = rows(rates.iter().map(|r| r.0).collect())?;
+            let db = rows(rates.iter().map(|r| r.1).collect())?;
+            (x0.broadcast_mul(&da)? + eps.broadcast_mul(&db)?)?
+        }
         Prediction::PosteriorMean { .. } => {
             return Err(invalid!("DSM is not defined for a posterior-mean model"))
         }
     })
+}
+
+/// The per-row rates `(ȧ, ḃ)` at times `t` that a [`Prediction::Flow`] target needs
+/// (empty for other kinds, which do not).
+pub fn flow_rates<S: GaussianKernel + ?Sized>(
+    sde: &S,
+    kind: Prediction,
+    t: &[f64],
+) -> Vec<(f64, f64)> {
+    if kind != Prediction::Flow {
+        return Vec::new();
+    }
+    t.iter()
+        .map(|&t| (sde.mean_coef_dt(t), sde.std_dt(t)))
+        .collect()
 }
 
 /// `mean_i w_i · mean_j (out_ij − target_ij)²`: the weighted MSE (a scalar tensor).
@@ -202,5 +245,6 @@ pub fn dsm_loss<S: GaussianKernel + ?Sized, M: ScoreModel + ?Sized>(
         .to_dtype(x0.dtype())?;
     let kind = model.prediction();
     let w = row_weights(weighting, sde, kind, t, None)?;
-    weighted_mse(&out, &target(kind, x0, eps, &a, &b)?, &w)
+    let rates = flow_rates(sde, kind, t);
+    weighted_mse(&out, &target(kind, x0, eps, &a, &b, &rates)?, &w)
 }

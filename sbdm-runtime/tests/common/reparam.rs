@@ -24,8 +24,8 @@ impl<M: ScoreModel> ScoreModel for Reparam<'_, M> {
     }
     fn forward(&self, x: &Tensor, t: &Tensor, c: &Condition) -> Result<Tensor> {
         let t0 = t.to_dtype(DType::F64)?.to_vec1::<f64>()?[0];
-        let (a, b) = (self.sde.mean_coef(t0), self.sde.std(t0));
+        let k = prediction::KernelAt::with_rates(&self.sde, t0);
         let out = self.inner.forward(x, t, c)?;
-        prediction::convert(&out, self.inner.prediction(), self.as_, x, a, b)
+        prediction::convert(&out, self.inner.prediction(), self.as_, x, k)
     }
 }

@@ -37,6 +37,8 @@ impl Derived {
             log_snr: opt(&c.log_snr, "t"),
             dlog_snr: opt(&c.dlog_snr, "t"),
             t_of_log_snr: opt(&c.t_of_log_snr, "lambda"),
+            da: opt(&c.da, "t"),
+            db: opt(&c.db, "t"),
             t_range,
             params: values,
         }
@@ -58,6 +60,8 @@ pub struct Bound {
     log_snr: Option<Compiled>,
     dlog_snr: Option<Compiled>,
     t_of_log_snr: Option<Compiled>,
+    da: Option<Compiled>,
+    db: Option<Compiled>,
     t_range: (f64, f64),
     params: Vec<f64>,
 }
@@ -169,6 +173,24 @@ impl Bound {
                 let (lo, hi) = self.time_range();
                 recipe::time_by_solve(|t| self.log_snr(t), lambda, lo, hi)
             }
+        }
+    }
+    /// `ȧ(t) = da/dt`.
+    pub fn mean_coef_dt(&self, t: f64) -> f64 {
+        match &self.da {
+            Some(d) => d.eval(t, &self.params),
+            None => recipe::mean_rate_from_drift(self.drift_coef(t), self.mean_coef(t)),
+        }
+    }
+    /// `ḃ(t) = db/dt`.
+    pub fn std_dt(&self, t: f64) -> f64 {
+        match &self.db {
+            Some(d) => d.eval(t, &self.params),
+            None => recipe::std_rate_from_variance(
+                self.diffusion_sq(t),
+                self.drift_coef(t),
+                self.variance(t),
+            ),
         }
     }
 }

@@ -40,6 +40,10 @@ pub struct Coefs {
     pub dlog_snr: Option<Expr>,
     /// `t(λ)` in the symbol `lambda`; `None`: bracketed monotone solve of `λ(t) = lambda`.
     pub t_of_log_snr: Option<Expr>,
+    /// `ȧ(t) = da/dt`; `None`: `F·a` from the numeric `a`.
+    pub da: Option<Expr>,
+    /// `ḃ(t) = db/dt`; `None`: `(g² + 2F·b²)/(2b)` from the numeric `b`.
+    pub db: Option<Expr>,
 }
 
 impl Coefs {
@@ -74,6 +78,14 @@ impl Coefs {
     /// How `t(λ)` is computed.
     pub fn t_of_log_snr_plan(&self) -> Plan<'_> {
         plan(&self.t_of_log_snr, Recipe::TimeBySolve)
+    }
+    /// How `ȧ(t)` is computed.
+    pub fn da_plan(&self) -> Plan<'_> {
+        plan(&self.da, Recipe::MeanRateFromDrift)
+    }
+    /// How `ḃ(t)` is computed.
+    pub fn db_plan(&self) -> Plan<'_> {
+        plan(&self.db, Recipe::StdRateFromVariance)
     }
 }
 
@@ -184,6 +196,8 @@ impl Cx {
                             log_snr: None,
                             dlog_snr: None,
                             t_of_log_snr: None,
+                            da: None,
+                            db: None,
                         }
                     }
                     None => {
@@ -211,6 +225,8 @@ impl Cx {
                             log_snr: None,
                             dlog_snr: None,
                             t_of_log_snr: None,
+                            da: None,
+                            db: None,
                         };
                         verify_integrals(&mut c, &grid, &env);
                         c.b = c.b2.as_ref().map(|b2| b2.sqrt());
@@ -235,6 +251,8 @@ impl Cx {
                     log_snr: None,
                     dlog_snr: None,
                     t_of_log_snr: None,
+                    da: None,
+                    db: None,
                 }
             }
             (None, None) => return None,
@@ -260,6 +278,10 @@ impl Cx {
         } else if coefs.b2.is_some() {
             coefs.dlog_snr = coefs.b2.as_ref().map(|b2| -0.5 * &coefs.g2 / b2);
         }
+        // ȧ, ḃ: the kernel's rates, finite where F and g² are not (a(T) = 0, as in
+        // rectified flow, where F = ȧ/a and g² = 2bḃ − 2F·b² diverge).
+        coefs.da = coefs.a.as_ref().map(|a| simplest(a.diff(t)));
+        coefs.db = coefs.b.as_ref().map(|b| simplest(b.diff(t)));
 
         // 8. Values on the grid at the default params.
         let derived = Derived {

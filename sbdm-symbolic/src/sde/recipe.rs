@@ -37,6 +37,10 @@ pub enum Recipe {
     /// `t(λ)` by a bracketed monotone solve of `λ(t) = lambda` on the time range, to
     /// 1e-12 ([`numeric::invert_monotone`]).
     TimeBySolve,
+    /// `ȧ(t) = F(t)·a(t)` from the numeric `a`.
+    MeanRateFromDrift,
+    /// `ḃ(t) = (g(t)² + 2F(t)·b(t)²)/(2b(t))` from the numeric `b`.
+    StdRateFromVariance,
 }
 
 impl Recipe {
@@ -55,6 +59,8 @@ impl Recipe {
             Recipe::TimeBySolve => {
                 "bracketed monotone solve of λ(t) = lambda on the time range (to 1e-12)"
             }
+            Recipe::MeanRateFromDrift => "F(t) * a(t) from the numeric a",
+            Recipe::StdRateFromVariance => "(g(t)^2 + 2 F(t) b(t)^2) / (2 b(t)) from the numeric b",
         }
     }
 
@@ -70,6 +76,8 @@ impl Recipe {
             Recipe::LogSnrFromKernel => "\\ln\\frac{a(t)}{b(t)}",
             Recipe::DlogSnrFromVariance => "-\\frac{g(t)^2}{2 b(t)^2}",
             Recipe::TimeBySolve => "\\lambda^{-1}(\\lambda) \\text{ by a bracketed solve}",
+            Recipe::MeanRateFromDrift => "F(t)\\,a(t)",
+            Recipe::StdRateFromVariance => "\\frac{g(t)^2 + 2F(t)\\,b(t)^2}{2b(t)}",
         }
     }
 }
@@ -118,6 +126,16 @@ pub fn log_snr_from_kernel(a: f64, b2: f64) -> f64 {
 /// [`Recipe::DlogSnrFromVariance`].
 pub fn dlog_snr_from_variance(g2: f64, b2: f64) -> f64 {
     -g2 / (2.0 * b2)
+}
+
+/// [`Recipe::MeanRateFromDrift`]: `ȧ = F·a`.
+pub fn mean_rate_from_drift(f: f64, a: f64) -> f64 {
+    f * a
+}
+
+/// [`Recipe::StdRateFromVariance`]: `ḃ = (g² + 2F·b²)/(2b)` (from `g² = d(b²)/dt − 2F·b²`).
+pub fn std_rate_from_variance(g2: f64, f: f64, b2: f64) -> f64 {
+    (g2 + 2.0 * f * b2) / (2.0 * b2.sqrt())
 }
 
 /// [`Recipe::TimeBySolve`]: the time in `[lo, hi]` where `log_snr` equals `lambda`.

@@ -216,6 +216,9 @@ fn param_rows() -> Vec<(Prediction, &'static str, &'static str)> {
                 Prediction::Score => "the score ∇log p_t(x)",
                 Prediction::Eps => "the noise ε (DDPM)",
                 Prediction::X0 => "the clean data x_0",
+                Prediction::Flow => {
+                    "the flow velocity u = ȧ·x_0 + ḃ·ε (flow matching; rectified flow: ε − x_0)"
+                }
                 _ => "v = a·ε − b·x_0 (Salimans & Ho)",
             };
             (p, n, description)
