@@ -8,7 +8,7 @@ use candle_core::Tensor;
 
 use super::guidance::Guide;
 use super::step::LinComb;
-use crate::error::Result;
+use crate::error::{invalid, Result};
 use crate::model::prediction::{self, KernelAt, Prediction};
 use crate::model::ScoreModel;
 use crate::sde::{GaussianKernel, Transition};
@@ -123,6 +123,15 @@ impl<'a, S: GaussianKernel + ?Sized, G: Guide + ?Sized> Denoiser<'a, S, G> {
             }
             None => prediction::linear_coefficients(from, want, k),
         };
+        if !(c_x.is_finite() && c_out.is_finite()) && k.a == 0.0 {
+            return Err(invalid!(
+                "at t = {t} the kernel is pure noise (a(t) = 0): a model predicting {} cannot \
+                 give {} there (it would divide by a(t)); use one that predicts x0, v or flow \
+                 (sbdm train --param), or end the time range before t = {t}",
+                from.name(),
+                want.name()
+            ));
+        }
         let value = LinComb::term(c_x, x) + LinComb::term(c_out, &out);
         Ok(match terms {
             None => value,

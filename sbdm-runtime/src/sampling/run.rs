@@ -131,6 +131,41 @@ impl<'a, S: GaussianKernel + ?Sized, G: Guide + ?Sized> Run<'a, S, G> {
         let score = self.predict(y, t, Prediction::Score)?;
         Ok((h * dynamics.x) * y + (h * dynamics.score) * score)
     }
+
+    /// Whether `t` is a pure-noise time of the kernel, `a(t) = 0` (rectified flow's `T`):
+    /// there `x_t` says nothing about `x_0`, `F` and `g²` diverge, and a step uses a form
+    /// that stays finite ([`pf_ode_drift`](Self::pf_ode_drift),
+    /// [`step_from_pure_noise`](Self::step_from_pure_noise)).
+    pub fn is_pure_noise(&self, t: f64) -> bool {
+        self.sde.mean_coef(t) == 0.0
+    }
+
+    /// `h·f(y, t)` for the probability-flow ODE: the score form
+    /// [`drift`](Self::drift)`(pf_ode(t))`, or at a pure-noise time the same drift as the
+    /// flow velocity `E[ȧ·x_0 + ḃ·ε | y]`, which is finite there.
+    pub fn pf_ode_drift(&self, y: &Buffer, t: f64, h: f64) -> Result<LinComb> {
+        if self.is_pure_noise(t) {
+            return Ok(h * self.predict(y, t, Prediction::Flow)?);
+        }
+        self.drift(self.sde.pf_ode(t), y, t, h)
+    }
+
+    /// DDIM(η) from a pure-noise time `t` down to `s`, in data-prediction form: with
+    /// `a_t = 0`, `ε̂ = x/b_t` and `σ = η·b_s`,
+    /// `x_s = a_s·x̂_0 + √(b_s² − σ²)·ε̂ + σ·z`. At `η = 1` this is the exact posterior
+    /// `q(x_s | x_t, x̂_0) = N(a_s·x̂_0, b_s²I)` (`x_t` is independent of `x_0`), the first
+    /// step of a stochastic sampler; at `η = 0` the first-order ODE step, the first step
+    /// of a solver whose own formula divides by `a_t`.
+    pub fn step_from_pure_noise(&mut self, t: f64, s: f64, eta: f64) -> Result<()> {
+        let (b_t, a_s, b_s) = (self.sde.std(t), self.sde.mean_coef(s), self.sde.std(s));
+        let x0 = self.predict(&self.x, t, Prediction::X0)?;
+        let deterministic = (b_s * (1.0 - eta * eta).sqrt() / b_t) * &self.x + a_s * x0;
+        if eta == 0.0 {
+            return self.x.assign(deterministic);
+        }
+        let z = self.noise()?;
+        self.x.assign(deterministic + (eta * b_s) * &z)
+    }
 }
 
 /// `e` as the error of step `index` at time `t`: a non-finite write becomes

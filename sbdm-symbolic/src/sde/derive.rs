@@ -376,8 +376,17 @@ impl Cx {
             let i = grid.iter().position(|&g| g == t).unwrap_or(0);
             kernel[i]
         };
+        // A declared kernel may reach pure noise at the end, a(T) = 0 (rectified flow,
+        // zero terminal SNR): λ(T) = −∞ and F, g² diverge there, so T alone is exempt
+        // from a > 0 and from finite F, g². Everywhere before T the usual checks hold.
+        let t_end = grid.last().copied().unwrap_or(f64::NAN);
+        let pure_noise_end = kernel_given && at(t_end).0 == 0.0;
+        let exempt = |t: f64| pure_noise_end && t == t_end;
         let a_at = |t: f64| -> Option<Diagnostic> {
             let a = at(t).0;
+            if exempt(t) {
+                return None;
+            }
             (!(a.is_finite() && a > 0.0)).then(|| {
                 Diagnostic::new(
                     kernel_part(Part::Mean),
@@ -411,6 +420,9 @@ impl Cx {
             })
         };
         let f_g2_at = |t: f64| -> Option<Diagnostic> {
+            if exempt(t) {
+                return None;
+            }
             let f = b.drift_coef(t);
             if !f.is_finite() {
                 let part = if g_derived { Part::Mean } else { Part::Drift };
@@ -555,10 +567,14 @@ fn verify_integrals(c: &mut Coefs, grid: &[f64], env: &dyn Fn(&str) -> Option<f6
 /// Whether a candidate `t(λ)` inverts `λ(t)` on the grid at the default params.
 fn inverse_ok(cand: &Expr, c: &Coefs, grid: &[f64], env: &dyn Fn(&str) -> Option<f64>) -> bool {
     let Some(l) = &c.log_snr else { return false };
-    spread(grid, 17).iter().all(|&t| {
+    let points = spread(grid, 17);
+    // λ = −∞ at a pure-noise end (a(T) = 0) is not a point to check the inverse at.
+    let last = points.last().copied();
+    points.iter().all(|&t| {
         let lam = match l.eval(&|n| if n == "t" { Some(t) } else { env(n) }) {
-            Ok(v) => v,
-            Err(_) => return false,
+            Ok(v) if v.is_finite() => v,
+            Ok(_) | Err(_) if Some(t) == last && c.a.is_some() => return true,
+            _ => return false,
         };
         match cand.eval(&|n| if n == "lambda" { Some(lam) } else { env(n) }) {
             Ok(t2) => (t2 - t).abs() <= 1e-9 * t.abs().max(1.0),

@@ -65,13 +65,22 @@ pub(super) enum Quantity<'a> {
     LogDensity,
     /// `p_t(k | x)` for every component: K values.
     Posterior,
+    /// The posterior mean `E[x_0 | x_t = x]`: D values (finite where `a = 0`, where it is
+    /// the data mean).
+    PosteriorMean,
+    /// Row `i`'s component `classes[i]`'s posterior mean `μ_k + gain_k·(x − a μ_k)`: D values.
+    ComponentPosteriorMean(&'a [u32]),
 }
 
 impl Quantity<'_> {
     /// Values per row.
     pub(super) fn width(&self, dim: usize, components: usize) -> usize {
         match self {
-            Quantity::Score | Quantity::ComponentScore(_) | Quantity::ClassLogProbGrad(_) => dim,
+            Quantity::Score
+            | Quantity::ComponentScore(_)
+            | Quantity::ClassLogProbGrad(_)
+            | Quantity::PosteriorMean
+            | Quantity::ComponentPosteriorMean(_) => dim,
             Quantity::LogDensity => 1,
             Quantity::Posterior => components,
         }
@@ -106,6 +115,11 @@ pub(super) struct Diffused {
     half_inv_var: Vec<f64>,
     /// `ln w_k − (D/2) ln(2π v_k)`.
     log_norm: Vec<f64>,
+    /// `μ_k`, row-major `[K, D]`.
+    means: Vec<f64>,
+    /// `a σ_k² / v_k`: the gain of component `k`'s posterior mean,
+    /// `E[x_0 | x, k] = μ_k + gain_k·(x − a μ_k)`.
+    gain: Vec<f64>,
 }
 
 impl Diffused {
@@ -121,6 +135,13 @@ impl Diffused {
                 .iter()
                 .zip(&var)
                 .map(|(w, v)| w.ln() - 0.5 * d * (2.0 * std::f64::consts::PI * v).ln())
+                .collect(),
+            means: m.means.iter().flatten().copied().collect(),
+            gain: m
+                .stds
+                .iter()
+                .zip(&var)
+                .map(|(s, v)| a * s * s / v)
                 .collect(),
         }
     }
@@ -274,6 +295,17 @@ impl Block<'_> {
             }
             return;
         }
+        if let Quantity::ComponentPosteriorMean(classes) = quantity {
+            for r in 0..n {
+                let c = classes[self.first + r] as usize;
+                for i in 0..d {
+                    let (mu, smu) = (p.means[c * d + i], p.scaled_means[c * d + i]);
+                    let xv = column(columns, i)[r];
+                    out[r * d + i] = U::from_f64(mu + p.gain[c] * (xv - smu));
+                }
+            }
+            return;
+        }
         // Log-terms ln w_k + ln N(x; a μ_k, v_k I), their maximum over k, then
         // exp(term − max) in place and the sum over k.
         let mut max = [f64::NEG_INFINITY; BLOCK];
@@ -354,7 +386,27 @@ impl Block<'_> {
                     }
                 }
             }
-            Quantity::ComponentScore(_) | Quantity::LogDensity => unreachable!("returned above"),
+            Quantity::PosteriorMean => {
+                // E[x_0 | x] = Σ_k r_k (μ_k + gain_k (x − a μ_k)), one coordinate at a time.
+                let mut mean = [0.0; BLOCK];
+                for i in 0..d {
+                    mean.fill(0.0);
+                    let col = column(columns, i);
+                    for c in 0..k {
+                        let (mu, smu, g) =
+                            (p.means[c * d + i], p.scaled_means[c * d + i], p.gain[c]);
+                        for ((m, rk), xv) in mean.iter_mut().zip(column(terms, c)).zip(col) {
+                            *m += rk * (mu + g * (xv - smu));
+                        }
+                    }
+                    for r in 0..n {
+                        out[r * d + i] = U::from_f64(mean[r]);
+                    }
+                }
+            }
+            Quantity::ComponentScore(_)
+            | Quantity::ComponentPosteriorMean(_)
+            | Quantity::LogDensity => unreachable!("returned above"),
         }
     }
 }

@@ -452,9 +452,20 @@ impl GaussianMixture {
         })
     }
 
-    /// The exact score model of this mixture under `sde`.
+    /// The exact model of this mixture under `sde`: it predicts the score, or, where the
+    /// kernel reaches pure noise (`a(T) = 0`, where no score or ε model can give `x̂_0`),
+    /// the posterior mean `x̂_0` ([`MixtureScore::predicting_x0`]).
     pub fn model<'a, S: GaussianKernel + ?Sized>(&'a self, sde: &'a S) -> MixtureScore<'a, S> {
-        MixtureScore { mixture: self, sde }
+        let score = MixtureScore {
+            mixture: self,
+            sde,
+            output: Prediction::Score,
+        };
+        if sde.mean_coef(sde.time_range().1) == 0.0 {
+            score.predicting_x0()
+        } else {
+            score
+        }
     }
 }
 
@@ -491,10 +502,13 @@ pub fn rows_f64(x: &Tensor, d: usize) -> Result<Vec<Vec<f64>>> {
     Ok(x.to_dtype(candle_core::DType::F64)?.to_vec2()?)
 }
 
-/// The exact score of a [`GaussianMixture`] diffused by an SDE, as a [`ScoreModel`].
+/// The exact score of a [`GaussianMixture`] diffused by an SDE, as a [`ScoreModel`]; or,
+/// [`predicting_x0`](MixtureScore::predicting_x0), its exact posterior mean
+/// `E[x_0 | x_t]`, which stays finite where `a(t) = 0` (pure noise: the data mean).
 pub struct MixtureScore<'a, S: ?Sized> {
     mixture: &'a GaussianMixture,
     sde: &'a S,
+    output: Prediction,
 }
 
 impl<S: GaussianKernel + ?Sized> MixtureScore<'_, S> {
@@ -531,11 +545,22 @@ impl<S: GaussianKernel + ?Sized> MixtureScore<'_, S> {
         Ok(classes)
     }
 
-    /// The mixture's score, or with classes each row's component's.
-    fn quantity(classes: Option<&[u32]>) -> Quantity<'_> {
-        match classes {
-            None => Quantity::Score,
-            Some(c) => Quantity::ComponentScore(c),
+    /// The same oracle predicting the exact posterior mean `x̂_0 = E[x_0 | x_t]` (with a
+    /// class condition, each row's component's).
+    pub fn predicting_x0(self) -> Self {
+        MixtureScore {
+            output: Prediction::X0,
+            ..self
+        }
+    }
+
+    /// The mixture's score or posterior mean (with classes, each row's component's).
+    fn quantity<'c>(&self, classes: Option<&'c [u32]>) -> Quantity<'c> {
+        match (self.output, classes) {
+            (Prediction::X0, None) => Quantity::PosteriorMean,
+            (Prediction::X0, Some(c)) => Quantity::ComponentPosteriorMean(c),
+            (_, None) => Quantity::Score,
+            (_, Some(c)) => Quantity::ComponentScore(c),
         }
     }
 
@@ -553,7 +578,7 @@ impl<S: GaussianKernel + ?Sized> MixtureScore<'_, S> {
 
 impl<S: GaussianKernel + ?Sized> ScoreModel for MixtureScore<'_, S> {
     fn prediction(&self) -> Prediction {
-        Prediction::Score
+        self.output
     }
 
     /// The components are the classes.
@@ -590,7 +615,7 @@ impl<S: GaussianKernel + ?Sized> ScoreModel for MixtureScore<'_, S> {
             }
         };
         self.mixture
-            .evaluate_batch(x, kernels, Self::quantity(classes.as_deref()))
+            .evaluate_batch(x, kernels, self.quantity(classes.as_deref()))
     }
 
     /// Every row at `t` (as the state's dtype holds it): one kernel, no tensor of times.
@@ -600,7 +625,7 @@ impl<S: GaussianKernel + ?Sized> ScoreModel for MixtureScore<'_, S> {
         self.mixture.evaluate_batch(
             x,
             Kernels::Same(kernel_at(self.sde, t)),
-            Self::quantity(classes.as_deref()),
+            self.quantity(classes.as_deref()),
         )
     }
 }

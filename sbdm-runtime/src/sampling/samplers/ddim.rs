@@ -64,6 +64,9 @@ pub(crate) fn sample<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
 ) -> Result<()> {
     run.steps(ts, |run, step| {
         let (t, s) = (step.t, step.s);
+        if run.is_pure_noise(t) {
+            return run.step_from_pure_noise(t, s, eta);
+        }
         let (a_t, b_t) = (run.sde.mean_coef(t), run.sde.std(t));
         let (a_s, b_s) = (run.sde.mean_coef(s), run.sde.std(s));
         let eps = run.predict(&run.x, t, Prediction::Eps)?;

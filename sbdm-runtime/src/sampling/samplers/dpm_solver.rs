@@ -35,6 +35,9 @@ pub(crate) fn sample_1<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
 ) -> Result<()> {
     run.steps(ts, |run, step| {
         let (sde, t, s) = (run.sde, step.t, step.s);
+        if run.is_pure_noise(t) {
+            return run.step_from_pure_noise(t, s, 0.0);
+        }
         let h = sde.log_snr(s) - sde.log_snr(t);
         let eps = run.predict(&run.x, t, Prediction::Eps)?;
         let (a_t, a_s, b_s) = (sde.mean_coef(t), sde.mean_coef(s), sde.std(s));
@@ -52,6 +55,10 @@ pub(crate) fn sample_2<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
     let x_u = run.buffer()?;
     run.steps(ts, |run, step| {
         let (sde, t, s) = (run.sde, step.t, step.s);
+        if run.is_pure_noise(t) {
+            // Its midpoint λ_t + h/2 is −∞ too: the first-order step (local error O(h²)).
+            return run.step_from_pure_noise(t, s, 0.0);
+        }
         let (lambda_t, lambda_s) = (sde.log_snr(t), sde.log_snr(s));
         let h = lambda_s - lambda_t;
         let u = sde.t_of_log_snr(lambda_t + 0.5 * h);

@@ -26,6 +26,11 @@ pub(crate) fn sample<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
 ) -> Result<()> {
     run.steps(ts, |run, step| {
         let (t, delta) = (step.t, step.t - step.s);
+        if run.is_pure_noise(t) {
+            // The reverse SDE's coefficients diverge here; its exact transition from pure
+            // noise given x̂_0 is the posterior N(a_s·x̂_0, b_s²I).
+            return run.step_from_pure_noise(t, step.s, 1.0);
+        }
         let sde = run.sde.reverse_sde(t); // dx = [X·x + S·score] dt + g dw̄, backwards
         let score = run.predict(&run.x, t, Prediction::Score)?;
         let z = run.noise()?;

@@ -41,15 +41,17 @@ pub(crate) fn sample<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
     let x_tilde = run.buffer()?;
     run.steps(ts, |run, step| {
         let sigma = run.sde.sigma(step.t);
-        let t = if gamma > 0.0 && sigma_range.0 <= sigma && sigma <= sigma_range.1 {
+        // No churn from pure noise (σ = ∞): there is no more noise to add.
+        let churn_here = gamma > 0.0 && !run.is_pure_noise(step.t);
+        let t = if churn_here && sigma_range.0 <= sigma && sigma <= sigma_range.1 {
             raise_noise(run, step.t, gamma, s_noise)?
         } else {
             step.t
         };
         let (s, h) = (step.s, step.s - t);
-        let d = run.drift(run.sde.pf_ode(t), &run.x, t, h)?; // h·f(x, t)
+        let d = run.pf_ode_drift(&run.x, t, h)?; // h·f(x, t)
         x_tilde.assign(1.0 * &run.x + d)?; // Euler predictor x̃
-        let d_tilde = run.drift(run.sde.pf_ode(s), &x_tilde, s, h)?; // h·f(x̃, s)
+        let d_tilde = run.pf_ode_drift(&x_tilde, s, h)?; // h·f(x̃, s)
         run.x
             .assign(0.5 * &run.x + 0.5 * (1.0 * &x_tilde + d_tilde))
     })

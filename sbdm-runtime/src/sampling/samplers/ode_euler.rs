@@ -26,7 +26,7 @@ pub(crate) fn sample<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
 ) -> Result<()> {
     run.steps(ts, |run, step| {
         let (t, h) = (step.t, step.s - step.t); // h < 0 sampling, > 0 encoding
-        let drift = run.drift(run.sde.pf_ode(t), &run.x, t, h)?; // h·f(x, t)
+        let drift = run.pf_ode_drift(&run.x, t, h)?; // h·f(x, t)
         run.x.assign(1.0 * &run.x + drift)
     })
 }

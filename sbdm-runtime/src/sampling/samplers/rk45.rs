@@ -62,7 +62,7 @@ pub(crate) fn integrate<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
 ) -> Result<()> {
     // k ← f(y, t) = F_t·y − ½g_t²·score(y, t), the model's conversion folded in.
     let f = |run: &Run<'_, S, G>, k: &Buffer, y: &Buffer, t: f64| -> Result<()> {
-        k.assign(run.drift(run.sde.pf_ode(t), y, t, 1.0)?)
+        k.assign(run.pf_ode_drift(y, t, 1.0)?)
     };
     let mut k: Vec<Buffer> = (0..7).map(|_| run.buffer()).collect::<Result<_>>()?;
     let (y, err) = (run.buffer()?, run.buffer()?);
