@@ -1,14 +1,14 @@
 //! The kernel's rates `ȧ = da/dt` and `ḃ = db/dt` (derived in closed form where `a`, `b`
 //! are closed, else from `F` and `g²` numerically) against central differences of `a` and
 //! `b`, on every named SDE, on SDEs declared in the test (closed and numeric kernels) and
-//! at run time; and in closed form for rectified flow, where `F` and `g²` diverge at
+//! and in closed form for rectified flow, where `F` and `g²` diverge at
 //! `t = 1` but `ȧ = −1` and `ḃ = 1` do not.
 
 // Generated code names `::sbdm::__private`.
 extern crate sbdm_runtime as sbdm;
 
-use sbdm_runtime::sde::builtin::RECTIFIED_FLOW_SOURCE;
-use sbdm_runtime::sde::{named, DynSde, GaussianKernel};
+use sbdm_runtime::sde::builtin::RectifiedFlow;
+use sbdm_runtime::sde::{named, GaussianKernel};
 
 #[path = "common/declared.rs"]
 mod declared;
@@ -56,13 +56,12 @@ fn rates_match_differences_of_the_kernel() {
         assert!(gap < 1e-5, "{name}: rates off by {gap}");
     }
     const { assert!(!Wiggly::CLOSED_FORM, "Wiggly was meant to need quadrature") };
-    let rf = DynSde::parse(RECTIFIED_FLOW_SOURCE).unwrap();
-    assert!(worst_gap(&rf) < 1e-6);
+    assert!(worst_gap(&RectifiedFlow) < 1e-6);
 }
 
 #[test]
 fn rectified_flow_rates_are_closed_and_finite_where_the_drift_is_not() {
-    let rf = DynSde::parse(RECTIFIED_FLOW_SOURCE).unwrap();
+    let rf = RectifiedFlow;
     for t in [0.001, 0.5, 0.999, 1.0] {
         assert_eq!((rf.mean_coef_dt(t), rf.std_dt(t)), (-1.0, 1.0), "t = {t}");
     }

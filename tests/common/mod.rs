@@ -32,15 +32,15 @@ pub fn sbdm(args: &[&str]) -> Run {
     }
 }
 
-/// A CI-sized score checkpoint in `dir/name`: a 2-D MLP trained on moons for 20 steps
-/// under VP; returns its `--model` spec, `ckpt:FILE`.
+/// `sbdm train` of a CI-sized score model in `dir/name`: a 2-D MLP trained on moons for
+/// 20 steps under `sde`; the run and the checkpoint's `--model` spec, `ckpt:FILE`.
 #[allow(dead_code)] // Not every test binary that includes this module trains one.
-pub fn tiny_checkpoint(dir: &std::path::Path, name: &str) -> String {
+pub fn train_tiny(dir: &std::path::Path, name: &str, sde: &str) -> (Run, String) {
     let out = dir.join(name);
     let run = sbdm(&[
         "train",
         "--sde",
-        "vp",
+        sde,
         "--data",
         "moons",
         "--model",
@@ -56,6 +56,15 @@ pub fn tiny_checkpoint(dir: &std::path::Path, name: &str) -> String {
         "--out",
         out.to_str().expect("a UTF-8 path"),
     ]);
+    let spec = format!("ckpt:{}", out.join("model.safetensors").display());
+    (run, spec)
+}
+
+/// A CI-sized score checkpoint in `dir/name` ([`train_tiny`] under VP); returns its
+/// `--model` spec.
+#[allow(dead_code)] // Not every test binary that includes this module trains one.
+pub fn tiny_checkpoint(dir: &std::path::Path, name: &str) -> String {
+    let (run, spec) = train_tiny(dir, name, "vp");
     assert!(run.ok(), "{}", run.stderr);
-    format!("ckpt:{}", out.join("model.safetensors").display())
+    spec
 }

@@ -84,6 +84,19 @@ impl ModelConfig {
         Ok(())
     }
 
+    /// Checks the configuration against the SDE it models: where the kernel reaches pure
+    /// noise (`a(T) = 0`) EDM's preconditioning (which scales `x_t/a`) is undefined.
+    pub fn check_for<S: GaussianKernel + ?Sized>(&self, sde: &S) -> Result<()> {
+        let t_max = sde.time_range().1;
+        if self.precondition && sde.is_pure_noise(t_max) {
+            return Err(invalid!(
+                "EDM preconditioning divides by a(t), which is 0 at t = {t_max} for this SDE \
+                 (pure noise); train without it, predicting x0, v or flow"
+            ));
+        }
+        Ok(())
+    }
+
     /// What the model's output means after the preconditioning.
     pub fn output(&self) -> Prediction {
         if self.precondition {
@@ -102,6 +115,11 @@ pub fn prediction_names() -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// The largest `ln σ` the noise conditioning sees: at a pure-noise end (`a = 0`,
+/// `σ = ∞`) the conditioning stays finite, `c_noise = 20/4`. Every other built-in SDE stays
+/// far below it (VE's `σ_max = 50`, EDM's 80: `ln σ < 5`).
+const MAX_LN_SIGMA: f64 = 20.0;
 
 /// Per-row coefficients of the wrapper at times `t`.
 #[derive(Clone, Debug)]
@@ -147,7 +165,7 @@ impl Coefficients {
             c.a.push(a);
             c.b.push(b);
             c.c_in.push(1.0 / (b * b + a * a * sd * sd).sqrt());
-            c.c_noise.push(0.25 * sigma.ln());
+            c.c_noise.push(0.25 * sigma.ln().min(MAX_LN_SIGMA));
             if precondition {
                 c.c_skip.push(sd * sd / s2);
                 c.c_out.push(sigma * sd / s2.sqrt());
@@ -208,6 +226,7 @@ impl<S: GaussianKernel> NetModel<S> {
     /// A freshly initialised model; weights are a pure function of `seed`.
     pub fn new(sde: S, cfg: ModelConfig, seed: u64, device: &Device) -> Result<Self> {
         cfg.validate()?;
+        cfg.check_for(&sde)?;
         let (weights, net) = Weights::init("model", seed, device, |vb| Ok(cfg.net.build(vb)?))?;
         Ok(NetModel {
             sde,

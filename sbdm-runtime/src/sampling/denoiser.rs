@@ -68,6 +68,7 @@ impl<'a, S: GaussianKernel + ?Sized, G: Guide + ?Sized> Denoiser<'a, S, G> {
     pub fn predict(&self, x: &Tensor, t: f64, want: Prediction) -> Result<Tensor> {
         let (out, terms) = self.evaluate(x, t)?;
         let from = self.guide.model().prediction();
+        self.check_defined(t, from, want)?;
         let k = KernelAt::for_conversion(self.sde, t, from, want);
         let converted = match self.mean_to_x0(t) {
             Some((px, po)) => {
@@ -91,6 +92,24 @@ impl<'a, S: GaussianKernel + ?Sized, G: Guide + ?Sized> Denoiser<'a, S, G> {
         let s = (t - 1.0 / f64::from(num_train.max(1))).max(0.0);
         let q = Transition::between(self.sde, s, t);
         Some((-q.mean_x / q.mean_x0, 1.0 / q.mean_x0))
+    }
+
+    /// Refuses a conversion that divides by `a(t)` where the kernel is pure noise: an ε
+    /// or score model has no `x̂_0` there.
+    fn check_defined(&self, t: f64, from: Prediction, want: Prediction) -> Result<()> {
+        let divides_by_a = matches!(from, Prediction::Eps | Prediction::Score)
+            && matches!(want, Prediction::X0 | Prediction::V | Prediction::Flow);
+        if divides_by_a && self.sde.is_pure_noise(t) {
+            return Err(invalid!(
+                "at t = {t} the kernel is pure noise (a(t) = {}): a model predicting {} cannot \
+                 give {} there (it would divide by a(t)); use one that predicts x0, v or flow \
+                 (sbdm train --param), or end the time range before t = {t}",
+                self.sde.mean_coef(t),
+                from.name(),
+                want.name()
+            ));
+        }
+        Ok(())
     }
 
     /// `eps(x, t)`.
@@ -123,15 +142,7 @@ impl<'a, S: GaussianKernel + ?Sized, G: Guide + ?Sized> Denoiser<'a, S, G> {
             }
             None => prediction::linear_coefficients(from, want, k),
         };
-        if !(c_x.is_finite() && c_out.is_finite()) && k.a == 0.0 {
-            return Err(invalid!(
-                "at t = {t} the kernel is pure noise (a(t) = 0): a model predicting {} cannot \
-                 give {} there (it would divide by a(t)); use one that predicts x0, v or flow \
-                 (sbdm train --param), or end the time range before t = {t}",
-                from.name(),
-                want.name()
-            ));
-        }
+        self.check_defined(t, from, want)?;
         let value = LinComb::term(c_x, x) + LinComb::term(c_out, &out);
         Ok(match terms {
             None => value,

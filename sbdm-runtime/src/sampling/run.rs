@@ -132,12 +132,13 @@ impl<'a, S: GaussianKernel + ?Sized, G: Guide + ?Sized> Run<'a, S, G> {
         Ok((h * dynamics.x) * y + (h * dynamics.score) * score)
     }
 
-    /// Whether `t` is a pure-noise time of the kernel, `a(t) = 0` (rectified flow's `T`):
-    /// there `x_t` says nothing about `x_0`, `F` and `g²` diverge, and a step uses a form
-    /// that stays finite ([`pf_ode_drift`](Self::pf_ode_drift),
+    /// Whether `t` is a pure-noise time of the kernel
+    /// ([`GaussianKernel::is_pure_noise`]: rectified flow's `T`): there `x_t` says nothing
+    /// about `x_0`, `F` and `g²` diverge, and a step uses a form that stays finite
+    /// ([`pf_ode_drift`](Self::pf_ode_drift),
     /// [`step_from_pure_noise`](Self::step_from_pure_noise)).
     pub fn is_pure_noise(&self, t: f64) -> bool {
-        self.sde.mean_coef(t) == 0.0
+        self.sde.is_pure_noise(t)
     }
 
     /// `h·f(y, t)` for the probability-flow ODE: the score form

@@ -61,6 +61,16 @@ sde! {
     }
 }
 
+sde! {
+    /// Rectified flow (Liu et al. 2022), conditional optimal-transport flow matching
+    /// (Lipman et al. 2022): `x_t = (1 − t)·x_0 + t·ε`, pure noise at `t = 1`.
+    pub struct RectifiedFlow {
+        time = [1e-3, 1.0];
+        mean = 1.0 - t;
+        std = t;
+    }
+}
+
 /// The built-in SDEs' CLI names, with a one-line description each.
 pub const NAMES: &[(&str, &str)] = &[
     ("vp", "variance preserving, linear β from 0.1 to 20"),
@@ -68,6 +78,10 @@ pub const NAMES: &[(&str, &str)] = &[
     ("ve", "variance exploding, geometric σ from 0.01 to 50"),
     ("edm", "EDM, σ(t) = t on [0.002, 80]"),
     ("cosine", "cosine schedule of Nichol & Dhariwal, s = 0.008"),
+    (
+        "rf",
+        "rectified flow / flow matching, a = 1 - t, b = t, pure noise at t = 1",
+    ),
 ];
 
 fn canonical(name: &str) -> String {
@@ -83,6 +97,7 @@ pub fn by_name(name: &str) -> Option<Box<dyn crate::GaussianKernel>> {
         "ve" => Box::new(VeSde::default()),
         "edm" => Box::new(EdmSde::default()),
         "cosine" => Box::new(CosineSde::default()),
+        "rf" => Box::new(RectifiedFlow),
         _ => return None,
     })
 }
@@ -95,6 +110,7 @@ pub fn derivation(name: &str) -> Option<crate::Derivation> {
         "ve" => VeSde::derivation(),
         "edm" => EdmSde::derivation(),
         "cosine" => CosineSde::derivation(),
+        "rf" => RectifiedFlow::derivation(),
         _ => return None,
     })
 }
@@ -191,25 +207,18 @@ pub const PAPER_FORMS: &[(&str, &str, Forms)] = &[
             ("b2", "1.0 - phi.cos().powi(2) / phi0.cos().powi(2)"),
         ],
     ),
-];
-
-/// Rectified flow (Liu et al. 2022), conditional optimal-transport flow matching
-/// (Lipman et al. 2022): `a = 1 - t`, `b = t`, declared as a `.sde` file would be.
-pub const RECTIFIED_FLOW_SOURCE: &str = "/// Rectified flow: x_t = (1 - t) x_0 + t eps.
-struct RectifiedFlow {
-    time = [1e-3, 0.999];
-    mean = 1.0 - t;
-    std = t;
-}";
-
-/// The papers' forms of [`RECTIFIED_FLOW_SOURCE`]'s coefficients, as [`PAPER_FORMS`].
-pub const RECTIFIED_FLOW_FORMS: Forms = &[
-    ("F", "-1.0 / (1.0 - t)"),
-    ("g2", "2.0 * t / (1.0 - t)"),
-    ("sigma", "t / (1.0 - t)"),
-    ("log_snr", "((1.0 - t) / t).ln()"),
-    ("dlog_snr", "-1.0 / (t * (1.0 - t))"),
-    ("t_of_log_snr", "1.0 / (1.0 + lambda.exp())"),
+    (
+        "rf",
+        "Liu et al. (2022) and Lipman et al. (2022)",
+        &[
+            ("F", "-1.0 / (1.0 - t)"),
+            ("g2", "2.0 * t / (1.0 - t)"),
+            ("sigma", "t / (1.0 - t)"),
+            ("log_snr", "((1.0 - t) / t).ln()"),
+            ("dlog_snr", "-1.0 / (t * (1.0 - t))"),
+            ("t_of_log_snr", "1.0 / (1.0 + lambda.exp())"),
+        ],
+    ),
 ];
 
 /// A markdown table of each paper form beside the printed one.
@@ -249,15 +258,6 @@ pub fn derivations_markdown() -> String {
         if let Some((_, source, forms)) = PAPER_FORMS.iter().find(|(n, _, _)| n == name) {
             s.push_str(&forms_table(&d, source, forms));
         }
-    }
-    // Not a built-in type: declared at run time, as a `.sde` file would be.
-    if let Ok(rf) = crate::sde::DynSde::parse(RECTIFIED_FLOW_SOURCE) {
-        section(&mut s, rf.derivation());
-        s.push_str(&forms_table(
-            rf.derivation(),
-            "Liu et al. (2022) and Lipman et al. (2022); declared at run time",
-            RECTIFIED_FLOW_FORMS,
-        ));
     }
     s
 }

@@ -190,6 +190,14 @@ pub trait GaussianKernel: Sde {
         (self.diffusion_sq(t) + 2.0 * self.drift_coef(t) * b2) / (2.0 * b2.sqrt())
     }
 
+    /// Whether the kernel is pure noise at `t`: `|a(t)| ≤ 1e-12·b(t)`, so `x_t` carries
+    /// no trace of `x_0` at f64's resolution (`a(T) = 0` exactly for rectified flow;
+    /// `cos(π/2) ≈ 6e-17` for TrigFlow). There `λ = −∞` (or beyond any useful value), `F`
+    /// and `g²` diverge, and samplers start in a form that stays finite.
+    fn is_pure_noise(&self, t: f64) -> bool {
+        self.mean_coef(t).abs() <= 1e-12 * self.std(t)
+    }
+
     /// `∇_{x_t} log p_{0t}(x_t | x_0) = −(x_t − a(t)·x_0)/b(t)²`.
     fn kernel_score(&self, x_t: f64, x_0: f64, t: f64) -> f64 {
         -(x_t - self.mean_coef(t) * x_0) / self.variance(t)
@@ -240,6 +248,7 @@ macro_rules! forward_impls {
             fn t_of_log_snr(&self, lambda: f64) -> f64 { (**self).t_of_log_snr(lambda) }
             fn mean_coef_dt(&self, t: f64) -> f64 { (**self).mean_coef_dt(t) }
             fn std_dt(&self, t: f64) -> f64 { (**self).std_dt(t) }
+            fn is_pure_noise(&self, t: f64) -> bool { (**self).is_pure_noise(t) }
             fn kernel_score(&self, x_t: f64, x_0: f64, t: f64) -> f64 {
                 (**self).kernel_score(x_t, x_0, t)
             }

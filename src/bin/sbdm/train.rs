@@ -70,14 +70,15 @@ pub struct TrainArgs {
     /// (any integer dtype).
     #[arg(long, value_name = "LABELS.npy")]
     pub labels: Option<PathBuf>,
-    /// What the network predicts (`help` lists them) [default: eps].
+    /// What the network predicts (`help` lists them) [default: eps; flow on an SDE that
+    /// reaches pure noise, such as rf].
     #[arg(long, value_parser = choice(param_rows()))]
     pub param: Option<Pick<Prediction>>,
     /// EDM preconditioning: the network's output is skip-connected into an x_0 estimate.
     #[arg(long)]
     pub precondition: bool,
     /// The loss weighting (`help` lists them); min-snr:GAMMA sets min-SNR's γ
-    /// [default: b2].
+    /// [default: b2; uniform, the flow-matching loss, with --param flow].
     #[arg(long)]
     pub weighting: Option<String>,
     /// Train to this many steps in all (with --resume: the new total).
@@ -548,9 +549,32 @@ fn plan(args: &TrainArgs) -> Result<Plan> {
     let data_spec = require(&args.data, "--data")?;
     let net = Pick::chosen(args.model.as_ref(), None, "--model")?;
     let objective = Pick::chosen(Some(&args.objective), None, "--objective")?;
-    let prediction = Pick::chosen(args.param.as_ref(), Some(Prediction::Eps), "--param")?;
-    let weighting =
-        Weighting::from_name(args.weighting.as_deref().unwrap_or("b2")).map_err(one_line)?;
+    // Where the kernel reaches pure noise (a(T) = 0) an eps or score model has no x_0 at T:
+    // such SDEs default to the flow velocity (flow matching) and refuse eps and score.
+    let pure_noise = sde.is_pure_noise(sde.time_range().1);
+    let default_param = if pure_noise {
+        Prediction::Flow
+    } else {
+        Prediction::Eps
+    };
+    let prediction = Pick::chosen(args.param.as_ref(), Some(default_param), "--param")?;
+    // The flow velocity's own loss is the plain MSE (flow matching); the rest default to
+    // score_sde's b² weighting.
+    let default_weighting = if prediction == Prediction::Flow {
+        "uniform"
+    } else {
+        "b2"
+    };
+    let weighting = Weighting::from_name(args.weighting.as_deref().unwrap_or(default_weighting))
+        .map_err(one_line)?;
+    if pure_noise && matches!(prediction, Prediction::Eps | Prediction::Score) {
+        bail!(
+            "--param {}: {sde_name} reaches pure noise at t = {} (a = 0), where such a model \
+             cannot give x_0 for sampling; use --param flow (the default here), x0 or v",
+            prediction.name(),
+            sde.time_range().1
+        );
+    }
     let schedule = Pick::chosen(Some(&args.schedule), None, "--schedule")?;
     if objective == ObjectiveKind::Classifier {
         for (given, flag) in [

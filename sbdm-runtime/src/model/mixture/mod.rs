@@ -461,7 +461,7 @@ impl GaussianMixture {
             sde,
             output: Prediction::Score,
         };
-        if sde.mean_coef(sde.time_range().1) == 0.0 {
+        if sde.is_pure_noise(sde.time_range().1) {
             score.predicting_x0()
         } else {
             score

@@ -1,0 +1,132 @@
+//! Rectified flow from the command line: the built-in `rf` (pure noise at t = 1) samples
+//! with the exact mixture from every kind of sampler; `sbdm train --sde rf` trains the
+//! flow velocity by default and its checkpoint samples; eps and preconditioning are
+//! refused in one line; a pure-noise end declared inline derives.
+
+mod common;
+
+use common::{sbdm, train_tiny};
+use sbdm_runtime::io;
+
+/// Two components at (±2, 0), std 0.5: E|x|² = 4 + 2·0.25 = 4.5.
+const MIX: &str = r#"{"weights":[0.5,0.5],"means":[[-2,0],[2,0]],"stds":[0.5,0.5]}"#;
+
+fn second_moment(path: &std::path::Path) -> f64 {
+    let x = io::read_npy(path, 2).unwrap();
+    let v: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
+    v.iter().map(|&a| f64::from(a) * f64::from(a)).sum::<f64>() / x.dim(0).unwrap() as f64
+}
+
+#[test]
+fn rf_samples_from_pure_noise_with_the_exact_mixture() {
+    let dir = tempfile::tempdir().unwrap();
+    let mix = dir.path().join("mix.json");
+    std::fs::write(&mix, MIX).unwrap();
+    let model = format!("gmm:{}", mix.display());
+    let out = dir.path().join("x.npy");
+    // E|x_{t_min}|² = (1 − t_min)²·4.5 + 2·t_min² ≈ 4.491; 4000 samples: s.e. ≈ 0.05.
+    for sampler in ["ddim", "dpmpp2m", "heun", "em", "ancestral", "rk45"] {
+        let run = sbdm(&[
+            "sample",
+            "--sde",
+            "rf",
+            "--model",
+            &model,
+            "--sampler",
+            sampler,
+            "--steps",
+            "100",
+            "--n",
+            "4000",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(run.ok(), "{sampler}: {}", run.stderr);
+        let m = second_moment(&out);
+        assert!((m - 4.491).abs() < 0.25, "{sampler}: E|x|² = {m}");
+    }
+}
+
+#[test]
+fn training_on_rf_defaults_to_the_flow_velocity() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, ckpt) = train_tiny(dir.path(), "run", "rf");
+    assert!(run.ok(), "{}", run.stderr);
+    assert!(
+        run.stdout.contains("flow prediction") && run.stdout.contains("uniform weighting"),
+        "{}",
+        run.stdout
+    );
+    let samples = dir.path().join("s.npy");
+    let run = sbdm(&[
+        "sample",
+        "--model",
+        &ckpt,
+        "--sampler",
+        "dpmpp2m",
+        "--steps",
+        "10",
+        "--n",
+        "64",
+        "--out",
+        samples.to_str().unwrap(),
+    ]);
+    assert!(run.ok(), "{}", run.stderr);
+    assert!(second_moment(&samples).is_finite());
+}
+
+#[test]
+fn eps_and_preconditioning_are_refused_on_rf() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    for (extra, needle) in [
+        (
+            &["--param", "eps"][..],
+            "--param eps: rf reaches pure noise",
+        ),
+        (
+            &["--precondition"][..],
+            "EDM preconditioning divides by a(t)",
+        ),
+    ] {
+        let mut args = vec![
+            "train",
+            "--sde",
+            "rf",
+            "--data",
+            "moons",
+            "--model",
+            "mlp",
+            "--steps",
+            "5",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let run = sbdm(&args);
+        assert!(!run.ok(), "{extra:?} succeeded");
+        assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
+        assert!(run.stderr.contains(needle), "{}", run.stderr);
+        assert!(!out.join("model.safetensors").exists());
+    }
+}
+
+#[test]
+fn a_pure_noise_end_declared_inline_derives() {
+    let run = sbdm(&[
+        "derive", "--mean", "1 - t", "--std", "t", "--time", "1e-3,1",
+    ]);
+    assert!(run.ok(), "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("t(λ)                         = 1/(1 + exp(lambda))"),
+        "{}",
+        run.stdout
+    );
+    // a(t) = 0 before the end is still an error.
+    let run = sbdm(&[
+        "derive", "--mean", "1 - 2*t", "--std", "t", "--time", "1e-3,1",
+    ]);
+    assert!(!run.ok());
+    assert!(run.stderr.contains("a(t)"), "{}", run.stderr);
+}
