@@ -130,6 +130,15 @@ pub fn log_likelihoods<S: GaussianKernel + ?Sized>(
         ));
     }
     let n = x.len() / d;
+    let t_end = sde.time_range().1;
+    if sde.is_pure_noise(t_end) {
+        // F and g² diverge at T and the score form of the PF-ODE with them; the velocity
+        // form needs x̂_0 and its divergence, which a score field does not give there.
+        return Err(invalid!(
+            "likelihoods through the PF-ODE of an SDE that reaches pure noise at T = {t_end} \
+             (a(T) = 0) are not supported yet: declare its time range to end before T"
+        ));
+    }
     field.begin(first, n)?;
     let k = field.estimates();
     let (t0, t1) = sde.time_range();
