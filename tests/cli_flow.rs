@@ -123,6 +123,17 @@ fn a_pure_noise_end_declared_inline_derives() {
         "{}",
         run.stdout
     );
+    // A time range past the pure-noise end (a < 0 beyond t = 1) is an error.
+    let run = sbdm(&[
+        "derive", "--mean", "1 - t", "--std", "t", "--time", "1e-3,1.5",
+    ]);
+    assert!(!run.ok());
+    assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("must be > 0 at t = 1.0"),
+        "{}",
+        run.stderr
+    );
     // a(t) = 0 before the end is still an error.
     let run = sbdm(&[
         "derive", "--mean", "1 - 2*t", "--std", "t", "--time", "1e-3,1",
