@@ -141,3 +141,55 @@ fn a_pure_noise_end_declared_inline_derives() {
     assert!(!run.ok());
     assert!(run.stderr.contains("a(t)"), "{}", run.stderr);
 }
+
+#[test]
+fn a_time_shift_applies_to_any_declared_sde() {
+    let dir = tempfile::tempdir().unwrap();
+    let mix = dir.path().join("mix.json");
+    std::fs::write(&mix, MIX).unwrap();
+    let model = format!("gmm:{}", mix.display());
+    let out = dir.path().join("x.npy");
+    let run = sbdm(&[
+        "sample",
+        "--sde",
+        "rf",
+        "--shift",
+        "3",
+        "--model",
+        &model,
+        "--sampler",
+        "dpmpp2m",
+        "--steps",
+        "50",
+        "--n",
+        "4000",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.ok(), "{}", run.stderr);
+    assert!(run.stdout.contains("rf (shift 3)"), "{}", run.stdout);
+    // t_min' = τ⁻¹(1e-3): the same E|x_{t_min}|² as unshifted, 4.491.
+    assert!((second_moment(&out) - 4.491).abs() < 0.25);
+    let run = sbdm(&["derive", "--sde", "vp", "--shift", "2"]);
+    assert!(
+        run.ok() && run.stdout.contains("shift = 2"),
+        "{}",
+        run.stderr
+    );
+    for (args, needle) in [
+        (
+            &["derive", "--sde", "rf", "--shift", "0"][..],
+            "must be finite and > 0",
+        ),
+        (&["derive", "--sde", "edm", "--shift", "3"][..], "ends at T"),
+        (
+            &["derive", "--sde", "ddpm-linear", "--shift", "3"][..],
+            "is a table",
+        ),
+    ] {
+        let run = sbdm(args);
+        assert!(!run.ok(), "{args:?} succeeded");
+        assert_eq!(run.stderr.trim().lines().count(), 1, "{}", run.stderr);
+        assert!(run.stderr.contains(needle), "{args:?}: {}", run.stderr);
+    }
+}

@@ -11,7 +11,8 @@ use sbdm_runtime::model::prediction::Prediction;
 use sbdm_runtime::model::{Condition, ScoreModel};
 use sbdm_runtime::sampling::noise::Noise;
 use sbdm_runtime::sampling::{Sampler, TimeGrid};
-use sbdm_runtime::sde::GaussianKernel;
+use sbdm_runtime::sde::builtin::RectifiedFlow;
+use sbdm_runtime::sde::{DynSde, GaussianKernel, Sde};
 
 sbdm_runtime::sde! {
     /// Rectified flow on [1e-3, 1]: pure noise at t = 1.
@@ -134,7 +135,12 @@ use orders::{max_abs, order};
 fn deterministic_samplers_converge_at_their_orders_from_pure_noise() {
     let mix = mixture();
     let steps = [50usize, 100, 200, 400];
-    for (name, sde) in [("rf", &Rf as &dyn GaussianKernel), ("trig", &Trig)] {
+    let shifted = shifted_rf(3.0);
+    for (name, sde) in [
+        ("rf", &Rf as &dyn GaussianKernel),
+        ("trig", &Trig),
+        ("rf shifted by 3", &shifted),
+    ] {
         let model = mix.model(sde); // x̂_0 where a(T) = 0
         let x_t = start(&sde, 64);
         let run = |sampler: Sampler, n: usize| {
@@ -238,4 +244,76 @@ fn likelihoods_on_a_pure_noise_end_are_refused_in_one_line() {
         err.contains("pure noise") && err.lines().count() == 1,
         "{err}"
     );
+}
+
+/// The built-in rectified flow shifted by `s` (a declaration derived at run time).
+fn shifted_rf(s: f64) -> DynSde {
+    DynSde::time_shifted(&RectifiedFlow.source().unwrap(), s).unwrap()
+}
+
+#[test]
+fn a_shifted_sde_is_its_numeric_composition() {
+    // τ(t) = s·t/(1 + (s − 1)·t), τ' = s/(1 + (s − 1)·t)²: the shifted declaration's
+    // derivation equals the composition a(τ), b(τ), F(τ)·τ', g²(τ)·τ', λ(τ), ȧ(τ)·τ' and
+    // τ⁻¹(t(λ)) to 1e-12 (rectified flow: closed forms throughout), and for VP (its
+    // shifted kernel by quadrature) to 1e-9; σ' = s·σ, so λ' = λ − ln s on RF.
+    use sbdm_runtime::sde::builtin::VpSde;
+    let s = 3.0;
+    let tau = |t: f64| s * t / (1.0 + (s - 1.0) * t);
+    let dtau = |t: f64| s / (1.0 + (s - 1.0) * t).powi(2);
+    let vp = VpSde::default();
+    let shifted_vp = DynSde::time_shifted(&vp.source().unwrap(), s).unwrap();
+    let shifted = shifted_rf(s);
+    let cases: [(&dyn GaussianKernel, &dyn GaussianKernel, f64); 2] =
+        [(&RectifiedFlow, &shifted, 1e-12), (&vp, &shifted_vp, 1e-9)];
+    for (base, shifted, tol) in cases {
+        let close = |u: f64, v: f64, what: &str, t: f64| {
+            assert!(
+                (u - v).abs() <= tol * v.abs().max(1.0),
+                "{} {what} at t = {t}: {u} vs {v}",
+                base.name()
+            )
+        };
+        let (t0, t1) = shifted.time_range();
+        assert!((tau(t0) - base.time_range().0).abs() < 1e-15 && t1 == 1.0);
+        for i in 0..50 {
+            let t = t0 + (0.999 - t0) * f64::from(i) / 49.0;
+            let u = tau(t);
+            close(shifted.mean_coef(t), base.mean_coef(u), "a", t);
+            close(shifted.std(t), base.std(u), "b", t);
+            close(shifted.drift_coef(t), base.drift_coef(u) * dtau(t), "F", t);
+            close(
+                shifted.diffusion_sq(t),
+                base.diffusion_sq(u) * dtau(t),
+                "g²",
+                t,
+            );
+            close(shifted.log_snr(t), base.log_snr(u), "λ", t);
+            close(
+                shifted.mean_coef_dt(t),
+                base.mean_coef_dt(u) * dtau(t),
+                "ȧ",
+                t,
+            );
+            close(shifted.std_dt(t), base.std_dt(u) * dtau(t), "ḃ", t);
+            let lambda = shifted.log_snr(t);
+            close(shifted.t_of_log_snr(lambda), t, "t(λ)", t);
+        }
+    }
+    let t = 0.4;
+    assert!((shifted.log_snr(t) - (RectifiedFlow.log_snr(t) - s.ln())).abs() < 1e-12);
+}
+
+#[test]
+fn bad_shifts_are_refused() {
+    use sbdm_runtime::sde::builtin::EdmSde;
+    let rf = RectifiedFlow.source().unwrap();
+    for s in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let err = DynSde::time_shifted(&rf, s).unwrap_err().to_string();
+        assert!(err.contains("must be finite and > 0"), "{s}: {err}");
+    }
+    let err = DynSde::time_shifted(&EdmSde::default().source().unwrap(), 3.0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ends at T"), "{err}");
 }

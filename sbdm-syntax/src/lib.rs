@@ -9,6 +9,7 @@
 
 mod ast;
 mod parse;
+mod shift;
 mod source;
 mod tokens;
 
@@ -16,6 +17,7 @@ use proc_macro2::TokenStream;
 use sbdm_symbolic::sde::{derive, Derived, Diagnostic, Param, Part, SdeSpec};
 
 pub use ast::{Decl, ExprSrc, ParamDecl};
+pub use shift::time_shifted;
 pub use source::{derive_source, SourceError, SourceErrors};
 pub use tokens::{error_between, SpanMap};
 

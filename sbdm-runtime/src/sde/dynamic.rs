@@ -79,6 +79,16 @@ impl DynSde {
         DynSde::parse(&source.text)?.with_params(&source.params)
     }
 
+    /// The SDE declared by `source`, shifted in time by `s > 0`:
+    /// `t → s·t/(1 + (s − 1)·t)` on `[0, 1]` (SD3's shift), written as a new declaration
+    /// with the parameter `shift = s` ([`sbdm_syntax::time_shifted`]) and derived again.
+    pub fn time_shifted(source: &SdeSource, s: f64) -> Result<DynSde> {
+        let text = sbdm_syntax::time_shifted(&source.text, s).map_err(|e| invalid!("{e}"))?;
+        let mut params = source.params.clone();
+        params.push(("shift".to_string(), s));
+        DynSde::parse(&text)?.with_params(&params)
+    }
+
     /// The same SDE with other parameter values (the rest keep theirs); an unknown
     /// name or a non-finite value is an error.
     pub fn with_params(&self, values: &[(String, f64)]) -> Result<DynSde> {
@@ -119,7 +129,7 @@ impl DynSde {
 
     /// The derivation checked its coefficients at the default parameters; other values
     /// are checked here: a valid time range, and `a(t) > 0`, `b(t) > 0`, `g(t)² ≥ 0`
-    /// finite at 33 times across it.
+    /// finite at 33 times across it (at `T`, pure noise `a(T) = 0` is allowed).
     fn check_values(&self, values: &[(String, f64)]) -> Result<()> {
         if values.is_empty() {
             return Ok(());
@@ -141,6 +151,10 @@ impl DynSde {
         }
         for i in 0..=32 {
             let t = t0 + (t1 - t0) * f64::from(i) / 32.0;
+            // A pure-noise end (a(T) = 0) is legal; F and g² diverge there.
+            if i == 32 && self.is_pure_noise(t) && self.std(t) > 0.0 {
+                continue;
+            }
             let (a, b, g2) = (self.mean_coef(t), self.std(t), self.diffusion_sq(t));
             let bad = [
                 (!(a.is_finite() && a > 0.0), "a(t)", a),

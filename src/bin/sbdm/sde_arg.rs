@@ -53,6 +53,11 @@ pub struct SdeFlags {
         help_heading = "SDE declared inline"
     )]
     pub params: Vec<String>,
+    /// Shift the SDE in time, t -> S*t/(1 + (S - 1)*t) (SD3's shift; S > 1 spends more of
+    /// the steps at high noise): a new declaration with the parameter `shift`, derived
+    /// again. Needs a declared SDE whose time range ends at 1.
+    #[arg(long, value_name = "S", allow_hyphen_values = true)]
+    pub shift: Option<f64>,
 }
 
 /// The SDE a command runs on, resolved.
@@ -147,6 +152,30 @@ fn is_file(sde: &str) -> bool {
 
 /// The SDE of `--sde` and the inline flags; `None` when neither is given.
 pub fn resolve(sde: Option<&str>, flags: &SdeFlags) -> Result<Option<ChosenSde>> {
+    let chosen = resolve_unshifted(sde, flags)?;
+    let Some(shift) = flags.shift else {
+        return Ok(chosen);
+    };
+    let chosen = chosen.ok_or_else(|| {
+        anyhow!("--shift needs an SDE: --sde NAME|FILE.sde, or one declared inline")
+    })?;
+    let source = chosen.sde.source().ok_or_else(|| {
+        anyhow!(
+            "--shift: `{}` is a table, not a declaration; a time shift needs a declared SDE",
+            chosen.name
+        )
+    })?;
+    let dynamic = DynSde::time_shifted(&source, shift)
+        .map_err(|e| anyhow!("--shift {shift}: {}", one_line(e)))?;
+    Ok(Some(ChosenSde {
+        name: format!("{} (shift {shift})", chosen.name),
+        derivation: Some(dynamic.derivation().clone()),
+        sde: Arc::new(dynamic),
+    }))
+}
+
+/// [`resolve`] before `--shift`.
+fn resolve_unshifted(sde: Option<&str>, flags: &SdeFlags) -> Result<Option<ChosenSde>> {
     if flags.declares() {
         if let Some(sde) = sde {
             bail!("give either --sde `{sde}` or an SDE declared with --drift/--diffusion or --mean/--std, not both");
