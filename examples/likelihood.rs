@@ -24,8 +24,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sbdm::prelude::*;
 use sbdm_runtime::io::write_file_atomic;
 use sbdm_runtime::likelihood::{
-    log_likelihood, log_likelihoods, mean_and_std_error, Dequantization, Divergence, ExactMixture,
-    NetworkDivergence, OdeTolerance, Probe,
+    bits_per_dim, log_likelihood, log_likelihoods, mean_and_std_error, Dequantization, Divergence,
+    ExactMixture, NetworkDivergence, OdeTolerance, Probe,
 };
 use sbdm_runtime::model::mixture::GaussianMixture;
 use sbdm_runtime::report::plot::{self, LineSeries};
@@ -267,7 +267,7 @@ fn unet_bits(path: &std::path::Path, n: usize, rtol: f64) -> Result<serde_json::
     progress.finish_and_clear();
     let (mean, se) = mean_and_std_error(&log_p);
     let bpd = q.bits_per_dim(mean, d);
-    let se_bits = se / (d as f64 * std::f64::consts::LN_2);
+    let se_bits = bits_per_dim(se, d);
     let secs = start.elapsed().as_secs_f64();
     println!(
         "\nshapes U-Net ({}): {n} images of shape {shape:?}",

@@ -15,7 +15,6 @@
 
 use candle_core::{DType, Device, Tensor};
 use sbdm_runtime::error::{Error, Result};
-use sbdm_runtime::model::mixture::GaussianMixture;
 use sbdm_runtime::model::prediction::Prediction;
 use sbdm_runtime::model::{Condition, ScoreModel};
 use sbdm_runtime::sampling::noise::Noise;
@@ -29,19 +28,9 @@ use reparam::Reparam;
 
 #[path = "common/orders.rs"]
 mod orders;
-use orders::{max_abs, order};
+use orders::{max_abs, order, three_components as mixture};
 
 const BATCH: usize = 64;
-
-/// Three unequal, unevenly weighted components.
-fn mixture() -> GaussianMixture {
-    GaussianMixture::new(
-        vec![0.3, 0.5, 0.2],
-        vec![vec![-1.5, 0.5], vec![1.0, 1.0], vec![0.5, -1.5]],
-        vec![0.3, 0.5, 0.4],
-    )
-    .unwrap()
-}
 
 /// `BATCH` exact samples of `p_T`, as f64.
 fn x_t<S: GaussianKernel>(sde: &S) -> Tensor {

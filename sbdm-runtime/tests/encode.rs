@@ -16,19 +16,9 @@ use sbdm_runtime::sde::GaussianKernel;
 
 #[path = "common/orders.rs"]
 mod orders;
-use orders::{max_abs, order};
+use orders::{max_abs, order, three_components as mixture_2d};
 
 const BATCH: usize = 64;
-
-/// Three unequal, unevenly weighted 2-D components.
-fn mixture_2d() -> GaussianMixture {
-    GaussianMixture::new(
-        vec![0.3, 0.5, 0.2],
-        vec![vec![-1.5, 0.5], vec![1.0, 1.0], vec![0.5, -1.5]],
-        vec![0.3, 0.5, 0.4],
-    )
-    .unwrap()
-}
 
 /// Two 1-D components.
 fn mixture_1d() -> GaussianMixture {

@@ -6,7 +6,6 @@
 extern crate sbdm_runtime as sbdm;
 
 use candle_core::{DType, Device, Tensor};
-use sbdm_runtime::model::mixture::GaussianMixture;
 use sbdm_runtime::model::prediction::Prediction;
 use sbdm_runtime::model::{Condition, ScoreModel};
 use sbdm_runtime::sampling::noise::Noise;
@@ -30,15 +29,6 @@ sbdm_runtime::sde! {
         mean = (0.5 * PI * (1.0 - t)).sin();
         std = (0.5 * PI * t).sin();
     }
-}
-
-fn mixture() -> GaussianMixture {
-    GaussianMixture::new(
-        vec![0.3, 0.5, 0.2],
-        vec![vec![-1.5, 0.5], vec![1.0, 1.0], vec![0.5, -1.5]],
-        vec![0.3, 0.5, 0.4],
-    )
-    .unwrap()
 }
 
 fn start<S: GaussianKernel>(sde: &S, n: usize) -> Tensor {
@@ -126,7 +116,7 @@ fn eps_prediction_is_refused_where_it_would_divide_by_a() {
 
 #[path = "common/orders.rs"]
 mod orders;
-use orders::{max_abs, order};
+use orders::{max_abs, order, three_components as mixture};
 
 /// Measured convergence orders from pure noise (uniform grid, 50–400 steps, max error
 /// against RK45 at rtol 1e-10 from the same x_T) within ±0.3 of each method's order: the

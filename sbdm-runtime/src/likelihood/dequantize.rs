@@ -72,7 +72,7 @@ impl Dequantization {
     /// Bits per dimension of a point of dimension `d` whose dequantised value has
     /// log-density `log_p` (nats).
     pub fn bits_per_dim(&self, log_p: f64, d: usize) -> f64 {
-        -log_p / (d as f64 * std::f64::consts::LN_2) + self.offset_bits()
+        super::bits_per_dim(-log_p, d) + self.offset_bits()
     }
 
     /// The level `k` of the value `x` (the nearest, clamped to the range).

@@ -200,6 +200,11 @@ pub fn log_likelihoods<S: GaussianKernel + ?Sized>(
     Ok(out)
 }
 
+/// `nats` per sample of dimension `d` in bits per dimension: `nats/(d·ln 2)`.
+pub fn bits_per_dim(nats: f64, d: usize) -> f64 {
+    nats / (d as f64 * std::f64::consts::LN_2)
+}
+
 /// The mean of `v` and its standard error `sd/√len` (`NaN` for fewer than two values).
 pub fn mean_and_std_error(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;

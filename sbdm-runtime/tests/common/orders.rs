@@ -1,7 +1,18 @@
-//! Errors and measured convergence orders (included with
-//! `#[path = "common/orders.rs"] mod orders;` by the tests that fit them).
+//! Errors, measured convergence orders and the mixture they are measured on (included
+//! with `#[path = "common/orders.rs"] mod orders;` by the tests that fit them).
 
 use candle_core::Tensor;
+use sbdm_runtime::model::mixture::GaussianMixture;
+
+/// Three unequal, unevenly weighted 2-D components: the data of the order tests.
+pub fn three_components() -> GaussianMixture {
+    GaussianMixture::new(
+        vec![0.3, 0.5, 0.2],
+        vec![vec![-1.5, 0.5], vec![1.0, 1.0], vec![0.5, -1.5]],
+        vec![0.3, 0.5, 0.4],
+    )
+    .unwrap()
+}
 
 /// `max |a − b|` of two f64 tensors.
 pub fn max_abs(a: &Tensor, b: &Tensor) -> f64 {

@@ -12,7 +12,7 @@ use candle_core::{DType, Device, Tensor};
 use clap::Args;
 use sbdm_runtime::io::{self, PendingFile};
 use sbdm_runtime::likelihood::{
-    log_likelihoods, mean_and_std_error, Dequantization, Divergence, ExactMixture,
+    bits_per_dim, log_likelihoods, mean_and_std_error, Dequantization, Divergence, ExactMixture,
     NetworkDivergence, OdeTolerance, PointLikelihood, Probe, ScoreDivergence,
 };
 use sbdm_runtime::model::mixture::rows_f64;
@@ -185,7 +185,7 @@ pub fn run(args: &LikelihoodArgs) -> Result<()> {
     let log_p: Vec<f64> = points.iter().map(|p| p.log_p).collect();
     let (mean, se) = mean_and_std_error(&log_p);
     let se = if se.is_nan() { 0.0 } else { se };
-    let bits = |nats: f64| nats / (d as f64 * std::f64::consts::LN_2);
+    let bits = |nats: f64| bits_per_dim(nats, d);
     println!("{:<28} {}", "SDE", sde_name);
     println!("{:<28} {} of shape {}", "samples", n, shape_text(&shape));
     println!("{:<28} {}", "divergence", divergence);
