@@ -18,18 +18,24 @@ fn second_moment(path: &std::path::Path) -> f64 {
 }
 
 #[test]
-fn rf_samples_from_pure_noise_with_the_exact_mixture() {
+fn flows_sample_from_pure_noise_with_the_exact_mixture() {
     let dir = tempfile::tempdir().unwrap();
     let mix = dir.path().join("mix.json");
     std::fs::write(&mix, MIX).unwrap();
     let model = format!("gmm:{}", mix.display());
     let out = dir.path().join("x.npy");
-    // E|x_{t_min}|² = (1 − t_min)²·4.5 + 2·t_min² ≈ 4.491; 4000 samples: s.e. ≈ 0.05.
-    for sampler in ["ddim", "dpmpp2m", "heun", "em", "ancestral", "rk45"] {
+    // E|x_{t_min}|² = a(t_min)²·4.5 + 2·b(t_min)²: (1 − t_min)²·4.5 + 2·t_min² ≈ 4.491
+    // on rf, cos²(π t_min/2)·4.5 + 2 sin²(π t_min/2) ≈ 4.49999 on trigflow; 4000
+    // samples: s.e. ≈ 0.05.
+    let cases = ["ddim", "dpmpp2m", "heun", "em", "ancestral", "rk45"]
+        .into_iter()
+        .map(|s| ("rf", 4.491, s))
+        .chain(["ddim", "heun", "em"].map(|s| ("trigflow", 4.49999, s)));
+    for (sde, want, sampler) in cases {
         let run = sbdm(&[
             "sample",
             "--sde",
-            "rf",
+            sde,
             "--model",
             &model,
             "--sampler",
@@ -41,9 +47,9 @@ fn rf_samples_from_pure_noise_with_the_exact_mixture() {
             "--out",
             out.to_str().unwrap(),
         ]);
-        assert!(run.ok(), "{sampler}: {}", run.stderr);
+        assert!(run.ok(), "{sde} {sampler}: {}", run.stderr);
         let m = second_moment(&out);
-        assert!((m - 4.491).abs() < 0.25, "{sampler}: E|x|² = {m}");
+        assert!((m - want).abs() < 0.25, "{sde} {sampler}: E|x|² = {m}");
     }
 }
 

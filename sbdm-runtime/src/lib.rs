@@ -26,7 +26,9 @@ pub use sde::{GaussianKernel, Sde};
 
 /// Everything a user of the runtime usually needs.
 pub mod prelude {
-    pub use crate::sde::builtin::{CosineSde, EdmSde, RectifiedFlow, SubVpSde, VeSde, VpSde};
+    pub use crate::sde::builtin::{
+        CosineSde, EdmSde, RectifiedFlow, SubVpSde, TrigFlow, VeSde, VpSde,
+    };
     pub use crate::sde::discrete::{BetaSchedule, DiscreteSchedule};
     pub use crate::sde::{GaussianKernel, Sde, SdeSource};
     pub use sbdm_macros::sde;

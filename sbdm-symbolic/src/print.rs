@@ -93,6 +93,60 @@ fn neg_exponent(e: &Expr) -> Option<(&Expr, f64)> {
     }
 }
 
+/// A factor of a printed product: itself, or `tan(u)^k` standing for a pair
+/// `sin(u)^k·cos(u)^-k` of the canonical form (which writes tan as a quotient); `k`
+/// negative for `cos(u)^k·sin(u)^-k`. Text and LaTeX print the pair as one tangent;
+/// the Rust printer keeps the quotient, so generated code is unchanged.
+enum Factor<'a> {
+    Plain(&'a Expr),
+    Tan(&'a Expr, f64),
+}
+
+/// The base and numeric exponent of a factor (`u` is `u^1`).
+fn base_power(f: &Expr) -> (&Expr, Option<f64>) {
+    match f.node() {
+        Node::Pow(b, x) => (b, x.as_num()),
+        _ => (f, Some(1.0)),
+    }
+}
+
+/// `factors` with each `sin(u)^k`, `cos(u)^-k` pair as one [`Factor::Tan`], in the
+/// position of the sine.
+fn printed_factors(factors: &[Expr]) -> Vec<Factor<'_>> {
+    fn trig(f: &Expr, which: Func) -> Option<(&Expr, f64)> {
+        match base_power(f) {
+            (b, Some(k)) => match b.node() {
+                Node::Func(g, u) if *g == which => Some((u, k)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+    // partner[i] = the cosine paired with the sine at i; paired[j]: j is such a cosine.
+    let mut partner: Vec<Option<(usize, &Expr, f64)>> = vec![None; factors.len()];
+    let mut paired = vec![false; factors.len()];
+    for (i, f) in factors.iter().enumerate() {
+        let Some((u, k)) = trig(f, Func::Sin) else {
+            continue;
+        };
+        let j = (0..factors.len())
+            .find(|&j| !paired[j] && trig(&factors[j], Func::Cos) == Some((u, -k)));
+        if let Some(j) = j {
+            paired[j] = true;
+            partner[i] = Some((j, u, k));
+        }
+    }
+    factors
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !paired[*i])
+        .map(|(i, f)| match partner[i] {
+            Some((_, u, k)) => Factor::Tan(u, k),
+            None => Factor::Plain(f),
+        })
+        .collect()
+}
+
 /// Readable digits: Rust's shortest round-trip `{}`, switching to `{:e}` for very
 /// small and very large magnitudes.
 fn digits(v: f64) -> String {
@@ -203,6 +257,17 @@ fn text_power(b: &Expr, k: f64) -> Out {
     }
 }
 
+/// `tan(u)^k` for a positive `k`, as text.
+fn text_tan(u: &Expr, k: f64) -> Out {
+    let tan = (format!("tan({})", text(u).0), Prec::Atom);
+    if k == 1.0 {
+        tan
+    } else {
+        let exp = wrap(text(&Expr::num(k)), Prec::Atom, "(", ")");
+        (format!("{}^{exp}", tan.0), Prec::Power)
+    }
+}
+
 fn text_term(t: &Term<'_>) -> Out {
     let mut num: Vec<Out> = Vec::new();
     let mut den: Vec<Out> = Vec::new();
@@ -218,10 +283,14 @@ fn text_term(t: &Term<'_>) -> Out {
         }
         None => {}
     }
-    for f in t.factors {
-        match neg_exponent(f) {
-            Some((b, k)) => den.push(text_power(b, k)),
-            None => num.push(text(f)),
+    for f in printed_factors(t.factors) {
+        match f {
+            Factor::Tan(u, k) if k < 0.0 => den.push(text_tan(u, -k)),
+            Factor::Tan(u, k) => num.push(text_tan(u, k)),
+            Factor::Plain(f) => match neg_exponent(f) {
+                Some((b, k)) => den.push(text_power(b, k)),
+                None => num.push(text(f)),
+            },
         }
     }
     let sign = if t.neg { "-" } else { "" };
@@ -451,6 +520,19 @@ fn juxtapose(parts: Vec<String>) -> String {
     s
 }
 
+/// `tan(u)^k` for a positive `k`, as LaTeX (`\tan^{2}\left(u\right)`).
+fn latex_tan(u: &Expr, k: f64) -> Out {
+    let power = if k == 1.0 {
+        String::new()
+    } else {
+        format!("^{{{}}}", latex_num(k).0)
+    };
+    (
+        format!("\\tan{power}\\left({}\\right)", latex(u).0),
+        Prec::Atom,
+    )
+}
+
 fn latex_term(t: &Term<'_>) -> Out {
     let mut num: Vec<Out> = Vec::new();
     let mut den: Vec<Out> = Vec::new();
@@ -464,10 +546,14 @@ fn latex_term(t: &Term<'_>) -> Out {
         None if t.coeff != 1.0 || t.factors.is_empty() => num.push(latex_num(t.coeff)),
         None => {}
     }
-    for f in t.factors {
-        match neg_exponent(f) {
-            Some((b, k)) => den.push(latex_power(b, k)),
-            None => num.push(latex(f)),
+    for f in printed_factors(t.factors) {
+        match f {
+            Factor::Tan(u, k) if k < 0.0 => den.push(latex_tan(u, -k)),
+            Factor::Tan(u, k) => num.push(latex_tan(u, k)),
+            Factor::Plain(f) => match neg_exponent(f) {
+                Some((b, k)) => den.push(latex_power(b, k)),
+                None => num.push(latex(f)),
+            },
         }
     }
     let sign = if t.neg { "-" } else { "" };

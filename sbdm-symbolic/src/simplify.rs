@@ -13,10 +13,13 @@
 //! - terms collected by their dependence on `t`, a common coefficient taken out:
 //!   `β₀t²/4 - β₁t²/4` → `t²(β₀ - β₁)/4`;
 //! - a quotient whose numerator is `e^u`: numerator and denominator times `e^-u`,
-//!   `e^-λ/(1 + e^-λ)` → `1/(1 + e^λ)`.
+//!   `e^-λ/(1 + e^-λ)` → `1/(1 + e^λ)`;
+//! - Pythagoras: two terms `X·sin(u)²` and `X·cos(u)²` of a sum → `X`, wherever the
+//!   squares sit (`sin³/cos + sin·cos` → `sin/cos`, which prints as `tan`).
 //!
 //! Every rewrite is an identity where the expression is defined (the logarithm rules on
-//! the positivity the caller asserts), so a textbook form evaluates to the same values.
+//! the positivity the caller asserts: symbols, and whole subexpressions such as a
+//! kernel's `a(t)` and `b(t)`), so a textbook form evaluates to the same values.
 
 use crate::expr::{Expr, Func, Node};
 
@@ -73,7 +76,18 @@ impl Expr {
     /// The textbook form of this expression in the variable `var`, with the symbols
     /// `positive` known to be positive (see the module documentation).
     pub fn textbook(&self, var: &str, positive: &[&str]) -> Expr {
-        let rules = Rules { var, positive };
+        self.textbook_with(var, positive, &[])
+    }
+
+    /// [`Expr::textbook`] knowing also that the subexpressions `positive_exprs` are
+    /// positive (a kernel's `a(t)`, `b(t)` on its time range: `ln(sin(u)²)/2` is
+    /// `ln(sin(u))` when `sin(u)` is one of them).
+    pub fn textbook_with(&self, var: &str, positive: &[&str], positive_exprs: &[Expr]) -> Expr {
+        let rules = Rules {
+            var,
+            positive,
+            positive_exprs,
+        };
         rules.simplify(self)
     }
 }
@@ -81,6 +95,7 @@ impl Expr {
 struct Rules<'a> {
     var: &'a str,
     positive: &'a [&'a str],
+    positive_exprs: &'a [Expr],
 }
 
 /// The largest node (in operations) the rules rewrite.
@@ -138,6 +153,37 @@ fn common_factor(sum: &Expr) -> Option<Expr> {
     Some(&common * Expr::add(terms.iter().map(|t| t / &common)))
 }
 
+/// `X·sin(u)² + X·cos(u)² + rest` → `X + rest` for the first such pair of terms (the
+/// squares may be folded into other powers of `sin(u)`, `cos(u)` in `X`).
+fn pythagoras(sum: &Expr) -> Option<Expr> {
+    let terms = sum.terms();
+    for (i, term) in terms.iter().enumerate() {
+        for f in term.factors() {
+            let base = match f.node() {
+                Node::Pow(b, _) => b,
+                _ => &f,
+            };
+            let Node::Func(Func::Sin, u) = base.node() else {
+                continue;
+            };
+            let (sin2, cos2) = (Expr::powi(u.sin(), 2), Expr::powi(u.cos(), 2));
+            let rest = term / &sin2;
+            let twin = &rest * &cos2;
+            if let Some(j) = terms.iter().position(|other| *other == twin) {
+                let mut out: Vec<Expr> = terms
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| *k != i && *k != j)
+                    .map(|(_, t)| t.clone())
+                    .collect();
+                out.push(rest);
+                return Some(Expr::add(out));
+            }
+        }
+    }
+    None
+}
+
 impl Rules<'_> {
     fn simplify(&self, e: &Expr) -> Expr {
         let children = e.children();
@@ -165,6 +211,12 @@ impl Rules<'_> {
                 _ => e,
             },
             Node::Add(_) => {
+                // Pythagoras first: its result is simplified again, and the other
+                // rules see the shorter sum.
+                let e = match pythagoras(&e) {
+                    Some(p) if p.ops() < e.ops() => return self.simplify(&p),
+                    _ => e,
+                };
                 let logs = self.join_logs(&e);
                 let together = self.together(&e);
                 let collected = self.collect(&e);
@@ -195,6 +247,9 @@ impl Rules<'_> {
     }
 
     fn is_positive(&self, e: &Expr) -> bool {
+        if self.positive_exprs.contains(e) {
+            return true;
+        }
         match e.node() {
             Node::Num(n) => n.get() > 0.0,
             Node::Const(_) => true,
@@ -279,7 +334,7 @@ impl Rules<'_> {
         }
         let denominator = Expr::mul(common.iter().map(|(b, k)| Expr::powf(b.clone(), *k)));
         let numerator = Expr::add(terms.iter().map(|t| (t * &denominator).expand())).expand();
-        let candidate = numerator.textbook(self.var, self.positive) / denominator;
+        let candidate = self.simplify(&numerator) / denominator;
         Some(candidate)
     }
 
@@ -339,7 +394,7 @@ impl Rules<'_> {
             return None;
         }
         let inside = (x * Expr::mul(positive.iter().map(|p| Expr::powi(p.clone(), 2)))).expand();
-        Some(Expr::mul(rest) * inside.textbook(self.var, self.positive).sqrt())
+        Some(Expr::mul(rest) * self.simplify(&inside).sqrt())
     }
 
     /// `e^u · A^-1 · rest` → `(A·e^-u)^-1 · rest`, `A·e^-u` expanded: a quotient whose

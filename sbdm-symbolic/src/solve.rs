@@ -44,22 +44,32 @@ pub(crate) fn solve_for_all(lhs: &Expr, var: &str, rhs: &Expr) -> Vec<Expr> {
     out
 }
 
-/// Reads a product whose `var`-dependent factors are `sin(u)·cos(u)^-1` (or
-/// `sinh(u)·cosh(u)^-1`) as `tan(u)` (`tanh(u)`) times the rest: the function, `u`
-/// and the rest. `tan`/`tanh` below stand for atan/atanh inversion.
-fn as_tangent(factors: &[Expr], var: &str) -> Option<(Func, Expr, Vec<Expr>)> {
+/// Reads a product whose `var`-dependent factors are `sin(u)^k·cos(u)^-k` (or
+/// `sinh(u)^k·cosh(u)^-k`) as `tan(u)^k` (`tanh(u)^k`) times the rest: the function,
+/// `u`, `k` and the rest. `tan`/`tanh` below stand for atan/atanh inversion.
+fn as_tangent(factors: &[Expr], var: &str) -> Option<(Func, Expr, f64, Vec<Expr>)> {
     let (dep, rest): (Vec<&Expr>, Vec<&Expr>) = factors.iter().partition(|f| f.contains(var));
     if dep.len() != 2 {
         return None;
     }
+    let power = |e: &Expr| -> Option<(Expr, f64)> {
+        match e.node() {
+            Node::Pow(b, p) => Some((b.clone(), p.as_num()?)),
+            _ => Some((e.clone(), 1.0)),
+        }
+    };
     for (num, den, quot) in [
         (Func::Sin, Func::Cos, Func::Tan),
         (Func::Sinh, Func::Cosh, Func::Tanh),
     ] {
         for (a, b) in [(dep[0], dep[1]), (dep[1], dep[0])] {
-            if let (Node::Func(f, u), Node::Pow(c, p)) = (a.node(), b.node()) {
-                if *f == num && p.as_num() == Some(-1.0) && *c == Expr::func(den, u.clone()) {
-                    return Some((quot, u.clone(), rest.into_iter().cloned().collect()));
+            let (Some((a, k)), Some((c, p))) = (power(a), power(b)) else {
+                continue;
+            };
+            if let Node::Func(f, u) = a.node() {
+                if *f == num && k > 0.0 && p == -k && c == Expr::func(den, u.clone()) {
+                    let rest = rest.into_iter().cloned().collect();
+                    return Some((quot, u.clone(), k, rest));
                 }
             }
         }
@@ -78,11 +88,19 @@ fn peel(lhs: &Expr, var: &str, rhs: &Expr) -> Vec<Expr> {
         Node::Mul(factors) => match split_dependent(factors, var) {
             Some((u, rest)) => peel(&u, var, &Expr::mul([rhs.clone(), Expr::mul(rest).recip()])),
             None => match as_tangent(factors, var) {
-                // The canonical form writes tan(u) as sin(u)/cos(u).
-                Some((f, u, rest)) => {
-                    inverse(f, &Expr::mul([rhs.clone(), Expr::mul(rest).recip()]))
+                // The canonical form writes tan(u)^k as sin(u)^k/cos(u)^k: the k-th
+                // root (both signs for even k), then the inverse tangent.
+                Some((f, u, k, rest)) => {
+                    let y = Expr::mul([rhs.clone(), Expr::mul(rest).recip()]);
+                    let root = Expr::powf(y, 1.0 / k);
+                    let mut roots = vec![root.clone()];
+                    if k % 2.0 == 0.0 {
+                        roots.push(-root);
+                    }
+                    roots
                         .iter()
-                        .flat_map(|r| peel(&u, var, r))
+                        .flat_map(|r| inverse(f, r))
+                        .flat_map(|r| peel(&u, var, &r))
                         .collect()
                 }
                 None => match mobius_power(factors, var, rhs) {
@@ -272,6 +290,15 @@ mod tests {
     #[test]
     fn mul_divides_by_the_other_factors() {
         assert!(inverts(&(3.0 * p() * t()), 0.7, &[("p", 1.5)]));
+    }
+
+    #[test]
+    fn powers_of_a_tangent() {
+        // σ² = tan²(πt/2) (TrigFlow): the square root's branches, then atan.
+        let tan2 = Expr::powi((0.5 * Expr::pi() * t()).tan(), 2);
+        assert!(some_branch_inverts(&tan2, 0.3));
+        assert!(some_branch_inverts(&(3.0 * tan2), 0.8));
+        assert!(inverts(&(0.5 * Expr::pi() * t()).tan(), 0.4, &[]));
     }
 
     #[test]

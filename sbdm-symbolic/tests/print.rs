@@ -186,6 +186,38 @@ fn powers_and_functions() {
 }
 
 #[test]
+fn tangents() {
+    // The canonical form writes tan(u) as sin(u)/cos(u); text and LaTeX print the pair
+    // as a tangent (in any factor order), Rust source keeps the quotient.
+    let (t, u) = (s("t"), 0.5 * Expr::pi() * s("t"));
+    prints(
+        &(-0.5 * Expr::pi() * u.tan()),
+        "-PI*tan(PI*t/2)/2",
+        r"-\frac{\pi \tan\left(\frac{\pi t}{2}\right)}{2}",
+        "-0.5_f64 * PI * (0.5_f64 * PI * t).sin() / (0.5_f64 * PI * t).cos()",
+    );
+    prints(
+        &Expr::powi(t.tan(), -1),
+        "1/tan(t)",
+        r"\frac{1}{\tan\left(t\right)}",
+        "t.cos() / t.sin()",
+    );
+    prints(
+        &Expr::powi(t.tan(), 2),
+        "tan(t)^2",
+        r"\tan^{2}\left(t\right)",
+        "t.sin().powi(2) * t.cos().powi(-2)",
+    );
+    // Unequal powers stay a quotient.
+    prints(
+        &(Expr::powi(t.sin(), 3) / t.cos()),
+        "sin(t)^3/cos(t)",
+        r"\frac{\sin\left(t\right)^{3}}{\cos\left(t\right)}",
+        "t.sin().powi(3) / t.cos()",
+    );
+}
+
+#[test]
 fn numbers() {
     let t = s("t");
     prints(&Expr::num(0.1), "0.1", "0.1", "0.1_f64");

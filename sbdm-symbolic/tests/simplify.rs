@@ -143,3 +143,27 @@ fn unsound_rewrites_are_not_applied() {
     let e = Expr::powf(Expr::powi(t.clone(), 2), 0.5);
     assert_eq!(e.eval_at(&[("t", -3.0)]), Ok(3.0));
 }
+
+#[test]
+fn pythagoras_joins_sin_and_cos_squares() {
+    // sin³/cos + sin·cos = sin·(sin² + cos²)/cos = tan: TrigFlow's g²/π.
+    let u = 0.5 * Expr::pi() * Expr::sym("t");
+    let e = Expr::powi(u.sin(), 3) / u.cos() + u.sin() * u.cos();
+    assert_eq!(e.textbook("t", &["t"]), u.tan());
+    // With the squares bare, and with other terms left as they are.
+    let e = 2.0 * Expr::powi(u.sin(), 2) + 2.0 * Expr::powi(u.cos(), 2) + Expr::sym("t");
+    assert_eq!(e.textbook("t", &["t"]), 2.0 + Expr::sym("t"));
+    // Different arguments are not joined.
+    let v = Expr::sym("t");
+    let e = Expr::powi(u.sin(), 2) + Expr::powi(v.cos(), 2);
+    assert_eq!(e.textbook("t", &["t"]), e);
+}
+
+#[test]
+fn subexpressions_known_positive_split_logarithms() {
+    // ln(sin²)/2 is ln|sin|: ln(sin) only where sin is known positive (a kernel's b(t)).
+    let b = (0.5 * Expr::pi() * Expr::sym("t")).sin();
+    let e = 0.5 * Expr::powi(b.clone(), 2).ln();
+    assert_eq!(e.textbook("t", &["t"]), e);
+    assert_eq!(e.textbook_with("t", &["t"], std::slice::from_ref(&b)), b.ln());
+}

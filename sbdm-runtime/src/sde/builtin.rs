@@ -71,6 +71,16 @@ sde! {
     }
 }
 
+sde! {
+    /// TrigFlow (Lu & Song 2024): `x_t = cos(πt/2)·x_0 + sin(πt/2)·ε`, variance
+    /// preserving, pure noise at `t = 1` (the paper's time `πt/2` on `[0, π/2]`).
+    pub struct TrigFlow {
+        time = [1e-3, 1.0];
+        mean = (0.5 * PI * t).cos();
+        std = (0.5 * PI * t).sin();
+    }
+}
+
 /// The built-in SDEs' CLI names, with a one-line description each.
 pub const NAMES: &[(&str, &str)] = &[
     ("vp", "variance preserving, linear β from 0.1 to 20"),
@@ -81,6 +91,10 @@ pub const NAMES: &[(&str, &str)] = &[
     (
         "rf",
         "rectified flow / flow matching, a = 1 - t, b = t, pure noise at t = 1",
+    ),
+    (
+        "trigflow",
+        "TrigFlow, a = cos(pi t/2), b = sin(pi t/2), pure noise at t = 1",
     ),
 ];
 
@@ -98,6 +112,7 @@ pub fn by_name(name: &str) -> Option<Box<dyn crate::GaussianKernel>> {
         "edm" => Box::new(EdmSde::default()),
         "cosine" => Box::new(CosineSde::default()),
         "rf" => Box::new(RectifiedFlow),
+        "trigflow" => Box::new(TrigFlow),
         _ => return None,
     })
 }
@@ -111,6 +126,7 @@ pub fn derivation(name: &str) -> Option<crate::Derivation> {
         "edm" => EdmSde::derivation(),
         "cosine" => CosineSde::derivation(),
         "rf" => RectifiedFlow::derivation(),
+        "trigflow" => TrigFlow::derivation(),
         _ => return None,
     })
 }
@@ -217,6 +233,18 @@ pub const PAPER_FORMS: &[(&str, &str, Forms)] = &[
             ("log_snr", "((1.0 - t) / t).ln()"),
             ("dlog_snr", "-1.0 / (t * (1.0 - t))"),
             ("t_of_log_snr", "1.0 / (1.0 + lambda.exp())"),
+        ],
+    ),
+    (
+        "trigflow",
+        "Lu & Song (2024), time rescaled by π/2",
+        &[
+            ("F", "-0.5 * PI * (0.5 * PI * t).tan()"),
+            ("g2", "PI * (0.5 * PI * t).tan()"),
+            ("b2", "(0.5 * PI * t).sin().powi(2)"),
+            ("sigma", "(0.5 * PI * t).tan()"),
+            ("log_snr", "(1.0 / (0.5 * PI * t).tan()).ln()"),
+            ("t_of_log_snr", "2.0 * (-lambda).exp().atan() / PI"),
         ],
     ),
 ];

@@ -46,13 +46,14 @@ const fn table(name: &'static str, description: &'static str) -> NamedSde {
 }
 
 /// Every SDE known by name: [`builtin::NAMES`] then the discrete tables.
-pub const ALL: [NamedSde; 9] = [
+pub const ALL: [NamedSde; 10] = [
     builtin(builtin::NAMES[0].0, builtin::NAMES[0].1),
     builtin(builtin::NAMES[1].0, builtin::NAMES[1].1),
     builtin(builtin::NAMES[2].0, builtin::NAMES[2].1),
     builtin(builtin::NAMES[3].0, builtin::NAMES[3].1),
     builtin(builtin::NAMES[4].0, builtin::NAMES[4].1),
     builtin(builtin::NAMES[5].0, builtin::NAMES[5].1),
+    builtin(builtin::NAMES[6].0, builtin::NAMES[6].1),
     table(
         "ddpm-linear",
         "discrete DDPM table, linear beta 1e-4..0.02, 1000 steps",

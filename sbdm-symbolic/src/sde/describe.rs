@@ -58,6 +58,9 @@ struct Show {
     /// `t` and the params whose default values are positive (a display assumption:
     /// the derivation's checks run at the defaults).
     positive: Vec<String>,
+    /// The kernel's `a(t)` and `b(t)`, positive on the time range (the derivation checks
+    /// it on its grid): `ln(b²)/2` shows as `ln(b)`.
+    positive_exprs: Vec<Expr>,
 }
 
 /// A `let` as the forms it is recognised in, prepared once per derivation.
@@ -110,12 +113,21 @@ impl Show {
                 }
             })
             .collect();
-        Show { lets, positive }
+        let positive_exprs = [&d.coefs.a, &d.coefs.b]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        Show {
+            lets,
+            positive,
+            positive_exprs,
+        }
     }
 
     fn form(&self, e: &Expr) -> Expr {
         let positive: Vec<&str> = self.positive.iter().map(String::as_str).collect();
-        let mut out = e.textbook("t", &positive);
+        let mut out = e.textbook_with("t", &positive, &self.positive_exprs);
         for l in &self.lets {
             for (v, n) in &l.patterns {
                 out = out.replace(v, n);

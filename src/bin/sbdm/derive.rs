@@ -10,7 +10,7 @@ use crate::sde_arg::{self, SdeFlags};
 /// Arguments of `sbdm derive`.
 #[derive(Args, Debug)]
 pub struct DeriveArgs {
-    /// A built-in SDE (`vp`, `subvp`, `ve`, `edm`, `cosine`; `help` lists them).
+    /// A built-in SDE (`vp`, `subvp`, `ve`, `edm`, `cosine`, `rf`, `trigflow`; `help` lists them).
     /// Omit it to give an SDE with --sde FILE.sde, --drift/--diffusion or --mean/--std.
     pub name: Option<String>,
     /// A declaration file: exactly what goes between the braces of `sde! { .. }`.
