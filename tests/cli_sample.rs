@@ -215,6 +215,9 @@ fn help_lists_every_name() {
         "ddpm-linear",
         "ddpm-scaled-linear",
         "ddpm-cosine",
+        "ddpm-linear-zsnr",
+        "ddpm-scaled-linear-zsnr",
+        "ddpm-cosine-zsnr",
     ] {
         assert_listed(&r.stdout, name);
     }
@@ -413,6 +416,42 @@ fn discrete_spacing() {
         bad.stderr
     );
     assert!(d.out_entries().is_empty());
+}
+
+/// A zero-terminal-SNR table (Lin et al. 2023) samples from pure noise at t = 1 with
+/// trailing spacing: the mixture oracle gives x̂_0 there.
+#[test]
+fn zero_terminal_snr_table_samples_from_pure_noise() {
+    let d = Dirs::new();
+    let model = d.write_model("pair.json", PAIR);
+    let out = d.out_file("s.npy");
+    let r = sbdm(&[
+        "sample",
+        "--sde",
+        "ddpm-scaled-linear-zsnr",
+        "--model",
+        &model,
+        "--sampler",
+        "ddim",
+        "--spacing",
+        "trailing",
+        "--steps",
+        "50",
+        "--n",
+        "2000",
+        "--out",
+        &out,
+    ]);
+    assert!(r.ok(), "{}", r.stderr);
+    assert!(
+        r.stdout.contains("trailing spacing") && r.stdout.contains("t from 1 to 0.001"),
+        "{}",
+        r.stdout
+    );
+    // E|x|² within 5% of the exact a(t_min)²·4.5 + 2·b(t_min)² ≈ 4.498.
+    let m2 = value(&r.stdout, "E|x|^2");
+    assert!((m2 - 4.5).abs() < 0.05 * 4.5, "E|x|^2 = {m2}");
+    assert_eq!(read_npy(Path::new(&out)).dims(), [2000, 2]);
 }
 
 /// EDM defaults to the Karras grid, on which 20 DPM-Solver++(2M) steps are accurate;

@@ -128,14 +128,41 @@ fn bad_input_errors() {
         DiscreteSchedule::from_betas(vec![0.1, f64::NAN]),
         Err(ScheduleError::BetaOutOfRange { index: 1, .. })
     ));
+    // β = 1 is allowed for the last entry only (zero terminal SNR); above 1 never.
+    let msg = DiscreteSchedule::from_betas(vec![0.1, 1.0, 0.5])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        msg,
+        "beta[1] = 1 is outside (0, 1); only the last beta may be 1 (zero terminal SNR)"
+    );
+    assert_eq!(msg.lines().count(), 1);
+    assert_eq!(
+        DiscreteSchedule::from_betas(vec![1.0, 1.0]),
+        Err(ScheduleError::BetaOutOfRange {
+            index: 0,
+            beta: 1.0
+        })
+    );
+    assert_eq!(
+        DiscreteSchedule::from_betas(vec![0.1, 1.0 + 1e-12]),
+        Err(ScheduleError::BetaOutOfRange {
+            index: 1,
+            beta: 1.0 + 1e-12
+        })
+    );
+    assert!(DiscreteSchedule::from_betas(vec![0.1, 0.5, 1.0]).is_ok());
+    assert!(DiscreteSchedule::from_betas(vec![1.0]).is_ok());
+    // The cosine schedule uncapped: its last β is 1 − ᾱ(1)/ᾱ(1 − 1/N) = 1 in f64 (ᾱ(1)
+    // ≈ 4e-33), a table that ends at pure noise, accepted; a cap above 1 is not.
     let uncapped = BetaSchedule::SquaredCosCapV2 {
         s: 0.008,
         max_beta: 1.0,
     };
-    assert!(matches!(
-        DiscreteSchedule::new(uncapped, N),
-        Err(ScheduleError::BetaOutOfRange { index: 999, .. })
-    ));
+    let s = DiscreteSchedule::new(uncapped, N).unwrap();
+    assert_eq!(s.betas()[N - 1], 1.0);
+    assert!(s.ends_at_pure_noise() && !s.is_zero_terminal_snr());
+    assert_eq!(s.alpha_bar(N - 1), 0.0);
     let msg = DiscreteSchedule::from_betas(vec![-0.5])
         .unwrap_err()
         .to_string();

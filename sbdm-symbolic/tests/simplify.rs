@@ -165,5 +165,8 @@ fn subexpressions_known_positive_split_logarithms() {
     let b = (0.5 * Expr::pi() * Expr::sym("t")).sin();
     let e = 0.5 * Expr::powi(b.clone(), 2).ln();
     assert_eq!(e.textbook("t", &["t"]), e);
-    assert_eq!(e.textbook_with("t", &["t"], std::slice::from_ref(&b)), b.ln());
+    assert_eq!(
+        e.textbook_with("t", &["t"], std::slice::from_ref(&b)),
+        b.ln()
+    );
 }

@@ -9,6 +9,27 @@
 //! - `F(t) = ℓ'/2` and `g(t)² = −ℓ'`, constant on each segment `(t_{i−1}, t_i]`;
 //! - `λ(t) = ln(a/b) = ½ℓ − ½ln(1 − e^ℓ)`, strictly decreasing, inverted exactly.
 //!
+//! ## Zero terminal SNR
+//!
+//! Lin et al. (2023), "Common Diffusion Noise Schedules and Sample Steps are Flawed",
+//! rescale a table so that its last `ᾱ` is exactly 0 ([`rescale_zero_terminal_snr`],
+//! [`DiscreteSchedule::zero_terminal_snr`]): `β_{N−1} = 1`, the only β allowed to be 1.
+//! Then `ln ᾱ_{N−1} = −∞`, and the last segment `(t_{N−2}, 1]` is interpolated linearly
+//! in `a = √ᾱ` instead, from `a_L = √ᾱ_{N−2}` down to exactly `0` at `t = 1`:
+//!
+//! - `a(t) = a_L·(1 − w)`, `w = (t − t_{N−2})·N`, `b = √(1 − a²)`: continuous at
+//!   `t_{N−2}`, pure noise (`a = 0`, `b = 1`) at `t = 1`;
+//! - `ȧ = −N·a_L` (constant), `ḃ = −a·ȧ/b`: finite at `t = 1`, where the samplers take
+//!   their first step ([`GaussianKernel::is_pure_noise`]);
+//! - `F = ȧ/a` and `g² = d(b²)/dt − 2F·b² = −2a·ȧ − 2(ȧ/a)(1 − a²) = −2ȧ/a`, both
+//!   diverging at `t = 1`;
+//! - `λ = ln(a/b)`, `dλ/dt = ȧ/a + a·ȧ/b² = ȧ/(a·b²) = −g²/(2b²)`, `λ(1) = −∞`; the
+//!   inverse is exact here too (`a² = sigmoid(2λ)`, then the line), `t(−∞) = 1`.
+//!
+//! Every other segment, and every table whose last β is below 1, keeps the `ln ᾱ`
+//! interpolation above. Beyond `t = 1` the last segment continues as a line in `a`
+//! (`a < 0`, `λ` NaN): nothing lies past pure noise.
+//!
 //! ```
 //! use sbdm_runtime::sde::discrete::{BetaSchedule, DiscreteSchedule};
 //! use sbdm_runtime::sde::{GaussianKernel, Sde};
@@ -31,14 +52,69 @@ pub enum ScheduleError {
     /// The table is empty (`num_train_timesteps == 0`).
     #[error("a discrete schedule needs at least one timestep")]
     NoTimesteps,
-    /// A β is not in the open interval (0, 1) (or is NaN).
-    #[error("beta[{index}] = {beta} is outside (0, 1)")]
+    /// A β is not in the open interval (0, 1) (or is NaN); only the last may be 1
+    /// (a zero-terminal-SNR table).
+    #[error("beta[{index}] = {beta} is outside (0, 1){}", only_last_may_be_one(.beta))]
     BetaOutOfRange {
         /// Its index in the table.
         index: usize,
         /// Its value.
         beta: f64,
     },
+}
+
+/// The note a β of exactly 1 before the last entry gets.
+fn only_last_may_be_one(beta: &f64) -> &'static str {
+    if *beta == 1.0 {
+        "; only the last beta may be 1 (zero terminal SNR)"
+    } else {
+        ""
+    }
+}
+
+/// Lin et al. (2023), Algorithm 1: the table rescaled to zero terminal SNR.
+///
+/// With `s_i = √ᾱ_i` of `betas`, the new `√ᾱ'_i = s_0·(s_i − s_{N−1})/(s_0 − s_{N−1})`:
+/// shifted so the last is `0` and scaled so the first is unchanged (both exactly, as
+/// written); then `β'_0 = 1 − ᾱ'_0` and `β'_i = 1 − ᾱ'_i/ᾱ'_{i−1}`, so `β'_{N−1} = 1`
+/// exactly. Unchecked, like [`BetaSchedule::betas`]: pass the result to
+/// [`DiscreteSchedule::from_betas`] (or use [`DiscreteSchedule::zero_terminal_snr`]). A
+/// single-entry table becomes `[1]` (its only `ᾱ` must be 0; nothing is left to keep).
+///
+/// ```
+/// use sbdm_runtime::sde::discrete::{rescale_zero_terminal_snr, DiscreteSchedule};
+/// let betas = rescale_zero_terminal_snr(&[0.1, 0.2, 0.3]);
+/// assert_eq!(betas[2], 1.0);
+/// assert!((betas[0] - 0.1).abs() < 1e-15);
+/// let s = DiscreteSchedule::from_betas(betas)?;
+/// assert_eq!(s.alpha_bar(2), 0.0);
+/// # Ok::<(), sbdm_runtime::sde::discrete::ScheduleError>(())
+/// ```
+pub fn rescale_zero_terminal_snr(betas: &[f64]) -> Vec<f64> {
+    if betas.len() <= 1 {
+        return vec![1.0; betas.len()];
+    }
+    let mut prod = 1.0_f64;
+    let sqrt_alpha_bar: Vec<f64> = betas
+        .iter()
+        .map(|&beta| {
+            prod *= 1.0 - beta;
+            prod.sqrt()
+        })
+        .collect();
+    let (first, last) = (sqrt_alpha_bar[0], sqrt_alpha_bar[betas.len() - 1]);
+    // s_0·((s_i − s_T)/(s_0 − s_T)): exactly s_0 at i = 0 and exactly 0 at i = N − 1.
+    let alpha_bar: Vec<f64> = sqrt_alpha_bar
+        .iter()
+        .map(|&s| {
+            let r = first * ((s - last) / (first - last));
+            r * r
+        })
+        .collect();
+    let mut rescaled = Vec::with_capacity(betas.len());
+    rescaled.push(1.0 - alpha_bar[0]);
+    rescaled.extend(alpha_bar.windows(2).map(|w| 1.0 - w[1] / w[0]));
+    rescaled
 }
 
 /// How a β table is generated (the names and defaults of the `diffusers` schedulers).
@@ -153,10 +229,13 @@ fn linspace(start: f64, end: f64, n: usize) -> Vec<f64> {
 /// Implements [`Sde`] and [`GaussianKernel`] with the piecewise-linear `ln ᾱ(t)`
 /// embedding described in the [module docs](self), on `time_range() = (1/N, 1)`.
 /// Outside `[0, 1]` the end segments are extended linearly: `b` is `NaN` for `t < 0`,
-/// and everything stays finite and monotone for `t > 1`.
+/// and everything stays finite and monotone for `t > 1` (unless the table ends at pure
+/// noise, `β_{N−1} = 1`: see [zero terminal SNR](self#zero-terminal-snr)).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DiscreteSchedule {
     kind: Option<BetaSchedule>,
+    /// Whether the table of `kind` was rescaled to zero terminal SNR.
+    rescaled: bool,
     betas: Vec<f64>,
     /// `ᾱ_i = Π_{j≤i}(1 − β_j)`, a running product in f64.
     alphas_cumprod: Vec<f64>,
@@ -169,26 +248,58 @@ impl DiscreteSchedule {
     ///
     /// # Errors
     /// [`ScheduleError::NoTimesteps`] for `0` steps; [`ScheduleError::BetaOutOfRange`]
-    /// if the parameters give a β outside (0, 1), e.g. `beta_start = 0`.
+    /// if the parameters give a β outside (0, 1), e.g. `beta_start = 0` (the last may be
+    /// 1: the cosine schedule uncapped, `max_beta = 1`, ends at pure noise).
     pub fn new(kind: BetaSchedule, num_train_timesteps: usize) -> Result<Self, ScheduleError> {
         let mut schedule = Self::from_betas(kind.betas(num_train_timesteps))?;
         schedule.kind = Some(kind);
         Ok(schedule)
     }
 
+    /// The table of `kind` rescaled to zero terminal SNR ([`rescale_zero_terminal_snr`]):
+    /// `ᾱ_{N−1} = 0`, pure noise at `t = 1` (see [the embedding](self#zero-terminal-snr)).
+    ///
+    /// ```
+    /// use sbdm_runtime::sde::discrete::{BetaSchedule, DiscreteSchedule};
+    /// use sbdm_runtime::sde::GaussianKernel;
+    /// let s = DiscreteSchedule::zero_terminal_snr(BetaSchedule::scaled_linear(), 1000)?;
+    /// assert!(s.is_zero_terminal_snr() && s.ends_at_pure_noise());
+    /// assert_eq!((s.mean_coef(1.0), s.std(1.0)), (0.0, 1.0));
+    /// assert!(s.is_pure_noise(1.0) && s.mean_coef_dt(1.0).is_finite());
+    /// # Ok::<(), sbdm_runtime::sde::discrete::ScheduleError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`new`](Self::new), for the table before rescaling (or, should rounding make
+    /// two `ᾱ` equal, for the rescaled one).
+    pub fn zero_terminal_snr(
+        kind: BetaSchedule,
+        num_train_timesteps: usize,
+    ) -> Result<Self, ScheduleError> {
+        let table = Self::new(kind, num_train_timesteps)?;
+        let mut schedule = Self::from_betas(rescale_zero_terminal_snr(table.betas()))?;
+        schedule.kind = Some(kind);
+        schedule.rescaled = true;
+        Ok(schedule)
+    }
+
     /// A schedule from an explicit β table (as shipped in a pretrained model's config).
+    ///
+    /// The last β may be exactly 1 (zero terminal SNR: `ᾱ_{N−1} = 0`, pure noise at
+    /// `t = 1`); no other may.
     ///
     /// # Errors
     /// [`ScheduleError::NoTimesteps`] for an empty table; [`ScheduleError::BetaOutOfRange`]
-    /// for the first β that is not in (0, 1).
+    /// for the first β that is not in (0, 1) (or, for the last, in (0, 1]).
     pub fn from_betas(betas: Vec<f64>) -> Result<Self, ScheduleError> {
         if betas.is_empty() {
             return Err(ScheduleError::NoTimesteps);
         }
+        let last = betas.len() - 1;
         if let Some((index, &beta)) = betas
             .iter()
             .enumerate()
-            .find(|(_, &b)| !(b > 0.0 && b < 1.0))
+            .find(|&(i, &b)| !(b > 0.0 && (b < 1.0 || (i == last && b == 1.0))))
         {
             return Err(ScheduleError::BetaOutOfRange { index, beta });
         }
@@ -203,6 +314,7 @@ impl DiscreteSchedule {
         }
         Ok(Self {
             kind: None,
+            rescaled: false,
             betas,
             alphas_cumprod,
             log_alphas_cumprod,
@@ -212,6 +324,19 @@ impl DiscreteSchedule {
     /// The generator of the table, or `None` for [`from_betas`](Self::from_betas).
     pub fn kind(&self) -> Option<BetaSchedule> {
         self.kind
+    }
+
+    /// Whether the table of [`kind`](Self::kind) was rescaled to zero terminal SNR
+    /// ([`zero_terminal_snr`](Self::zero_terminal_snr)).
+    pub fn is_zero_terminal_snr(&self) -> bool {
+        self.rescaled
+    }
+
+    /// Whether the table ends at pure noise: `β_{N−1} = 1`, so `ᾱ_{N−1} = 0` and
+    /// `a(1) = 0` (a rescaled table, an uncapped cosine table, or such a table given to
+    /// [`from_betas`](Self::from_betas)).
+    pub fn ends_at_pure_noise(&self) -> bool {
+        self.betas[self.betas.len() - 1] == 1.0
     }
 
     /// `β_0 … β_{N−1}`.
@@ -256,8 +381,12 @@ impl DiscreteSchedule {
         }
     }
 
-    /// `ln ᾱ(t)`: the piecewise-linear interpolant through `(0, 0)` and `(t_i, ln ᾱ_i)`.
+    /// `ln ᾱ(t)`: the piecewise-linear interpolant through `(0, 0)` and `(t_i, ln ᾱ_i)`;
+    /// on the last segment of a table that ends at pure noise, `2·ln a(t)` (`−∞` at 1).
     pub fn log_alpha_bar_at(&self, t: f64) -> f64 {
+        if let Some((a, _)) = self.pure_noise_segment(t) {
+            return 2.0 * a.ln();
+        }
         let k = self.segment(t);
         let (t0, t1) = (self.left_knot(k), self.timestep_to_t(k));
         let (l0, l1) = (self.left_log(k), self.log_alphas_cumprod[k]);
@@ -287,6 +416,22 @@ impl DiscreteSchedule {
             k += 1;
         }
         k
+    }
+
+    /// On the last segment `(t_{N−2}, 1]` (and beyond) of a table that ends at pure
+    /// noise: `(a(t), ȧ)`, with `a` linear from `a_L = exp(½·ln ᾱ_{N−2})` at `t_{N−2}`
+    /// (the value the segment before ends on) to exactly `0` at `t = 1`. `None` elsewhere
+    /// and on every other table, whose formulas are the `ln ᾱ` interpolant's.
+    fn pure_noise_segment(&self, t: f64) -> Option<(f64, f64)> {
+        let k = self.num_steps() - 1;
+        if !self.ends_at_pure_noise() || self.segment(t) != k {
+            return None;
+        }
+        let (t0, t1) = (self.left_knot(k), self.timestep_to_t(k));
+        let a_left = (0.5 * self.left_log(k)).exp();
+        // w = 1 exactly at t = t1 = 1, so a(1) = 0 exactly.
+        let w = (t - t0) / (t1 - t0);
+        Some((a_left * (1.0 - w), -a_left / (t1 - t0)))
     }
 
     /// `t_{k−1} = k/N` (with `t_{−1} = 0`).
@@ -328,8 +473,12 @@ impl Sde for DiscreteSchedule {
         (self.timestep_to_t(0), 1.0)
     }
 
-    /// `F(t) = ½·dℓ/dt`, so that `a = exp(∫F) = exp(ℓ/2)`.
+    /// `F(t) = ½·dℓ/dt`, so that `a = exp(∫F) = exp(ℓ/2)`; `ȧ/a` on a pure-noise last
+    /// segment (`−∞` at `t = 1`).
     fn drift_coef(&self, t: f64) -> f64 {
+        if let Some((a, da)) = self.pure_noise_segment(t) {
+            return da / a;
+        }
         0.5 * self.slope(self.segment(t))
     }
 
@@ -343,14 +492,23 @@ impl Sde for DiscreteSchedule {
     /// From `g² = d(b²)/dt − 2F·b²` with `b² = 1 − e^ℓ` and `F = ℓ'/2`:
     /// `d(b²)/dt = −e^ℓ·ℓ'` and `2F·b² = ℓ'·(1 − e^ℓ)`, so
     /// `g² = −e^ℓ·ℓ' − ℓ' + e^ℓ·ℓ' = −ℓ'`, positive since `ℓ' = N·ln(1 − β) < 0`.
+    ///
+    /// On a pure-noise last segment, `b² = 1 − a²` and `F = ȧ/a` give
+    /// `g² = −2a·ȧ − 2(ȧ/a)(1 − a²) = −2ȧ/a` (`+∞` at `t = 1`).
     fn diffusion_sq(&self, t: f64) -> f64 {
+        if let Some((a, da)) = self.pure_noise_segment(t) {
+            return -2.0 * da / a;
+        }
         -self.slope(self.segment(t))
     }
 }
 
 impl GaussianKernel for DiscreteSchedule {
-    /// `a(t) = exp(ℓ(t)/2)`.
+    /// `a(t) = exp(ℓ(t)/2)` (linear on a pure-noise last segment, `0` at `t = 1`).
     fn mean_coef(&self, t: f64) -> f64 {
+        if let Some((a, _)) = self.pure_noise_segment(t) {
+            return a;
+        }
         (0.5 * self.log_alpha_bar_at(t)).exp()
     }
 
@@ -359,31 +517,47 @@ impl GaussianKernel for DiscreteSchedule {
         self.variance(t).sqrt()
     }
 
-    /// `b(t)² = −expm1(ℓ(t))`.
+    /// `b(t)² = −expm1(ℓ(t))` (`(1 − a)(1 + a)` on a pure-noise last segment).
     fn variance(&self, t: f64) -> f64 {
+        if let Some((a, _)) = self.pure_noise_segment(t) {
+            return (1.0 - a) * (1.0 + a);
+        }
         -self.log_alpha_bar_at(t).exp_m1()
     }
 
-    /// `b/a = √(e^{−ℓ} − 1)`.
+    /// `b/a = √(e^{−ℓ} − 1)` (`∞` at a pure-noise end).
     fn sigma(&self, t: f64) -> f64 {
+        if let Some((a, _)) = self.pure_noise_segment(t) {
+            return self.variance(t).sqrt() / a;
+        }
         (-self.log_alpha_bar_at(t)).exp_m1().sqrt()
     }
 
-    /// `λ(t) = ½ℓ − ½·ln(−expm1(ℓ))`.
+    /// `λ(t) = ½ℓ − ½·ln(−expm1(ℓ))` (`ln a − ½·ln b²` on a pure-noise last segment,
+    /// `−∞` at `t = 1`).
     fn log_snr(&self, t: f64) -> f64 {
+        if let Some((a, _)) = self.pure_noise_segment(t) {
+            return a.ln() - 0.5 * self.variance(t).ln();
+        }
         let l = self.log_alpha_bar_at(t);
         0.5 * l - 0.5 * (-l.exp_m1()).ln()
     }
 
-    /// `dλ/dt = ℓ'/(2·(1 − e^ℓ)) = −g²/(2b²)`, exact on each segment.
+    /// `dλ/dt = ℓ'/(2·(1 − e^ℓ)) = −g²/(2b²)`, exact on each segment (`ȧ/(a·b²)` on a
+    /// pure-noise last segment).
     fn dlog_snr_dt(&self, t: f64) -> f64 {
+        if let Some((a, da)) = self.pure_noise_segment(t) {
+            return da / (a * self.variance(t));
+        }
         let k = self.segment(t);
         self.slope(k) / (2.0 * self.variance(t))
     }
 
-    /// `λ⁻¹`, exact: `ℓ = ln ᾱ = −ln(1 + e^{−2λ})`, then the linear segment through it.
+    /// `λ⁻¹`, exact: `ℓ = ln ᾱ = −ln(1 + e^{−2λ})`, then the linear segment through it
+    /// (on a pure-noise last segment, the line in `a = e^{ℓ/2}`).
     ///
-    /// `λ → +∞` gives `0`; `λ < λ(1)` extends the last segment past `t = 1`.
+    /// `λ → +∞` gives `0`; `λ < λ(1)` extends the last segment past `t = 1` (on a table
+    /// that ends at pure noise, `λ(1) = −∞` and `t(−∞) = 1`).
     fn t_of_log_snr(&self, lambda: f64) -> f64 {
         if lambda.is_nan() {
             return f64::NAN;
@@ -404,6 +578,11 @@ impl GaussianKernel for DiscreteSchedule {
             .partition_point(|&l| l > target)
             .min(n - 1);
         let (t0, t1) = (self.left_knot(k), self.timestep_to_t(k));
+        if k == n - 1 && self.ends_at_pure_noise() {
+            // a = a_L·(1 − w): w = 1 − a/a_L, exactly 1 (t = 1) at a = 0 (λ = −∞).
+            let ratio = (0.5 * (target - self.left_log(k))).exp();
+            return t0 + (1.0 - ratio) * (t1 - t0);
+        }
         let (l0, l1) = (self.left_log(k), self.log_alphas_cumprod[k]);
         if l1 == l0 {
             // A flat segment (β below rounding): every t in it has this λ.
@@ -411,5 +590,23 @@ impl GaussianKernel for DiscreteSchedule {
         }
         let w = (l0 - target) / (l0 - l1);
         t0 + w * (t1 - t0)
+    }
+
+    /// `ȧ = F·a` (the trait's default), or on a pure-noise last segment the constant
+    /// slope `−N·a_L`, finite at `t = 1` where `F` is not.
+    fn mean_coef_dt(&self, t: f64) -> f64 {
+        if let Some((_, da)) = self.pure_noise_segment(t) {
+            return da;
+        }
+        super::mean_rate_from_drift(self, t)
+    }
+
+    /// `ḃ = (g² + 2F·b²)/(2b)` (the trait's default), or on a pure-noise last segment
+    /// `−a·ȧ/b` (from `b² = 1 − a²`), `0` at `t = 1`.
+    fn std_dt(&self, t: f64) -> f64 {
+        if let Some((a, da)) = self.pure_noise_segment(t) {
+            return -a * da / self.variance(t).sqrt();
+        }
+        super::std_rate_from_variance(self, t)
     }
 }

@@ -144,6 +144,19 @@ impl Dynamics {
     }
 }
 
+/// `ȧ = F·a` (from `a = exp ∫F`): [`GaussianKernel::mean_coef_dt`]'s default, for
+/// kernels that override it on part of their range only.
+pub fn mean_rate_from_drift<K: GaussianKernel + ?Sized>(kernel: &K, t: f64) -> f64 {
+    kernel.drift_coef(t) * kernel.mean_coef(t)
+}
+
+/// `ḃ = (g² + 2F·b²)/(2b)` (from `g² = d(b²)/dt − 2F·b²`): [`GaussianKernel::std_dt`]'s
+/// default, for kernels that override it on part of their range only.
+pub fn std_rate_from_variance<K: GaussianKernel + ?Sized>(kernel: &K, t: f64) -> f64 {
+    let b2 = kernel.variance(t);
+    (kernel.diffusion_sq(t) + 2.0 * kernel.drift_coef(t) * b2) / (2.0 * b2.sqrt())
+}
+
 /// The Gaussian transition kernel `x_t = a(t)·x_0 + b(t)·ε` of a linear SDE.
 ///
 /// With `a(t) = exp(∫_0^t F)` and `b(t)² = a(t)²·∫_0^t g²/a² ds`; conversely
@@ -180,14 +193,13 @@ pub trait GaussianKernel: Sde {
     /// `ȧ(t) = da/dt`. Declared SDEs give its closed form where one exists (finite where
     /// `F = ȧ/a` is not, at `a = 0`); the default is `F(t)·a(t)`.
     fn mean_coef_dt(&self, t: f64) -> f64 {
-        self.drift_coef(t) * self.mean_coef(t)
+        mean_rate_from_drift(self, t)
     }
 
     /// `ḃ(t) = db/dt`. Declared SDEs give its closed form where one exists; the default
     /// is `(g(t)² + 2F(t)·b(t)²)/(2b(t))`, from `g² = d(b²)/dt − 2F·b²`.
     fn std_dt(&self, t: f64) -> f64 {
-        let b2 = self.variance(t);
-        (self.diffusion_sq(t) + 2.0 * self.drift_coef(t) * b2) / (2.0 * b2.sqrt())
+        std_rate_from_variance(self, t)
     }
 
     /// Whether the kernel is pure noise at `t`: `|a(t)| ≤ 1e-12·b(t)`, so `x_t` carries

@@ -1,5 +1,6 @@
-//! The SDEs known by name — the built-ins and the discrete DDPM tables — for the CLI and
-//! for checkpoints, which record the SDE they were trained for.
+//! The SDEs known by name — the built-ins and the discrete DDPM tables, each of the three
+//! also rescaled to zero terminal SNR (`-zsnr`: Lin et al. 2023, pure noise at `t = 1`) —
+//! for the CLI and for checkpoints, which record the SDE they were trained for.
 //!
 //! ```
 //! use sbdm_runtime::sde::named;
@@ -7,6 +8,8 @@
 //! assert_eq!(vp.name(), "VpSde");
 //! assert!(named::by_name("vq").err().unwrap().to_string().contains("ddpm-linear"));
 //! assert_eq!(named::ALL.iter().find(|s| s.name == "ddpm-linear").unwrap().num_train, Some(1000));
+//! let zsnr = named::by_name("ddpm-scaled-linear-zsnr")?;
+//! assert!(zsnr.is_pure_noise(1.0));
 //! # Ok::<(), sbdm_runtime::error::Error>(())
 //! ```
 
@@ -45,8 +48,9 @@ const fn table(name: &'static str, description: &'static str) -> NamedSde {
     }
 }
 
-/// Every SDE known by name: [`builtin::NAMES`] then the discrete tables.
-pub const ALL: [NamedSde; 10] = [
+/// Every SDE known by name: [`builtin::NAMES`], the discrete tables, then the same tables
+/// rescaled to zero terminal SNR.
+pub const ALL: [NamedSde; 13] = [
     builtin(builtin::NAMES[0].0, builtin::NAMES[0].1),
     builtin(builtin::NAMES[1].0, builtin::NAMES[1].1),
     builtin(builtin::NAMES[2].0, builtin::NAMES[2].1),
@@ -66,6 +70,18 @@ pub const ALL: [NamedSde; 10] = [
         "ddpm-cosine",
         "discrete table, squaredcos_cap_v2 (Nichol & Dhariwal), 1000 steps",
     ),
+    table(
+        "ddpm-linear-zsnr",
+        "ddpm-linear rescaled to zero terminal SNR (Lin et al. 2023): pure noise at T",
+    ),
+    table(
+        "ddpm-scaled-linear-zsnr",
+        "ddpm-scaled-linear rescaled to zero terminal SNR (Lin et al. 2023): pure noise at T",
+    ),
+    table(
+        "ddpm-cosine-zsnr",
+        "ddpm-cosine rescaled to zero terminal SNR (Lin et al. 2023): pure noise at T",
+    ),
 ];
 
 /// The SDE named `name` (case, `-` and `_` ignored), with its default parameters; an
@@ -78,7 +94,11 @@ pub fn by_name(name: &str) -> Result<Box<dyn GaussianKernel>> {
             names.join(", ")
         ));
     };
-    let kind = match entry.name {
+    let (table, zero_snr) = match entry.name.strip_suffix("-zsnr") {
+        Some(table) => (table, true),
+        None => (entry.name, false),
+    };
+    let kind = match table {
         "ddpm-linear" => BetaSchedule::linear(),
         "ddpm-scaled-linear" => BetaSchedule::scaled_linear(),
         "ddpm-cosine" => BetaSchedule::squaredcos_cap_v2(),
@@ -87,8 +107,12 @@ pub fn by_name(name: &str) -> Result<Box<dyn GaussianKernel>> {
                 .ok_or_else(|| invalid!("the built-in SDE `{other}` is missing"))
         }
     };
-    let sde = DiscreteSchedule::new(kind, DISCRETE_STEPS).map_err(|e| invalid!("{name}: {e}"))?;
-    Ok(Box::new(sde))
+    let sde = if zero_snr {
+        DiscreteSchedule::zero_terminal_snr(kind, DISCRETE_STEPS)
+    } else {
+        DiscreteSchedule::new(kind, DISCRETE_STEPS)
+    };
+    Ok(Box::new(sde.map_err(|e| invalid!("{name}: {e}"))?))
 }
 
 /// The entry of `name` (case, `-` and `_` ignored).
