@@ -82,6 +82,49 @@ fn training_on_rf_defaults_to_the_flow_velocity() {
 }
 
 #[test]
+fn logit_normal_times_train_and_are_stored() {
+    // SD3's recipe: rectified flow, velocity target, logit-normal(0, 1) times; the
+    // density is part of the checkpoint's training configuration.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ln");
+    let run = sbdm(&[
+        "train",
+        "--sde",
+        "rf",
+        "--data",
+        "moons",
+        "--model",
+        "mlp",
+        "--width",
+        "32",
+        "--depth",
+        "2",
+        "--batch",
+        "32",
+        "--steps",
+        "20",
+        "--time-density",
+        "logit-normal:0,1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.ok(), "{}", run.stderr);
+    assert!(
+        run.stdout.contains("logit-normal:0,1 times"),
+        "{}",
+        run.stdout
+    );
+    let info = sbdm_runtime::train::checkpoint::read_info(out.join("model.safetensors")).unwrap();
+    assert_eq!(
+        info.train.unwrap().time_density,
+        sbdm_runtime::train::TimeDensity::LogitNormal {
+            mean: 0.0,
+            std: 1.0
+        }
+    );
+}
+
+#[test]
 fn eps_and_preconditioning_are_refused_on_rf() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");

@@ -106,6 +106,7 @@ fn help_lists_every_name() {
     listed("--model", &["mlp", "unet"]);
     listed("--param", &["score", "eps", "x0", "v"]);
     listed("--weighting", &["b2", "likelihood", "uniform", "min-snr"]);
+    listed("--time-density", &["uniform", "logit-normal"]);
 }
 
 #[test]
@@ -125,6 +126,11 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
         (&["--data", &f64_s], "float64"),
         (&["--model", "transformer"], "unet"),
         (&["--weighting", "snr"], "min-snr"),
+        (&["--time-density", "normal"], "logit-normal"),
+        (
+            &["--time-density", "logit-normal:0,0"],
+            "scale must be finite and > 0",
+        ),
         (&["--param", "noise"], "x0"),
         (&["--sde", "vq"], "ddpm-linear"),
         (&["--schedule", "linear"], "cosine"),
@@ -201,6 +207,16 @@ fn train_refuse_resume_and_sample() {
     // Resuming with other settings or another SDE is refused and changes nothing.
     let bytes = std::fs::read(&ckpt_b).unwrap();
     let r = train(&["--steps", "30", "--lr", "0.01", "--out", &b_s, "--resume"]);
+    assert_rejected(&r, "other settings");
+    let r = train(&[
+        "--steps",
+        "30",
+        "--time-density",
+        "logit-normal",
+        "--out",
+        &b_s,
+        "--resume",
+    ]);
     assert_rejected(&r, "other settings");
     let r = train(&["--steps", "30", "--sde", "ve", "--out", &b_s, "--resume"]);
     assert_rejected(&r, "trained for the SDE VpSde, not VeSde");

@@ -2,7 +2,8 @@
 //! optimises ([`Objective`]) — denoising score matching of a score network ([`Dsm`]) or
 //! the cross-entropy of a time-dependent classifier ([`CrossEntropy`]).
 //!
-//! One step: draw a batch `x_0` (and labels), times `t ~ U(t_min, T)` and noise `ε` from
+//! One step: draw a batch `x_0` (and labels), times `t ~ U(t_min, T)` (or another
+//! [`TimeDensity`]) and noise `ε` from
 //! the ChaCha8 stream `(seed, step)`, let the objective form its loss on
 //! `x_t = a·x_0 + b·ε` (in [`TrainConfig::chunks`] parts of the batch on parallel threads,
 //! gradients summed), clip the global gradient norm, take an AdamW step with warm-up, and
@@ -31,12 +32,14 @@ pub mod dsm;
 pub mod loss;
 mod objective;
 pub mod optim;
+pub mod time_density;
 
 pub use checkpoint::{Checkpoint, CheckpointInfo, ModelKind};
 pub use classifier::{load_classifier, CrossEntropy};
 pub use dsm::Dsm;
 pub use loss::Weighting;
 pub use objective::{Objective, StepLoss};
+pub use time_density::TimeDensity;
 
 /// Sets `RAYON_NUM_THREADS=1` unless it is set: candle's matmuls then run on one thread,
 /// and training steps ([`TrainConfig::chunks`]) and large model evaluations
@@ -87,6 +90,10 @@ pub struct TrainConfig {
     pub ema_decay: f64,
     /// The loss weighting.
     pub weighting: Weighting,
+    /// The density training times are drawn from (uniform unless set; a checkpoint
+    /// written before the option existed reads as uniform).
+    #[serde(default)]
+    pub time_density: TimeDensity,
     /// For class-conditional models: the probability a label is replaced by the null
     /// class (classifier-free guidance).
     pub label_dropout: f64,
@@ -119,6 +126,7 @@ impl Default for TrainConfig {
             clip: 1.0,
             ema_decay: 0.999,
             weighting: Weighting::B2,
+            time_density: TimeDensity::Uniform,
             label_dropout: 0.1,
             seed: 0,
             chunks: 2,
@@ -448,7 +456,7 @@ impl Draws {
         let (x0, labels) = data.batch(n, &mut rng, device)?;
         let (t0, t1) = sde.time_range();
         let ts: Vec<f64> = (0..n)
-            .map(|_| t0 + (t1 - t0) * rng.random::<f64>())
+            .map(|_| cfg.time_density.draw(t0, t1, &mut rng))
             .collect();
         let numel = x0.elem_count();
         let eps: Vec<f32> = (0..numel).map(|_| rng.sample(StandardNormal)).collect();

@@ -31,8 +31,8 @@ use sbdm_runtime::nn::ClassifierConfig;
 use sbdm_runtime::nn::{MlpConfig, NetConfig, UNetConfig};
 use sbdm_runtime::report::plot::{self, LineSeries};
 use sbdm_runtime::train::{
-    checkpoint, CrossEntropy, Dsm, LrSchedule, Objective, StepStats, TrainConfig, Trainer,
-    Weighting,
+    checkpoint, CrossEntropy, Dsm, LrSchedule, Objective, StepStats, TimeDensity, TrainConfig,
+    Trainer, Weighting,
 };
 use sbdm_runtime::GaussianKernel;
 
@@ -42,7 +42,7 @@ use crate::common::{
 };
 
 /// Arguments of `sbdm train`. `help` as the value of `--sde`, `--data`, `--model`,
-/// `--param` or `--weighting` lists the valid names.
+/// `--param`, `--weighting` or `--time-density` lists the valid names.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// The forward SDE (`help` lists them): a built-in, a discrete DDPM table, or a
@@ -81,6 +81,11 @@ pub struct TrainArgs {
     /// [default: b2; uniform, the flow-matching loss, with --param flow].
     #[arg(long)]
     pub weighting: Option<String>,
+    /// How training times are drawn (`help` lists them): uniform on the time range, or
+    /// logit-normal (SD3's: t = t_min + (T - t_min)*sigmoid(m + s*n), n ~ N(0, 1));
+    /// logit-normal:M,S sets m and s [default: uniform].
+    #[arg(long, value_name = "NAME")]
+    pub time_density: Option<String>,
     /// Train to this many steps in all (with --resume: the new total).
     #[arg(long, value_name = "N")]
     pub steps: Option<u64>,
@@ -269,6 +274,10 @@ fn schedule_rows() -> Vec<(LrSchedule, &'static str, &'static str)> {
 /// The rows of a choice flag as a listing.
 fn listing<T>(rows: Vec<(T, &'static str, &'static str)>) -> Listing {
     rows.into_iter().map(|(_, n, d)| (n, d)).collect()
+}
+
+fn time_density_names() -> Listing {
+    TimeDensity::NAMES.to_vec()
 }
 
 fn weighting_names() -> Listing {
@@ -575,6 +584,8 @@ fn plan(args: &TrainArgs) -> Result<Plan> {
             sde.time_range().1
         );
     }
+    let time_density = TimeDensity::from_name(args.time_density.as_deref().unwrap_or("uniform"))
+        .map_err(one_line)?;
     let schedule = Pick::chosen(Some(&args.schedule), None, "--schedule")?;
     if objective == ObjectiveKind::Classifier {
         for (given, flag) in [
@@ -608,6 +619,7 @@ fn plan(args: &TrainArgs) -> Result<Plan> {
         clip: args.clip,
         ema_decay: args.ema,
         weighting,
+        time_density,
         seed: args.seed,
         ..Default::default()
     };
@@ -660,12 +672,16 @@ fn plan(args: &TrainArgs) -> Result<Plan> {
                 sigma_data,
             };
             let what = format!(
-                "{} on {data_name} for {for_sde}: {} prediction{}{}, {} weighting, sigma_data {sigma_data}",
+                "{} on {data_name} for {for_sde}: {} prediction{}{}, {} weighting{}, sigma_data {sigma_data}",
                 net.name,
                 prediction.name(),
                 if args.precondition { ", preconditioned" } else { "" },
                 if num_classes > 0 { ", class-conditional" } else { "" },
-                weighting.name()
+                weighting.name(),
+                match time_density {
+                    TimeDensity::Uniform => String::new(),
+                    d => format!(", {} times", d.name()),
+                }
             );
             let title = format!(
                 "DSM loss: {} on {data_name}, {sde_name}, {} weighting",
@@ -750,6 +766,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         (asks_help(&args.model), &|| listing(net_rows())),
         (asks_help(&args.param), &|| listing(param_rows())),
         (is_help(args.weighting.as_deref()), &weighting_names),
+        (is_help(args.time_density.as_deref()), &time_density_names),
         (matches!(args.objective, Pick::Help), &|| {
             listing(objective_rows())
         }),
