@@ -225,6 +225,28 @@ fn a_time_shift_applies_to_any_declared_sde() {
         "{}",
         run.stderr
     );
+    // The shift by its logarithm, and Flux's resolution rule: μ = 0.5 at 256 tokens,
+    // 1.15 at 4096, linear between (1024 tokens: 0.5 + 0.65·768/3840 = 0.63).
+    for (flag, value, mu) in [
+        ("--shift-mu", "0.7", 0.7_f64),
+        ("--shift-tokens", "256", 0.5),
+        ("--shift-tokens", "4096", 1.15),
+        ("--shift-tokens", "1024", 0.63),
+    ] {
+        let run = sbdm(&["derive", "--sde", "rf", flag, value]);
+        assert!(run.ok(), "{flag} {value}: {}", run.stderr);
+        let shift: f64 = run
+            .stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("params: shift = "))
+            .unwrap_or_else(|| panic!("{flag} {value}: {}", run.stdout))
+            .parse()
+            .unwrap();
+        assert!(
+            (shift.ln() - mu).abs() < 1e-12,
+            "{flag} {value}: shift {shift}"
+        );
+    }
     for (args, needle) in [
         (
             &["derive", "--sde", "rf", "--shift", "0"][..],
@@ -234,6 +256,18 @@ fn a_time_shift_applies_to_any_declared_sde() {
         (
             &["derive", "--sde", "ddpm-linear", "--shift", "3"][..],
             "is a table",
+        ),
+        (
+            &["derive", "--sde", "ddpm-linear", "--shift-mu", "1"][..],
+            "--shift-mu: `ddpm-linear` is a table",
+        ),
+        (
+            &["derive", "--sde", "rf", "--shift-tokens", "0"][..],
+            "--shift-tokens: the token count must be finite and > 0",
+        ),
+        (
+            &["derive", "--sde", "rf", "--shift", "2", "--shift-mu", "1"][..],
+            "cannot be used with",
         ),
     ] {
         let run = sbdm(args);

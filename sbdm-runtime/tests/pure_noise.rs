@@ -312,3 +312,31 @@ fn bad_shifts_are_refused() {
         .to_string();
     assert!(err.contains("ends at T"), "{err}");
 }
+
+#[test]
+fn denoising_at_the_end_is_the_flow_samplers_last_step_to_zero() {
+    // Flow samplers end with an Euler step of the velocity to t = 0: x − t·u. On rectified
+    // flow that is exactly x̂_0 (u = ε̂ − x̂_0, x = (1 − t)·x̂_0 + t·ε̂), which is what
+    // `Sampled::denoise` (`sbdm sample --denoise`) returns: the same numbers to 1e-12.
+    use sbdm_runtime::model::prediction::{convert, KernelAt};
+    use sbdm_runtime::sampling::Sampled;
+    let mix = mixture();
+    let model = mix.model(&Rf);
+    let x_t = start(&Rf, 64);
+    let mut noise = Noise::new(1, 0, 64, &[2], &Device::Cpu);
+    let sampled = Sampler::OdeEuler
+        .sample(&Rf, &model, &x_t, &TimeGrid::uniform(50), &mut noise)
+        .unwrap();
+    let (x, t) = (sampled.x.clone(), sampled.t);
+    let denoised: Sampled = sampled.denoise(&Rf, &model).unwrap();
+    assert_eq!(denoised.t, 0.0);
+    let x0 = mix
+        .model(&Rf)
+        .predicting_x0()
+        .forward_at(&x, t, &Condition::None)
+        .unwrap();
+    let k = KernelAt::with_rates(&Rf, t);
+    let u = convert(&x0, Prediction::X0, Prediction::Flow, &x, k).unwrap();
+    let euler_to_zero = (&x - (u * t).unwrap()).unwrap();
+    assert!(max_abs(&denoised.x, &euler_to_zero) < 1e-12);
+}

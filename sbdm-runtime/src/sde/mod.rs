@@ -36,6 +36,7 @@ pub mod builtin;
 pub mod discrete;
 mod dynamic;
 pub mod named;
+pub mod resolution_shift;
 mod transition;
 
 pub use dynamic::DynSde;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use sbdm::symbolic::sde::{derive, Derivation, Diagnostic, Param, Part, SdeSpec};
+use sbdm_runtime::sde::resolution_shift::ResolutionShift;
 use sbdm_runtime::sde::{named, DynSde};
 use sbdm_runtime::{GaussianKernel, Sde};
 
@@ -58,6 +59,41 @@ pub struct SdeFlags {
     /// again. Needs a declared SDE whose time range ends at 1.
     #[arg(long, value_name = "S", allow_hyphen_values = true)]
     pub shift: Option<f64>,
+    /// The shift given by its logarithm, S = exp(MU) (Flux's and diffusers' `mu`).
+    #[arg(
+        long,
+        value_name = "MU",
+        allow_hyphen_values = true,
+        conflicts_with_all = ["shift", "shift_tokens"]
+    )]
+    pub shift_mu: Option<f64>,
+    /// The resolution-dependent shift of an image of N tokens (latent patches): MU
+    /// linear in N, 0.5 at 256 tokens and 1.15 at 4096 (Flux's rule), S = exp(MU).
+    #[arg(
+        long,
+        value_name = "N",
+        allow_hyphen_values = true,
+        conflicts_with = "shift"
+    )]
+    pub shift_tokens: Option<f64>,
+}
+
+impl SdeFlags {
+    /// The time shift asked for by --shift, --shift-mu or --shift-tokens, with the flag
+    /// that gave it.
+    fn shift(&self) -> Result<Option<(f64, String)>> {
+        Ok(match (self.shift, self.shift_mu, self.shift_tokens) {
+            (Some(s), _, _) => Some((s, format!("--shift {s}"))),
+            (_, Some(mu), _) => Some((mu.exp(), format!("--shift-mu {mu}"))),
+            (_, _, Some(n)) => {
+                let s = ResolutionShift::default()
+                    .shift(n)
+                    .map_err(|e| anyhow!("--shift-tokens: {}", one_line(e)))?;
+                Some((s, format!("--shift-tokens {n}")))
+            }
+            _ => None,
+        })
+    }
 }
 
 /// The SDE a command runs on, resolved.
@@ -153,20 +189,21 @@ fn is_file(sde: &str) -> bool {
 /// The SDE of `--sde` and the inline flags; `None` when neither is given.
 pub fn resolve(sde: Option<&str>, flags: &SdeFlags) -> Result<Option<ChosenSde>> {
     let chosen = resolve_unshifted(sde, flags)?;
-    let Some(shift) = flags.shift else {
+    let Some((shift, flag)) = flags.shift()? else {
         return Ok(chosen);
     };
+    let flag_name = flag.split(' ').next().unwrap_or("--shift");
     let chosen = chosen.ok_or_else(|| {
-        anyhow!("--shift needs an SDE: --sde NAME|FILE.sde, or one declared inline")
+        anyhow!("{flag_name} needs an SDE: --sde NAME|FILE.sde, or one declared inline")
     })?;
     let source = chosen.sde.source().ok_or_else(|| {
         anyhow!(
-            "--shift: `{}` is a table, not a declaration; a time shift needs a declared SDE",
+            "{flag_name}: `{}` is a table, not a declaration; a time shift needs a declared SDE",
             chosen.name
         )
     })?;
-    let dynamic = DynSde::time_shifted(&source, shift)
-        .map_err(|e| anyhow!("--shift {shift}: {}", one_line(e)))?;
+    let dynamic =
+        DynSde::time_shifted(&source, shift).map_err(|e| anyhow!("{flag}: {}", one_line(e)))?;
     Ok(Some(ChosenSde {
         name: format!("{} (shift {shift})", chosen.name),
         derivation: Some(dynamic.derivation().clone()),
