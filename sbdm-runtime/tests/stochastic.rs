@@ -31,7 +31,7 @@ use sbdm_runtime::sampling::noise::Noise;
 use sbdm_runtime::sampling::{Sampler, TimeGrid};
 use sbdm_runtime::sde::builtin::{CosineSde, RectifiedFlow, TrigFlow, VeSde, VpSde};
 
-use sbdm_runtime::sde::GaussianKernel;
+use sbdm_runtime::sde::{GaussianKernel, Sde};
 
 #[path = "common/scaled.rs"]
 mod scaled;
@@ -271,6 +271,24 @@ fn pc_trigflow() {
 #[test]
 fn reverse_diffusion_trigflow() {
     check(&TrigFlow, "reverse-diffusion", 52);
+}
+
+#[test]
+fn ancestral_shifted_rf() {
+    let rf = sbdm_runtime::sde::DynSde::time_shifted(&RectifiedFlow.source().unwrap(), 3.0);
+    check(&rf.unwrap(), "ancestral", 53);
+}
+
+#[test]
+fn em_zero_snr_table() {
+    let table = sbdm_runtime::sde::named::by_name("ddpm-linear-zsnr").unwrap();
+    check(&table, "em", 54);
+}
+
+#[test]
+fn ddpm_zero_snr_table() {
+    let table = sbdm_runtime::sde::named::by_name("ddpm-scaled-linear-zsnr").unwrap();
+    check(&table, "ddpm", 55);
 }
 
 /// The negative control: the exact score scaled by 1.1 (a 10% model error) must fail
