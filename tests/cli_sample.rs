@@ -151,23 +151,27 @@ fn ddim_samples_are_close_to_exact_samples() {
 
 #[test]
 fn init_is_used_as_given() {
+    // On VE (b(T) = 50) the CLI's DDIM from --init equals, bit for bit, the library's DDIM
+    // from the same f32 array: the init is neither redrawn nor rescaled (a variant that
+    // multiplied it by b(T), or drew from the prior, differs by orders of magnitude).
+    use sbdm_runtime::model::mixture::GaussianMixture;
+    use sbdm_runtime::sampling::{Noise, Sampler, TimeGrid};
+    use sbdm_runtime::sde::builtin::VeSde;
     let d = Dirs::new();
     let init = d.input.join("x_T.npy");
-    // 64 points of N(0, I), the VP prior: deterministic values, no RNG needed.
+    // 64 points on the VE prior's scale: deterministic values, no RNG needed.
     let v: Vec<f32> = (0..128)
-        .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+        .map(|i| 50.0 * (((i * 37 % 101) as f32 / 50.0) - 1.0))
         .collect();
-    Tensor::from_vec(v, (64, 2), &Device::Cpu)
-        .unwrap()
-        .write_npy(&init)
-        .unwrap();
+    let x_t = Tensor::from_vec(v, (64, 2), &Device::Cpu).unwrap();
+    x_t.write_npy(&init).unwrap();
     let out = d.out_file("s.npy");
     let model = d.model();
     let init_s = init.display().to_string();
     let r = sbdm(&[
         "sample",
         "--sde",
-        "vp",
+        "ve",
         "--model",
         &model,
         "--sampler",
@@ -180,7 +184,33 @@ fn init_is_used_as_given() {
         &out,
     ]);
     assert!(r.ok(), "{}", r.stderr);
-    assert_eq!(read_npy(Path::new(&out)).dims(), [64, 2]);
+    let got = read_npy(Path::new(&out));
+    assert_eq!(got.dims(), [64, 2]);
+    let mix = GaussianMixture::load(&d.input.join("gmm.json")).unwrap();
+    let ve = VeSde::default();
+    let mut noise = Noise::new(0, 0, 64, &[2], &Device::Cpu);
+    let want = Sampler::Ddim { eta: 0.0 }
+        .sample(
+            &ve,
+            &mix.model(&ve),
+            &x_t,
+            &TimeGrid::uniform(20),
+            &mut noise,
+        )
+        .unwrap()
+        .x
+        .to_dtype(candle_core::DType::F32)
+        .unwrap();
+    let (got, want): (Vec<f32>, Vec<f32>) = (
+        got.flatten_all().unwrap().to_vec1().unwrap(),
+        want.flatten_all().unwrap().to_vec1().unwrap(),
+    );
+    assert!(
+        got.iter()
+            .zip(&want)
+            .all(|(a, b)| a.to_bits() == b.to_bits()),
+        "the CLI's samples from --init differ from the library's"
+    );
 }
 
 #[test]
@@ -223,11 +253,82 @@ fn help_lists_every_name() {
     }
 }
 
+/// DDIM (η = 0) on DDPM's linear β table written out from the papers, in f64: ᾱ from the
+/// β linspace, the exact mixture's ε at each timestep, `x ← √ᾱ_prev·x̂_0 + √(1 − ᾱ_prev)·ε̂`,
+/// over the timesteps `steps` (decreasing; the last is the one landed on).
+fn ddim_on_the_linear_table(x_t: &[[f64; 2]], steps: &[usize]) -> Vec<[f64; 2]> {
+    let n = 1000;
+    let mut alpha_bar = Vec::with_capacity(n);
+    let mut prod = 1.0;
+    for i in 0..n {
+        let beta = 1e-4 + (0.02 - 1e-4) * i as f64 / (n - 1) as f64;
+        prod *= 1.0 - beta;
+        alpha_bar.push(prod);
+    }
+    // The four components of MIXTURE: weights 1/4, means (±2, 0), (0, ±2), std 0.3.
+    let means = [[2.0, 0.0], [0.0, 2.0], [-2.0, 0.0], [0.0, -2.0]];
+    let eps_hat = |x: [f64; 2], ab: f64| -> [f64; 2] {
+        let var = ab * 0.09 + 1.0 - ab;
+        let logs: Vec<f64> = means
+            .iter()
+            .map(|m| {
+                let d = [x[0] - ab.sqrt() * m[0], x[1] - ab.sqrt() * m[1]];
+                -(d[0] * d[0] + d[1] * d[1]) / (2.0 * var)
+            })
+            .collect();
+        let top = logs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let w: Vec<f64> = logs.iter().map(|l| (l - top).exp()).collect();
+        let total: f64 = w.iter().sum();
+        let mut score = [0.0; 2];
+        for (k, m) in means.iter().enumerate() {
+            for j in 0..2 {
+                score[j] -= w[k] / total * (x[j] - ab.sqrt() * m[j]) / var;
+            }
+        }
+        [-(1.0 - ab).sqrt() * score[0], -(1.0 - ab).sqrt() * score[1]]
+    };
+    x_t.iter()
+        .map(|&x0| {
+            let mut x = x0;
+            for w in steps.windows(2) {
+                let (ab, prev) = (alpha_bar[w[0]], alpha_bar[w[1]]);
+                let e = eps_hat(x, ab);
+                for j in 0..2 {
+                    let x0_hat = (x[j] - (1.0 - ab).sqrt() * e[j]) / ab.sqrt();
+                    x[j] = prev.sqrt() * x0_hat + (1.0 - prev).sqrt() * e[j];
+                }
+            }
+            x
+        })
+        .collect()
+}
+
 #[test]
 fn discrete_schedule_samples() {
+    // DDIM on ddpm-linear with leading spacing (50 of 1000 timesteps: 980, 960, ..., 0),
+    // from a given x_T, against DDIM written out from the β table (f64, above): equal to
+    // f32 rounding (the CLI's output is f32: measured 2e-6, 2e-5 allowed on values of size
+    // ~2). The same reference one timestep off (981, ..., 1) is 1.7e-3 away: the test can
+    // fail.
     let d = Dirs::new();
+    let init = d.input.join("x_T.npy");
+    let x_t: Vec<[f64; 2]> = (0..100)
+        .map(|i| {
+            let u = |k: usize| ((i * 37 + k * 53) % 101) as f64 / 50.5 - 1.0;
+            [1.7 * u(0), 1.7 * u(1)]
+        })
+        .collect();
+    let flat: Vec<f32> = x_t
+        .iter()
+        .flat_map(|r| [r[0] as f32, r[1] as f32])
+        .collect();
+    Tensor::from_vec(flat, (100, 2), &Device::Cpu)
+        .unwrap()
+        .write_npy(&init)
+        .unwrap();
     let out = d.out_file("s.npy");
     let model = d.model();
+    let init_s = init.display().to_string();
     let r = sbdm(&[
         "sample",
         "--sde",
@@ -236,15 +337,106 @@ fn discrete_schedule_samples() {
         &model,
         "--sampler",
         "ddim",
+        "--spacing",
+        "leading",
         "--steps",
         "50",
-        "--n",
-        "500",
+        "--init",
+        &init_s,
         "--out",
         &out,
     ]);
     assert!(r.ok(), "{}", r.stderr);
-    assert_eq!(read_npy(Path::new(&out)).dims(), [500, 2]);
+    let got: Vec<f32> = read_npy(Path::new(&out))
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    // x_T as the CLI read it (f32).
+    let x_t: Vec<[f64; 2]> = x_t
+        .iter()
+        .map(|r| [f64::from(r[0] as f32), f64::from(r[1] as f32)])
+        .collect();
+    let gap = |steps: &[usize]| -> f64 {
+        ddim_on_the_linear_table(&x_t, steps)
+            .iter()
+            .flatten()
+            .zip(&got)
+            .map(|(w, g)| (w - f64::from(*g)).abs())
+            .fold(0.0, f64::max)
+    };
+    let leading: Vec<usize> = (0..50).rev().map(|i| 20 * i).collect();
+    let off_by_one: Vec<usize> = leading.iter().map(|i| i + 1).collect();
+    let (exact, wrong) = (gap(&leading), gap(&off_by_one));
+    println!("CLI vs the table's DDIM {exact:e}; one timestep off {wrong:e}");
+    assert!(exact < 2e-5, "CLI vs the table's DDIM: {exact}");
+    assert!(
+        wrong > 40.0 * exact.max(1e-6),
+        "off by one: {wrong} vs {exact}"
+    );
+}
+
+#[test]
+fn denoise_is_tweedie_in_closed_form() {
+    // One Gaussian N(μ, s²I): at t_min, E[x_0 | x] = μ + a·s²/(a²s² + b²)·(x − a·μ) on VP.
+    // `--denoise` must give exactly that from the undenoised samples (same seed).
+    use sbdm_runtime::sde::builtin::VpSde;
+    use sbdm_runtime::{GaussianKernel, Sde};
+    let d = Dirs::new();
+    let model = d.write_model(
+        "one.json",
+        r#"{"weights": [1.0], "means": [[1.5, -0.5]], "stds": [0.4]}"#,
+    );
+    let (plain, denoised) = (d.out_file("x.npy"), d.out_file("x0.npy"));
+    for (out, extra) in [(&plain, None), (&denoised, Some("--denoise"))] {
+        let mut args = vec![
+            "sample",
+            "--sde",
+            "vp",
+            "--model",
+            &model,
+            "--sampler",
+            "ddim",
+            "--steps",
+            "20",
+            "--n",
+            "200",
+            "--out",
+            out,
+        ];
+        args.extend(extra);
+        let r = sbdm(&args);
+        assert!(r.ok(), "{}", r.stderr);
+    }
+    let vp = VpSde::default();
+    let t = vp.time_range().0;
+    let (a, b, s2, mu) = (vp.mean_coef(t), vp.std(t), 0.16, [1.5, -0.5]);
+    let gain = a * s2 / (a * a * s2 + b * b);
+    let x: Vec<f32> = read_npy(Path::new(&plain))
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let x0: Vec<f32> = read_npy(Path::new(&denoised))
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let mut worst = 0.0_f64;
+    for (i, (xi, gi)) in x.iter().zip(&x0).enumerate() {
+        let m = mu[i % 2];
+        let want = m + gain * (f64::from(*xi) - a * m);
+        worst = worst.max((want - f64::from(*gi)).abs());
+    }
+    // f32 samples: a few ulp of values ~2 (measured 1.4e-7); --denoise must change x.
+    println!("denoised vs Tweedie {worst:e}");
+    assert!(worst < 1e-5, "denoised vs Tweedie: {worst}");
+    let undone = x
+        .iter()
+        .zip(&x0)
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0_f32, f32::max);
+    assert!(undone > 1e-4, "--denoise changed nothing: {undone}");
 }
 
 /// Runs `sbdm sample` with one thing wrong: it must fail with one line naming the

@@ -274,6 +274,52 @@ fn grids_are_values() {
 }
 
 #[test]
+fn spaced_grids_are_their_closed_forms() {
+    // Quadratic: uniform in √t, t_i = (√T + (i/N)(√t_min − √T))²; log-SNR: λ uniform,
+    // t_i = t(λ(T) + (i/N)(λ(t_min) − λ(T))). Each to 1e-14
+    // relative (a few ulp) against the formula written out here (the ends are pinned).
+    let vp = VpSde::default();
+    let (t_max, t_min) = (1.0_f64, 1e-3_f64);
+    let n = 7;
+    let close = |got: &[f64], want: &dyn Fn(usize) -> f64, what: &str| {
+        assert_eq!(got.len(), n + 1, "{what}");
+        for (i, g) in got.iter().enumerate() {
+            let w = want(i);
+            assert!((g - w).abs() <= 1e-14 * w.abs(), "{what} t_{i}: {g} vs {w}");
+        }
+    };
+    let quadratic = TimeGrid::new(GridKind::Quadratic, n).times(&vp).unwrap();
+    close(
+        &quadratic,
+        &|i| {
+            let s = t_max.sqrt() + (i as f64 / n as f64) * (t_min.sqrt() - t_max.sqrt());
+            s * s
+        },
+        "quadratic",
+    );
+    // A wrong variant (uniform in t) is far from it: the test can fail.
+    let uniform = TimeGrid::uniform(n).times(&vp).unwrap();
+    assert!((uniform[3] - quadratic[3]).abs() > 0.1);
+    let logsnr = TimeGrid::new(GridKind::LogSnr, n).times(&vp).unwrap();
+    let (l0, l1) = (vp.log_snr(t_max), vp.log_snr(t_min));
+    close(
+        &logsnr,
+        &|i| {
+            if i == 0 || i == n {
+                return [t_max, t_min][i / n];
+            }
+            vp.t_of_log_snr(l0 + (i as f64 / n as f64) * (l1 - l0))
+        },
+        "logsnr",
+    );
+    for t in &logsnr[1..n] {
+        let i = logsnr.iter().position(|u| u == t).unwrap();
+        let want = l0 + (i as f64 / n as f64) * (l1 - l0);
+        assert!((vp.log_snr(*t) - want).abs() < 1e-9, "λ uniform at {i}");
+    }
+}
+
+#[test]
 fn the_noise_streams_must_fit_x_t() {
     let vp = VpSde::default();
     let mix = mixture();
