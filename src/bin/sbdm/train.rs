@@ -839,8 +839,10 @@ fn train<O: Objective>(
         bar.set_message(format!("{:.4}", smoothed.push(stats.loss)));
         bar.inc(1);
         if every > 0 && stats.step % every == 0 && stats.step < total {
-            trainer.save(&ckpt).map_err(one_line)?;
+            // The log first: a run killed between the two writes leaves a log at least
+            // as long as the checkpoint, which a resume cuts to the checkpoint's step.
             write_log(&csv, &rows)?;
+            trainer.save(&ckpt).map_err(one_line)?;
             saved = Some(stats.step);
         }
     }
@@ -855,8 +857,8 @@ fn train<O: Objective>(
         };
         bail!("{}; {kept}", one_line(e));
     }
-    trainer.save(&ckpt).map_err(one_line)?;
     write_log(&csv, &rows)?;
+    trainer.save(&ckpt).map_err(one_line)?;
     plot_loss(&png, &title, &rows)?;
 
     let run = total - first;
