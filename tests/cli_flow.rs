@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{sbdm, train_tiny};
+use common::{sbdm, train_tiny, train_tiny_with};
 use sbdm_runtime::io;
 
 /// Two components at (±2, 0), std 0.5: E|x|² = 4 + 2·0.25 = 4.5.
@@ -87,27 +87,12 @@ fn logit_normal_times_train_and_are_stored() {
     // density is part of the checkpoint's training configuration.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ln");
-    let run = sbdm(&[
-        "train",
-        "--sde",
+    let (run, _) = train_tiny_with(
+        dir.path(),
+        "ln",
         "rf",
-        "--data",
-        "moons",
-        "--model",
-        "mlp",
-        "--width",
-        "32",
-        "--depth",
-        "2",
-        "--batch",
-        "32",
-        "--steps",
-        "20",
-        "--time-density",
-        "logit-normal:0,1",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+        &["--time-density", "logit-normal:0,1"],
+    );
     assert!(run.ok(), "{}", run.stderr);
     assert!(
         run.stdout.contains("logit-normal:0,1 times"),

@@ -57,30 +57,8 @@ fn run_and_kill(args: &[String], after: Duration) -> bool {
 }
 
 fn train_args(out: &Path, resume: bool) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "train",
-        "--sde",
-        "vp",
-        "--data",
-        "moons",
-        "--model",
-        "mlp",
-        "--width",
-        "32",
-        "--depth",
-        "2",
-        "--batch",
-        "64",
-        "--steps",
-        "60",
-        "--checkpoint-every",
-        "3",
-        "--out",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.push(out.display().to_string());
+    let mut args = common::tiny_train_args("vp", 60, out);
+    args.extend(["--checkpoint-every".to_string(), "3".to_string()]);
     if resume {
         args.push("--resume".into());
     }

@@ -5,7 +5,7 @@
 // Generated code names `::sbdm::__private`.
 extern crate sbdm_runtime as sbdm;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use sbdm_runtime::model::prediction::Prediction;
 use sbdm_runtime::model::{Condition, ScoreModel};
 use sbdm_runtime::sampling::noise::Noise;
@@ -31,10 +31,9 @@ sbdm_runtime::sde! {
     }
 }
 
-fn start<S: GaussianKernel>(sde: &S, n: usize) -> Tensor {
-    let mut noise = Noise::new(9, 0, n, &[2], &Device::Cpu);
-    (noise.draw().unwrap().to_dtype(DType::F64).unwrap() * sde.prior_std()).unwrap()
-}
+#[path = "common/from_pure_noise.rs"]
+mod from_pure_noise;
+use from_pure_noise::{every_sampler_reaches_the_exact_second_moment, start};
 
 #[test]
 fn every_sampler_starts_at_pure_noise() {
@@ -42,8 +41,6 @@ fn every_sampler_starts_at_pure_noise() {
     // stays finite and, at 200 steps, reaches the data's E|x|² within 5 standard errors of
     // the sample plus 2 % (the discretisation bias allowed; the deterministic samplers'
     // errors at 200 steps are below 1e-2, see the order test).
-    let mix = mixture();
-    let n = 4000;
     // The built-in TrigFlow's a(1) = cos(π/2) is 6e-17, not 0: pure noise all the same.
     for (name, sde) in [
         ("rf", &Rf as &dyn GaussianKernel),
@@ -51,36 +48,13 @@ fn every_sampler_starts_at_pure_noise() {
         ("trig with a(1) = 0", &ExactTrig),
     ] {
         assert!(sde.is_pure_noise(sde.time_range().1), "{name}");
-        let model = mix.model(sde); // x̂_0 where a(T) = 0
-        let x_t = start(&sde, n);
-        let (t0, _) = sde.time_range();
-        let a0 = sde.mean_coef(t0);
-        // E|x_{t_min}|² of the exact law, and the s.e. of a mean over n samples.
-        let exact = a0 * a0 * mix.second_moment() + 2.0 * sde.variance(t0);
-        for sampler in Sampler::ALL {
-            let mut noise = Noise::new(1, 0, n, &[2], &Device::Cpu);
-            let x = sampler
-                .sample(&sde, &model, &x_t, &TimeGrid::uniform(200), &mut noise)
-                .unwrap_or_else(|e| panic!("{name} {sampler}: {e}"))
-                .x;
-            let sq = x.sqr().unwrap().sum(1).unwrap();
-            let m = sq.mean_all().unwrap().to_scalar::<f64>().unwrap();
-            let sd = (sq
-                .sqr()
-                .unwrap()
-                .mean_all()
-                .unwrap()
-                .to_scalar::<f64>()
-                .unwrap()
-                - m * m)
-                .sqrt();
-            let se = sd / (n as f64).sqrt();
-            println!("{name} {sampler}: E|x|² = {m:.4} (exact {exact:.4}, s.e. {se:.4})");
-            assert!(
-                (m - exact).abs() < 5.0 * se + 0.02 * exact,
-                "{name} {sampler}: E|x|² = {m} vs exact {exact} (s.e. {se})"
-            );
-        }
+        every_sampler_reaches_the_exact_second_moment(
+            name,
+            sde,
+            &mixture(),
+            &TimeGrid::uniform(200),
+            4000,
+        );
     }
 }
 

@@ -2,7 +2,7 @@
 //! and Sample Steps are Flawed"): the rescaling, the embedding of its last segment (linear
 //! in `a = √ᾱ`, pure noise at `t = 1`), and the samplers from pure noise on trailing grids.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use sbdm_runtime::model::prediction::Prediction;
 use sbdm_runtime::model::{Condition, ScoreModel};
 use sbdm_runtime::sampling::noise::Noise;
@@ -248,10 +248,9 @@ fn rates_off_the_pure_noise_segment_are_the_trait_defaults_bit_for_bit() {
     }
 }
 
-fn start<S: GaussianKernel>(sde: &S, n: usize) -> Tensor {
-    let mut noise = Noise::new(9, 0, n, &[2], &Device::Cpu);
-    (noise.draw().unwrap().to_dtype(DType::F64).unwrap() * sde.prior_std()).unwrap()
-}
+#[path = "common/from_pure_noise.rs"]
+mod from_pure_noise;
+use from_pure_noise::{every_sampler_reaches_the_exact_second_moment, start};
 
 #[test]
 fn every_sampler_starts_at_pure_noise_on_trailing_timesteps() {
@@ -259,41 +258,18 @@ fn every_sampler_starts_at_pure_noise_on_trailing_timesteps() {
     // trailing timesteps from t = 1 (pure noise) down to timestep 0, x_T = b(T)·ε with
     // b(T) = 1, the exact posterior-mean oracle (it predicts x̂_0 there). Every sampler
     // stays finite and reaches the exact E|x|² within 5 standard errors plus 2 %.
-    let mix = mixture();
-    let n = 4000;
     let sde = named::by_name("ddpm-scaled-linear-zsnr").unwrap();
     let grid = trailing(200);
     let ts = grid.times(&sde).unwrap();
     assert_eq!((ts[0], ts[ts.len() - 1]), (1.0, 1.0 / N as f64));
     assert!(sde.is_pure_noise(ts[0]));
-    let model = mix.model(&sde);
-    let x_t = start(&sde, n);
-    let t0 = ts[ts.len() - 1];
-    let a0 = sde.mean_coef(t0);
-    let exact = a0 * a0 * mix.second_moment() + 2.0 * sde.variance(t0);
-    for sampler in Sampler::ALL {
-        let mut noise = Noise::new(1, 0, n, &[2], &Device::Cpu);
-        let x = sampler
-            .sample(&sde, &model, &x_t, &grid, &mut noise)
-            .unwrap_or_else(|e| panic!("{sampler}: {e}"))
-            .x;
-        let sq = x.sqr().unwrap().sum(1).unwrap();
-        let m = sq.mean_all().unwrap().to_scalar::<f64>().unwrap();
-        let m2 = sq
-            .sqr()
-            .unwrap()
-            .mean_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
-        let se = (m2 - m * m).sqrt() / (n as f64).sqrt();
-        println!("{sampler}: E|x|² = {m:.4} (exact {exact:.4}, s.e. {se:.4})");
-        assert!(m.is_finite());
-        assert!(
-            (m - exact).abs() < 5.0 * se + 0.02 * exact,
-            "{sampler}: E|x|² = {m} vs exact {exact} (s.e. {se})"
-        );
-    }
+    every_sampler_reaches_the_exact_second_moment(
+        "ddpm-scaled-linear-zsnr",
+        &sde,
+        &mixture(),
+        &grid,
+        4000,
+    );
 }
 
 /// An ε-prediction model (its output is irrelevant here: zeros).

@@ -32,32 +32,42 @@ pub fn sbdm(args: &[&str]) -> Run {
     }
 }
 
-/// `sbdm train` of a CI-sized score model in `dir/name`: a 2-D MLP trained on moons for
-/// 20 steps under `sde`; the run and the checkpoint's `--model` spec, `ckpt:FILE`.
+/// The arguments of `sbdm train` for a CI-sized score model written to `out`: a 2-D MLP
+/// (width 32, depth 2, batch 32) trained on moons for `steps` steps under `sde`.
 #[allow(dead_code)] // Not every test binary that includes this module trains one.
-pub fn train_tiny(dir: &std::path::Path, name: &str, sde: &str) -> (Run, String) {
+pub fn tiny_train_args(sde: &str, steps: u64, out: &std::path::Path) -> Vec<String> {
+    let steps = steps.to_string();
+    let out = out.to_str().expect("a UTF-8 path");
+    [
+        "train", "--sde", sde, "--data", "moons", "--model", "mlp", "--width", "32", "--depth",
+        "2", "--batch", "32", "--steps", &steps, "--out", out,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// `sbdm train` of a CI-sized score model in `dir/name` ([`tiny_train_args`], 20 steps)
+/// with `extra` flags; the run and the checkpoint's `--model` spec, `ckpt:FILE`.
+#[allow(dead_code)] // Not every test binary that includes this module trains one.
+pub fn train_tiny_with(
+    dir: &std::path::Path,
+    name: &str,
+    sde: &str,
+    extra: &[&str],
+) -> (Run, String) {
     let out = dir.join(name);
-    let run = sbdm(&[
-        "train",
-        "--sde",
-        sde,
-        "--data",
-        "moons",
-        "--model",
-        "mlp",
-        "--width",
-        "32",
-        "--depth",
-        "2",
-        "--batch",
-        "32",
-        "--steps",
-        "20",
-        "--out",
-        out.to_str().expect("a UTF-8 path"),
-    ]);
+    let mut args = tiny_train_args(sde, 20, &out);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let run = sbdm(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let spec = format!("ckpt:{}", out.join("model.safetensors").display());
     (run, spec)
+}
+
+/// [`train_tiny_with`] with no extra flags.
+#[allow(dead_code)] // Not every test binary that includes this module trains one.
+pub fn train_tiny(dir: &std::path::Path, name: &str, sde: &str) -> (Run, String) {
+    train_tiny_with(dir, name, sde, &[])
 }
 
 /// A CI-sized score checkpoint in `dir/name` ([`train_tiny`] under VP); returns its
