@@ -196,25 +196,6 @@ fn the_posterior_mean_oracle_is_tweedie_of_the_score() {
     }
 }
 
-#[test]
-fn likelihoods_on_a_pure_noise_end_are_refused_in_one_line() {
-    use sbdm_runtime::likelihood::{log_likelihood, ExactMixture, OdeTolerance};
-    let mix = mixture();
-    let mut field = ExactMixture {
-        sde: &Rf,
-        mixture: &mix,
-    };
-    let prior = |x: &[f64]| Rf.prior_log_prob(x);
-    let tol = OdeTolerance::new(1e-6, 1e-6).unwrap();
-    let err = log_likelihood(&Rf, &mut field, &[0.1, 0.2], &prior, tol)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("pure noise") && err.lines().count() == 1,
-        "{err}"
-    );
-}
-
 /// The built-in rectified flow shifted by `s` (a declaration derived at run time).
 fn shifted_rf(s: f64) -> DynSde {
     DynSde::time_shifted(&RectifiedFlow.source().unwrap(), s).unwrap()

@@ -1,23 +1,27 @@
-//! The score and its divergence `∇·s`, the only model-dependent part of the PF-ODE's
-//! change of variables: analytic for the Gaussian-mixture oracle, and for a network by
-//! automatic differentiation — exactly, one vector–Jacobian product per dimension
-//! (`∂s_i/∂x_i` is entry `i` of `e_iᵀ·J`), or by Hutchinson–Skilling's unbiased estimate
-//! `∇·s = E_v[vᵀ·J·v]` over probes `v` with `E[v·vᵀ] = I` (Rademacher or Gaussian;
-//! Hutchinson 1989, Skilling 1989; FFJORD, Grathwohl et al. 2019, keep each probe fixed
-//! along a trajectory so the ODE stays smooth for the adaptive solver).
+//! The model-dependent part of the PF-ODE's change of variables: the quantity `m` the
+//! drift is affine in — the score `s`, or the posterior mean `x̂_0` on an SDE that reaches
+//! pure noise ([`DriftForm`]) — and its divergence `∇·m`: analytic for the
+//! Gaussian-mixture oracle, and for a network by automatic differentiation — exactly, one
+//! vector–Jacobian product per dimension (`∂m_i/∂x_i` is entry `i` of `e_iᵀ·J`), or by
+//! Hutchinson–Skilling's unbiased estimate `∇·m = E_v[vᵀ·J·v]` over probes `v` with
+//! `E[v·vᵀ] = I` (Rademacher or Gaussian; Hutchinson 1989, Skilling 1989; FFJORD,
+//! Grathwohl et al. 2019, keep each probe fixed along a trajectory so the ODE stays
+//! smooth for the adaptive solver).
 //!
-//! With `K` probes each sample carries `K` integrals `∫(d·F − ½g²·vₖᵀJvₖ) dt`, one per
+//! With `K` probes each sample carries `K` integrals `∫(d·c_x + c_m·vₖᵀJvₖ) dt`, one per
 //! probe, along the same trajectory: their mean is the estimate and their spread its
 //! standard error.
 
 use candle_core::{DType, Device, Tensor, Var};
 
+use super::DriftForm;
 use crate::error::{invalid, Result};
 use crate::model::mixture::GaussianMixture;
 use crate::sampling::{Denoiser, Guide, Noise};
 use crate::sde::GaussianKernel;
 
-/// A score field and its divergence, evaluated for a batch of points at one time.
+/// A score field — or its posterior mean `x̂_0`, in the [`DriftForm`] asked for — and its
+/// divergence, evaluated for a batch of points at one time.
 pub trait ScoreDivergence {
     /// The dimension `d` of a point.
     fn dim(&self) -> usize;
@@ -39,13 +43,30 @@ pub trait ScoreDivergence {
         Ok(())
     }
 
-    /// At the points `x` (`n × d`, row-major) and time `t`: the score into `score`
-    /// (`n × d`) and the divergence estimates into `div` (`n × K`, row-major).
-    fn evaluate(&mut self, x: &[f64], t: f64, score: &mut [f64], div: &mut [f64]) -> Result<()>;
+    /// Refuses, in one line, a form the field cannot give at time `t` (a network
+    /// predicting ε or the score has no `x̂_0` where the kernel is pure noise); checked
+    /// before an integration starts. By default every form is given everywhere.
+    fn check_form(&self, form: DriftForm, t: f64) -> Result<()> {
+        let _ = (form, t);
+        Ok(())
+    }
+
+    /// At the points `x` (`n × d`, row-major) and time `t`: `form`'s quantity `m` (the
+    /// score or `x̂_0`) into `value` (`n × d`) and the estimates of its divergence `∇·m`
+    /// into `div` (`n × K`, row-major).
+    fn evaluate(
+        &mut self,
+        form: DriftForm,
+        x: &[f64],
+        t: f64,
+        value: &mut [f64],
+        div: &mut [f64],
+    ) -> Result<()>;
 }
 
-/// The exact score of a Gaussian mixture diffused by `sde`, with its analytic divergence
-/// ([`GaussianMixture::score_divergence_at`]).
+/// The exact score of a Gaussian mixture diffused by `sde`, or its exact posterior mean,
+/// with the analytic divergence ([`GaussianMixture::score_divergence_at`],
+/// [`GaussianMixture::posterior_mean_divergence_at`]).
 pub struct ExactMixture<'a, S: ?Sized> {
     /// The forward SDE.
     pub sde: &'a S,
@@ -58,11 +79,21 @@ impl<S: GaussianKernel + ?Sized> ScoreDivergence for ExactMixture<'_, S> {
         self.mixture.dim()
     }
 
-    fn evaluate(&mut self, x: &[f64], t: f64, score: &mut [f64], div: &mut [f64]) -> Result<()> {
+    fn evaluate(
+        &mut self,
+        form: DriftForm,
+        x: &[f64],
+        t: f64,
+        value: &mut [f64],
+        div: &mut [f64],
+    ) -> Result<()> {
         let (a, b) = (self.sde.mean_coef(t), self.sde.std(t));
         let d = self.dim();
-        for ((row, s), v) in x.chunks_exact(d).zip(score.chunks_exact_mut(d)).zip(div) {
-            *v = self.mixture.score_divergence_at(row, a, b, s);
+        for ((row, m), v) in x.chunks_exact(d).zip(value.chunks_exact_mut(d)).zip(div) {
+            *v = match form {
+                DriftForm::Score => self.mixture.score_divergence_at(row, a, b, m),
+                DriftForm::PosteriorMean => self.mixture.posterior_mean_divergence_at(row, a, b, m),
+            };
         }
         Ok(())
     }
@@ -158,9 +189,9 @@ impl Probe {
     }
 }
 
-/// A network's score (through the SDE's conversion of its prediction, as samplers see
-/// it) and its divergence by automatic differentiation through the network with respect
-/// to its input.
+/// A network's score or posterior mean `x̂_0` (through the SDE's conversion of its
+/// prediction, as samplers see it) and its divergence by automatic differentiation
+/// through the network and the conversion with respect to its input.
 ///
 /// The model must treat the samples of a batch independently (every network here does:
 /// no batch statistics), so the gradient of a sum over the batch is each sample's own.
@@ -213,11 +244,11 @@ impl<'a, S: GaussianKernel + ?Sized, G: Guide + ?Sized> NetworkDivergence<'a, S,
             .collect()
     }
 
-    /// `∇_x Σ (s ⊙ w)` over the batch: row `i` is `wᵢᵀ·Jᵢ`, flattened to `[n, d]`.
-    fn vjp(&self, x: &Var, s: &Tensor, w: &Tensor) -> Result<Tensor> {
-        let grads = (s * w)?.sum_all()?.backward()?;
+    /// `∇_x Σ (m ⊙ w)` over the batch: row `i` is `wᵢᵀ·Jᵢ`, flattened to `[n, d]`.
+    fn vjp(&self, x: &Var, m: &Tensor, w: &Tensor) -> Result<Tensor> {
+        let grads = (m * w)?.sum_all()?.backward()?;
         let g = grads.get(x).ok_or_else(|| {
-            invalid!("the model's score does not depend on x through differentiable operations")
+            invalid!("the model's output does not depend on x through differentiable operations")
         })?;
         Ok(g.flatten_from(1)?)
     }
@@ -267,15 +298,31 @@ impl<S: GaussianKernel + ?Sized, G: Guide + ?Sized> ScoreDivergence
         Ok(())
     }
 
-    fn evaluate(&mut self, x: &[f64], t: f64, score: &mut [f64], div: &mut [f64]) -> Result<()> {
+    /// The model's prediction converted to `form.prediction()`: an ε or score model has
+    /// no `x̂_0` where the kernel is pure noise ([`Denoiser::check_prediction`]).
+    fn check_form(&self, form: DriftForm, t: f64) -> Result<()> {
+        self.denoiser.check_prediction(t, form.prediction())
+    }
+
+    fn evaluate(
+        &mut self,
+        form: DriftForm,
+        x: &[f64],
+        t: f64,
+        value: &mut [f64],
+        div: &mut [f64],
+    ) -> Result<()> {
         let d = self.dim();
         let n = x.len() / d;
         let input =
             Tensor::from_slice(x, self.batch_shape(n), &self.device)?.to_dtype(self.dtype)?;
         let var = Var::from_tensor(&input)?;
-        let s = self.denoiser.score(var.as_tensor(), t)?;
+        // The quantity the integrated drift is affine in, differentiated as it is computed.
+        let s = self
+            .denoiser
+            .predict(var.as_tensor(), t, form.prediction())?;
         let values = s.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-        score.copy_from_slice(&values);
+        value.copy_from_slice(&values);
         match self.method {
             Divergence::Exact => {
                 div.fill(0.0);

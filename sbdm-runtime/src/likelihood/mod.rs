@@ -11,6 +11,28 @@
 //! integrates `(x, ∫∇·f̃)` for a batch with the adaptive Dormand–Prince solver; images
 //! are scored in bits per dimension after uniform dequantisation ([`Dequantization`]).
 //!
+//! **SDEs that reach pure noise.** Where `a(T) = 0` (rectified flow, TrigFlow, the
+//! zero-terminal-SNR tables; [`GaussianKernel::is_pure_noise`]) `F = ȧ/a` and `g²` diverge
+//! at `T`: the score form cannot be evaluated there, and near `T` its two terms, each of
+//! size `~1/a(t)`, cancel to a finite drift, so the field's own rounding is amplified by
+//! `1/a(t)`. The same drift written with the kernel's rates `ȧ`, `ḃ` and the posterior
+//! mean `x̂_0 = E[x_0 | x_t] = (x + b²·s)/a`,
+//! `f̃ = (ḃ/b)·x + (ȧ − a·ḃ/b)·x̂_0` with `∇·f̃ = d·ḃ/b + (ȧ − a·ḃ/b)·∇·x̂_0`, is finite
+//! and well conditioned up to and at `T` (there `∇ₓx̂_0 = (a/b²)·Cov[x_0 | x_t] = 0`).
+//! [`DriftForm`] is that choice, made once per SDE, and the one place the coefficients of
+//! either form are written ([`DriftForm::coefficients`]): an SDE that reaches pure noise
+//! at `T` is integrated in the posterior-mean form over its whole range (one smooth
+//! field, no switch at `T`; a network's f32 rounding is not amplified near `T`), every
+//! other SDE in the score form, in the same arithmetic as before the posterior-mean form
+//! existed (its results are unchanged to the bit). With the exact mixture in f64 the two
+//! forms measure the same error on rectified flow, so the choice costs nothing there. The
+//! field gives the form's quantity and its divergence ([`ScoreDivergence::evaluate`]):
+//! the mixture in closed form, a network by differentiating exactly what is integrated
+//! (its prediction converted to `x̂_0`). A network predicting ε or the score has no `x̂_0`
+//! at `T` and is refused in one line before integrating
+//! ([`ScoreDivergence::check_form`]). The prior is `N(0, b(T)²I)` either way
+//! ([`GaussianKernel::prior_log_prob`]); where `a(T) = 0` it is `p_T` exactly.
+//!
 //! ```
 //! use sbdm_runtime::likelihood::{log_likelihood, ExactMixture, OdeTolerance};
 //! use sbdm_runtime::model::mixture::GaussianMixture;
@@ -38,7 +60,52 @@ pub use divergence::{Divergence, ExactMixture, NetworkDivergence, Probe, ScoreDi
 use sbdm_symbolic::numeric::Dopri5;
 
 use crate::error::{invalid, Result};
+use crate::model::prediction::Prediction;
 use crate::sde::GaussianKernel;
+
+/// The form in which the PF-ODE's drift is integrated: affine in a quantity `m` the field
+/// evaluates, `f̃ = c_x·x + c_m·m` with divergence `∇·f̃ = d·c_x + c_m·∇·m`
+/// ([`coefficients`](DriftForm::coefficients)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DriftForm {
+    /// `m` the score `s = ∇log p_t`: `c_x = F`, `c_m = −½g²`.
+    Score,
+    /// `m` the posterior mean `x̂_0 = E[x_0 | x_t]`: `c_x = ḃ/b`, `c_m = ȧ − a·ḃ/b`,
+    /// finite where `a = 0`.
+    PosteriorMean,
+}
+
+impl DriftForm {
+    /// The form `sde`'s PF-ODE is integrated in: [`PosteriorMean`](Self::PosteriorMean)
+    /// when the kernel is pure noise at `T` (where `F` and `g²` diverge), else
+    /// [`Score`](Self::Score).
+    pub fn for_kernel<S: GaussianKernel + ?Sized>(sde: &S) -> DriftForm {
+        if sde.is_pure_noise(sde.time_range().1) {
+            DriftForm::PosteriorMean
+        } else {
+            DriftForm::Score
+        }
+    }
+
+    /// `(c_x, c_m)` at `t`: the drift is `c_x·x + c_m·m`.
+    pub fn coefficients<S: GaussianKernel + ?Sized>(self, sde: &S, t: f64) -> (f64, f64) {
+        match self {
+            DriftForm::Score => (sde.drift_coef(t), -0.5 * sde.diffusion_sq(t)),
+            DriftForm::PosteriorMean => {
+                let rate = sde.std_dt(t) / sde.std(t);
+                (rate, sde.mean_coef_dt(t) - sde.mean_coef(t) * rate)
+            }
+        }
+    }
+
+    /// The prediction that is `m`: the score or `x_0`.
+    pub fn prediction(self) -> Prediction {
+        match self {
+            DriftForm::Score => Prediction::Score,
+            DriftForm::PosteriorMean => Prediction::X0,
+        }
+    }
+}
 
 /// Tolerances of the adaptive ODE solver: a step's error in every component within
 /// `rtol·|y| + atol`.
@@ -73,7 +140,8 @@ pub struct PointLikelihood {
     pub x_t: Vec<f64>,
     /// `∫_{t_min}^T ∇·f̃ dt`, the change of variables.
     pub delta_log_p: f64,
-    /// Score evaluations used (the batch's, when points are integrated together).
+    /// Field evaluations (of the score or `x̂_0`) used (the batch's, when points are
+    /// integrated together).
     pub nfe: usize,
 }
 
@@ -130,21 +198,14 @@ pub fn log_likelihoods<S: GaussianKernel + ?Sized>(
         ));
     }
     let n = x.len() / d;
-    let t_end = sde.time_range().1;
-    if sde.is_pure_noise(t_end) {
-        // F and g² diverge at T and the score form of the PF-ODE with them; the velocity
-        // form needs x̂_0 and its divergence, which a score field does not give there.
-        return Err(invalid!(
-            "likelihoods through the PF-ODE of an SDE that reaches pure noise at T = {t_end} \
-             (a(T) = 0) are not supported yet: declare its time range to end before T"
-        ));
-    }
+    let (t0, t1) = sde.time_range();
+    let form = DriftForm::for_kernel(sde);
+    field.check_form(form, t1)?;
     field.begin(first, n)?;
     let k = field.estimates();
-    let (t0, t1) = sde.time_range();
-    // y = (x rows, the K integrals of each row); y' = (F·x − ½g²·s, d·F − ½g²·∇·s).
+    // y = (x rows, the K integrals of each row); y' = (c_x·x + c_m·m, d·c_x + c_m·∇·m).
     let (xs, ks) = (n * d, n * k);
-    let mut score = vec![0.0; xs];
+    let mut value = vec![0.0; xs];
     let mut div = vec![0.0; ks];
     let mut failure = None;
     let mut rhs = |t: f64, y: &[f64], dy: &mut [f64]| {
@@ -152,17 +213,17 @@ pub fn log_likelihoods<S: GaussianKernel + ?Sized>(
             dy.fill(f64::NAN);
             return;
         }
-        if let Err(e) = field.evaluate(&y[..xs], t, &mut score, &mut div) {
+        if let Err(e) = field.evaluate(form, &y[..xs], t, &mut value, &mut div) {
             failure = Some(e);
             dy.fill(f64::NAN);
             return;
         }
-        let (f, g2) = (sde.drift_coef(t), sde.diffusion_sq(t));
+        let (c_x, c_m) = form.coefficients(sde, t);
         for i in 0..xs {
-            dy[i] = f * y[i] - 0.5 * g2 * score[i];
+            dy[i] = c_x * y[i] + c_m * value[i];
         }
         for i in 0..ks {
-            dy[xs + i] = d as f64 * f - 0.5 * g2 * div[i];
+            dy[xs + i] = d as f64 * c_x + c_m * div[i];
         }
     };
     let mut y: Vec<f64> = x.iter().copied().chain(vec![0.0; ks]).collect();

@@ -112,6 +112,12 @@ impl<'a, S: GaussianKernel + ?Sized, G: Guide + ?Sized> Denoiser<'a, S, G> {
         Ok(())
     }
 
+    /// Refuses, in one line, a prediction the model cannot be converted to at `t`: `x̂_0`,
+    /// `v` or the flow velocity from an ε or score model where the kernel is pure noise.
+    pub fn check_prediction(&self, t: f64, want: Prediction) -> Result<()> {
+        self.check_defined(t, self.guide.model().prediction(), want)
+    }
+
     /// `eps(x, t)`.
     pub fn eps(&self, x: &Tensor, t: f64) -> Result<Tensor> {
         self.predict(x, t, Prediction::Eps)

@@ -125,7 +125,8 @@ pub(super) struct Diffused {
 impl Diffused {
     pub(super) fn new(m: &GaussianMixture, a: f64, b: f64) -> Self {
         let d = m.dim() as f64;
-        let var: Vec<f64> = m.stds.iter().map(|s| a * a * s * s + b * b).collect();
+        let components: Vec<_> = (0..m.len()).map(|k| m.component_at(k, a, b)).collect();
+        let var: Vec<f64> = components.iter().map(|c| c.var).collect();
         Diffused {
             scaled_means: m.means.iter().flatten().map(|mu| a * mu).collect(),
             inv_var: var.iter().map(|v| 1.0 / v).collect(),
@@ -137,12 +138,7 @@ impl Diffused {
                 .map(|(w, v)| w.ln() - 0.5 * d * (2.0 * std::f64::consts::PI * v).ln())
                 .collect(),
             means: m.means.iter().flatten().copied().collect(),
-            gain: m
-                .stds
-                .iter()
-                .zip(&var)
-                .map(|(s, v)| a * s * s / v)
-                .collect(),
+            gain: components.iter().map(|c| c.gain).collect(),
         }
     }
 }

@@ -167,11 +167,21 @@ impl GaussianMixture {
             .sum()
     }
 
+    /// Component `k` under the kernel `(a, b)` ([`ComponentAt`]).
+    fn component_at(&self, k: usize, a: f64, b: f64) -> ComponentAt {
+        let s = self.stds[k];
+        let var = a * a * s * s + b * b;
+        ComponentAt {
+            var,
+            gain: a * s * s / var,
+        }
+    }
+
     /// Per-component log-weights + log-densities at time `(a, b)` for one point.
     fn log_terms(&self, x: &[f64], a: f64, b: f64, out: &mut [f64]) {
         let d = self.dim() as f64;
         for (k, o) in out.iter_mut().enumerate().take(self.len()) {
-            let var = a * a * self.stds[k] * self.stds[k] + b * b;
+            let var = self.component_at(k, a, b).var;
             let mut r2 = 0.0;
             for (xi, mi) in x.iter().zip(&self.means[k]) {
                 let u = xi - a * mi;
@@ -228,6 +238,47 @@ impl GaussianMixture {
             div += rk * (sk2 - d / var);
         }
         div - score.iter().map(|v| v * v).sum::<f64>()
+    }
+
+    /// The exact posterior mean `x̂_0 = E[x_0 | x_t = x]` at one point, written into `x0`,
+    /// and its divergence `∇·x̂_0`, `(a, b)` the kernel at `t`. Given component `k`, `x_0`
+    /// is Gaussian with mean `m_k = μ_k + gain_k·(x − a·μ_k)` and variance
+    /// `c_k = s_k²·b²/v_k` per coordinate (`v_k = a²·s_k² + b²`, `gain_k = a·s_k²/v_k`),
+    /// so `x̂_0 = Σ_k r_k·m_k` (`r_k`
+    /// the class posterior, as the batched [`MixtureScore::predicting_x0`]) and, by
+    /// Tweedie's `∇ₓx̂_0 = (a/b²)·Cov[x_0 | x_t]`,
+    /// `∇·x̂_0 = (a/b²)·(d·Σ_k r_k·c_k + Σ_k r_k·|m_k − x̂_0|²)
+    ///        = d·Σ_k r_k·gain_k + (a/b²)·Σ_k r_k·|m_k − x̂_0|²`
+    /// (the spread of the means taken about `x̂_0`, not as `Σ r_k|m_k|² − |x̂_0|²`, which
+    /// cancels). Finite where `a = 0` (pure noise: `x̂_0` is the data mean and `∇·x̂_0 = 0`).
+    pub fn posterior_mean_divergence_at(&self, x: &[f64], a: f64, b: f64, x0: &mut [f64]) -> f64 {
+        let mut r = vec![0.0; self.len()];
+        self.posterior(x, a, b, &mut r);
+        let components: Vec<ComponentAt> = (0..self.len())
+            .map(|k| self.component_at(k, a, b))
+            .collect();
+        let m_k = |k: usize, i: usize| {
+            let mu = self.means[k][i];
+            mu + components[k].gain * (x[i] - a * mu)
+        };
+        x0.iter_mut().for_each(|o| *o = 0.0);
+        for (k, rk) in r.iter().enumerate() {
+            for (i, o) in x0.iter_mut().enumerate() {
+                *o += rk * m_k(k, i);
+            }
+        }
+        let d = x.len() as f64;
+        let (mut within, mut between) = (0.0, 0.0);
+        for (k, rk) in r.iter().enumerate() {
+            within += rk * components[k].gain;
+            let spread: f64 = x0
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (m_k(k, i) - m).powi(2))
+                .sum();
+            between += rk * spread;
+        }
+        d * within + a / (b * b) * between
     }
 
     /// The exact score of component `k` of `p_t` at one point, `(a, b)` the kernel at `t`:
@@ -467,6 +518,17 @@ impl GaussianMixture {
             score
         }
     }
+}
+
+/// One component `N(μ_k, s_k²I)` under the kernel `(a, b)`: `x_t | k ~ N(a·μ_k, v_k·I)`,
+/// and the posterior of `x_0` given `x_t = x` and `k` is
+/// `N(μ_k + gain_k·(x − a·μ_k), (s_k²·b²/v_k)·I)`.
+#[derive(Clone, Copy, Debug)]
+struct ComponentAt {
+    /// `v_k = a²·s_k² + b²`.
+    var: f64,
+    /// `gain_k = a·s_k²/v_k`.
+    gain: f64,
 }
 
 /// `(a(t), b(t))`, the kernel of `sde` at `t`.
