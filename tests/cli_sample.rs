@@ -534,6 +534,9 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
     rejects(&d, &[("--sde", "vq")], "ddpm-linear");
     rejects(&d, &[("--sampler", "dpmpp4m")], "dpmpp3m");
     rejects(&d, &[("--grid", "cubic")], "karras");
+    rejects(&d, &[("--device", "tpu")], "valid: cpu, cuda, cuda:N");
+    // A CPU build says it has no CUDA; a `cuda` build without a GPU that it has none.
+    rejects(&d, &[("--device", "cuda:1")], "--device: device `cuda:1`");
     // Numbers out of range: the library's own messages (see `one_validation_site`).
     rejects(&d, &[("--steps", "0")], "at least 1 step");
     rejects(&d, &[("--eta", "-0.5")], "eta must be finite and >= 0");

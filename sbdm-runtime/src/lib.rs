@@ -7,6 +7,7 @@
 extern crate self as sbdm;
 
 pub mod data;
+pub mod device;
 pub mod error;
 pub mod guide;
 pub mod io;

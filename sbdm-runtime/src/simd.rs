@@ -116,7 +116,7 @@ pub fn vectorised<R>(kernel: impl FnOnce() -> R) -> R {
         fn with_avx2<R>(kernel: impl FnOnce() -> R) -> R {
             kernel()
         }
-        // The one unsafe call of the crate: a function compiled for AVX2 may only run on a
+        // The one unsafe call of the CPU build: a function compiled for AVX2 may only run on a
         // CPU that has it.
         #[allow(unsafe_code)]
         // SAFETY: `is_x86_feature_detected!("avx2")` has just confirmed that it does.

@@ -2,6 +2,9 @@
 //! `x`, as candle in-place custom ops. The pass also checks that every value it writes is
 //! finite, so a sampler can stop at the first NaN or infinity without another pass.
 //!
+//! On CUDA tensors (the `cuda` feature) the same passes run as the generated kernels of
+//! [`super::fused_kernel`].
+//!
 //! [`combine`] is the primitive the step algebra ([`super::step`]) builds every sampler
 //! step from; [`axpby`] and [`axpbypcz`] are its read-modify-write forms.
 //!
@@ -30,9 +33,9 @@ pub const MAX_SOURCES: usize = 2;
 
 /// One pass `x ← [c_x·x +] Σ c_i·src_i`: `c_x` is `None` when `x`'s old value is not read.
 #[derive(Clone, Copy, Debug)]
-struct Pass {
-    c_x: Option<f64>,
-    c: [f64; MAX_SOURCES],
+pub(super) struct Pass {
+    pub(super) c_x: Option<f64>,
+    pub(super) c: [f64; MAX_SOURCES],
 }
 
 /// The element loop, generic over the float type; one specialised loop per form so each
@@ -155,6 +158,14 @@ impl InplaceOp1 for Pass {
     fn cpu_fwd(&self, dst: &mut CpuStorage, dst_l: &Layout) -> candle_core::Result<()> {
         self.cpu(dst, dst_l, &[])
     }
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        dst: &mut candle_core::CudaStorage,
+        dst_l: &Layout,
+    ) -> candle_core::Result<()> {
+        self.cuda(dst, dst_l, &[])
+    }
 }
 
 impl InplaceOp2 for Pass {
@@ -169,6 +180,16 @@ impl InplaceOp2 for Pass {
         yl: &Layout,
     ) -> candle_core::Result<()> {
         self.cpu(dst, dst_l, &[(y, yl)])
+    }
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        dst: &mut candle_core::CudaStorage,
+        dst_l: &Layout,
+        y: &candle_core::CudaStorage,
+        yl: &Layout,
+    ) -> candle_core::Result<()> {
+        self.cuda(dst, dst_l, &[(y, yl)])
     }
 }
 
@@ -186,6 +207,18 @@ impl InplaceOp3 for Pass {
         zl: &Layout,
     ) -> candle_core::Result<()> {
         self.cpu(dst, dst_l, &[(y, yl), (z, zl)])
+    }
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        dst: &mut candle_core::CudaStorage,
+        dst_l: &Layout,
+        y: &candle_core::CudaStorage,
+        yl: &Layout,
+        z: &candle_core::CudaStorage,
+        zl: &Layout,
+    ) -> candle_core::Result<()> {
+        self.cuda(dst, dst_l, &[(y, yl), (z, zl)])
     }
 }
 

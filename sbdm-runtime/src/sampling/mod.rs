@@ -39,6 +39,9 @@
 
 mod denoiser;
 pub mod fused;
+#[cfg(feature = "cuda")]
+mod fused_cuda;
+pub mod fused_kernel;
 pub mod grid;
 mod guidance;
 pub mod noise;

@@ -41,10 +41,20 @@ impl ModelSpec {
     }
 
     /// The SDE chosen by `--sde` (or declared inline) or, for a checkpoint, the one it
-    /// was trained for, and the model for it (a checkpoint is read once).
+    /// was trained for, and the model for it (a checkpoint is read once), on the CPU.
     pub fn load(
         &self,
         chosen: Option<ChosenSde>,
+    ) -> Result<(String, Arc<dyn GaussianKernel>, Source)> {
+        self.load_on(chosen, &Device::Cpu)
+    }
+
+    /// [`ModelSpec::load`] with a network's weights on `device` (a mixture's oracle runs
+    /// on the CPU whatever the device of the batch).
+    pub fn load_on(
+        &self,
+        chosen: Option<ChosenSde>,
+        device: &Device,
     ) -> Result<(String, Arc<dyn GaussianKernel>, Source)> {
         match self {
             ModelSpec::Mixture(path) => {
@@ -55,7 +65,7 @@ impl ModelSpec {
                 Ok((chosen.name, chosen.sde, Source::Mixture(mixture)))
             }
             ModelSpec::Checkpoint(path) => {
-                let ck = checkpoint::load(path, &Device::Cpu).map_err(one_line)?;
+                let ck = checkpoint::load(path, device).map_err(one_line)?;
                 let (name, sde) = match chosen {
                     Some(c) => (c.name, c.sde),
                     None => trained_for(&ck.info, path)?,
@@ -163,9 +173,18 @@ pub fn load_classifier_spec(
     spec: &str,
     sde: &Arc<dyn GaussianKernel>,
 ) -> Result<(Classifier, Option<String>)> {
+    load_classifier_spec_on(spec, sde, &Device::Cpu)
+}
+
+/// [`load_classifier_spec`] with the weights on `device`.
+pub fn load_classifier_spec_on(
+    spec: &str,
+    sde: &Arc<dyn GaussianKernel>,
+    device: &Device,
+) -> Result<(Classifier, Option<String>)> {
     let path = spec
         .strip_prefix("ckpt:")
         .ok_or_else(|| anyhow!("--classifier must be ckpt:FILE.safetensors, got `{spec}`"))?;
-    let (clf, info) = load_classifier(path, sde.clone(), true, &Device::Cpu).map_err(one_line)?;
+    let (clf, info) = load_classifier(path, sde.clone(), true, device).map_err(one_line)?;
     Ok((clf, info.data))
 }

@@ -38,7 +38,9 @@ use crate::common::{
     applies_only, asks_help, choice, grid_rows, one_line, peak_rss, print_help_listing, require,
     sampler_rows, sde_names, spaced_grid, spinner, Listing, Outputs, Pick,
 };
-use crate::models::{load_classifier_spec, read_batch, shape_text, Classifier, ModelSpec, Source};
+use crate::models::{
+    load_classifier_spec_on, read_batch, shape_text, Classifier, ModelSpec, Source,
+};
 
 /// Arguments of `sbdm sample`. Without `--init`, x_T is drawn from the prior
 /// N(0, b(T)²·I), b(T) the SDE's kernel std at T (or `--t-max`).
@@ -165,6 +167,10 @@ pub struct SampleArgs {
     /// Where to write the samples: float32 .npy, shape [N, D] (or [N, C, H, W]).
     #[arg(long, value_name = "SAMPLES.npy")]
     pub out: Option<PathBuf>,
+    /// The device to sample on: cpu, or cuda[:N] in a build with the `cuda` feature
+    /// (scripts/cuda-toolkit.sh; README). A mixture's exact score is computed on the CPU.
+    #[arg(long, default_value = "cpu", value_name = "cpu|cuda[:N]")]
+    pub device: String,
     /// Also write a PNG: a scatter plot of the first two coordinates, or for an image
     /// model a grid of the first 64 images.
     #[arg(long, value_name = "SAMPLES.png")]
@@ -280,11 +286,11 @@ impl ClassSpec {
         Ok(ClassSpec::File(path, labels))
     }
 
-    /// The condition for `n` samples.
-    fn condition(&self, n: usize) -> Result<Condition> {
+    /// The condition for `n` samples, on `device`.
+    fn condition(&self, n: usize, device: &Device) -> Result<Condition> {
         Ok(match self {
-            ClassSpec::All(k) => Condition::class(*k, n, &Device::Cpu)?,
-            ClassSpec::File(_, labels) => Condition::classes(labels, &Device::Cpu)?,
+            ClassSpec::All(k) => Condition::class(*k, n, device)?,
+            ClassSpec::File(_, labels) => Condition::classes(labels, device)?,
         })
     }
 
@@ -313,6 +319,8 @@ struct Plan {
     init: Option<Tensor>,
     n: usize,
     out: PathBuf,
+    /// Where the samples are drawn (`--device`).
+    device: Device,
 }
 
 /// Checks that `--plot` can draw samples of this shape.
@@ -405,19 +413,21 @@ fn grid(args: &SampleArgs, sde_name: &str, sde: &dyn GaussianKernel) -> Result<T
 
 fn plan(args: &SampleArgs) -> Result<Plan> {
     let spec = ModelSpec::parse(&require(&args.model, "--model")?)?;
+    let device = sbdm_runtime::device::by_name(&args.device)
+        .map_err(|e| anyhow!("--device: {}", one_line(e)))?;
     let sampler = sampler(args)?;
     let classes = args.class.as_deref().map(ClassSpec::parse).transpose()?;
-    let (sde_name, sde, source) = spec.load(crate::sde_arg::resolve(
-        args.sde.as_deref(),
-        &args.sde_flags,
-    )?)?;
+    let (sde_name, sde, source) = spec.load_on(
+        crate::sde_arg::resolve(args.sde.as_deref(), &args.sde_flags)?,
+        &device,
+    )?;
     let grid = grid(args, &sde_name, sde.as_ref())?;
     sampler.validate(&sde, &grid).map_err(one_line)?;
     let (t_max, t_min) = grid.span(&sde).map_err(one_line)?;
     let shape = source.sample_shape();
     let (init, n) = match (&args.init, args.n) {
         (Some(path), _) => {
-            let x = read_batch(path, &shape, "x_T")?;
+            let x = read_batch(path, &shape, "x_T")?.to_device(&device)?;
             let n = x.dim(0)?;
             (Some(x), n)
         }
@@ -425,10 +435,10 @@ fn plan(args: &SampleArgs) -> Result<Plan> {
         (None, n) => (None, n.unwrap_or(1000)),
     };
     let condition = match &classes {
-        Some(c) => c.condition(n)?,
+        Some(c) => c.condition(n, &device)?,
         None => Condition::None,
     };
-    let guidance = guidance(args, &sde, &source, &condition)?;
+    let guidance = guidance(args, &sde, &source, &condition, &device)?;
     // The exact law is known for a mixture, but not once a trained classifier guides it.
     let exact_law = matches!(source, Source::Mixture(_))
         && !matches!(
@@ -470,6 +480,7 @@ fn plan(args: &SampleArgs) -> Result<Plan> {
         init,
         n,
         out,
+        device,
     })
 }
 
@@ -479,6 +490,7 @@ fn guidance(
     sde: &Arc<dyn GaussianKernel>,
     source: &Source,
     condition: &Condition,
+    device: &Device,
 ) -> Result<Guidance> {
     let kind = args.guidance.as_ref().and_then(Pick::value);
     let only = |given: bool, flag: &str, needs: &str| {
@@ -516,7 +528,7 @@ fn guidance(
                      `sbdm train --objective classifier`)"
                 ),
                 (Some(spec), _) => {
-                    let (clf, clf_data) = load_classifier_spec(spec, sde)?;
+                    let (clf, clf_data) = load_classifier_spec_on(spec, sde, device)?;
                     if let (Source::Net(_, Some(model_data)), Some(clf_data)) = (source, &clf_data)
                     {
                         if model_data != clf_data {
@@ -833,7 +845,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         return Ok(());
     }
     let p = plan(args)?;
-    let dev = Device::Cpu;
+    let dev = p.device.clone();
     let shape = shape_text(&p.shape);
     // Claim the output paths first: a missing or unwritable directory fails before sampling.
     let outputs = Outputs::claim(&p.out, args.plot.as_deref())?;
@@ -860,7 +872,8 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     let sampling_peak = peak_rss();
     bar.finish_and_clear();
     let sampled = result.map_err(one_line)?;
-    let x = sampled.x.to_dtype(DType::F32)?;
+    // Reports and files are made on the host.
+    let x = sampled.x.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
     let rows = x.flatten_from(1)?;
     let (m2, m2_se) = metrics::second_moment(&rows)?;
     // The mixture's law is exact, but not once a trained classifier guides it (its
