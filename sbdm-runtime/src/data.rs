@@ -318,9 +318,12 @@ pub fn shapes(n: usize, cfg: &ShapesConfig, seed: u64) -> Result<(Vec<f32>, Vec<
     cfg.validate()?;
     let (w, c) = (cfg.size, cfg.channels);
     let per = c * w * w;
+    crate::limits::check(
+        format_args!("shapes: {n} images of {c}x{w}x{w}"),
+        crate::limits::bytes(&[n, per], 4),
+    )?;
     let total = n
         .checked_mul(per)
-        .filter(|t| *t <= isize::MAX as usize / 4)
         .ok_or_else(|| invalid!("shapes: {n} images of {c}x{w}x{w} do not fit in memory"))?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut images = vec![-1f32; total];
@@ -457,11 +460,6 @@ fn numpy_name(dtype: DType) -> &'static str {
     }
 }
 
-/// The first line of a message (candle errors may carry a backtrace).
-fn first_line(e: impl std::fmt::Display) -> String {
-    e.to_string().lines().next().unwrap_or("").to_string()
-}
-
 impl Dataset {
     /// A dataset by name: a toy from [`TOYS`] (infinite; `n_for_finite` and `seed`
     /// unused), or one of [`SHAPES_DATASETS`], for which `n_for_finite` images are
@@ -526,12 +524,7 @@ impl Dataset {
             path: path.display().to_string(),
             message,
         };
-        std::fs::File::open(path).map_err(|source| Error::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let x = Tensor::read_npy(path)
-            .map_err(|e| format(format!("not a readable .npy array: {}", first_line(e))))?;
+        let x = crate::io::read_npy_any(path)?;
         if x.dtype() != DType::F32 {
             return Err(format(format!(
                 "dtype {} ({}), expected float32 (numpy: x.astype(np.float32))",

@@ -12,6 +12,7 @@ pub mod error;
 pub mod guide;
 pub mod io;
 pub mod likelihood;
+pub mod limits;
 pub mod model;
 pub mod nn;
 pub mod parallel;

@@ -20,6 +20,7 @@ pub mod embed;
 pub mod group_norm;
 pub mod init;
 pub mod mlp;
+mod size;
 pub mod unet;
 
 pub use classifier::{Classifier, ClassifierConfig};

@@ -104,7 +104,12 @@ impl UNetConfig {
             );
         }
         for &m in &self.channel_mult {
-            let ch = self.base_channels * m;
+            let Some(ch) = self.base_channels.checked_mul(m) else {
+                candle_core::bail!(
+                    "unet: base_channels {} × mult {m} is too large",
+                    self.base_channels
+                );
+            };
             if ch % self.groups != 0 {
                 candle_core::bail!(
                     "unet: channel count {ch} (base_channels {} × mult {m}) is not a multiple of groups {}",
@@ -118,7 +123,8 @@ impl UNetConfig {
 
     /// The channel count after the encoder (the last level's).
     pub fn bottleneck_channels(&self) -> usize {
-        self.base_channels * self.channel_mult.last().copied().unwrap_or(1)
+        self.base_channels
+            .saturating_mul(self.channel_mult.last().copied().unwrap_or(1))
     }
 }
 

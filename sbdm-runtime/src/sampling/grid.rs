@@ -268,6 +268,10 @@ fn spaced<S: GaussianKernel + ?Sized>(
         return Err(invalid!("the time grid needs at least 1 step, got 0"));
     }
     check_range(sde, t_max, t_min)?;
+    crate::limits::check(
+        format_args!("a time grid of {steps} steps"),
+        crate::limits::grid_bytes(steps),
+    )?;
     let n = steps as f64;
     let frac = |i: usize| i as f64 / n;
     let mut ts: Vec<f64> = match kind {

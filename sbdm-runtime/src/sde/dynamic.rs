@@ -54,13 +54,25 @@ fn intern(name: &str) -> &'static str {
     }
 }
 
+/// Runs `f`, a panic in it (a bug of the symbolic core) becoming an error.
+fn guarded(f: impl FnOnce() -> Result<DynSde>) -> Result<DynSde> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(invalid!(
+            "internal error in the symbolic core on this declaration (a bug; please report it)"
+        ))
+    })
+}
+
 impl DynSde {
     /// Parses and derives a declaration: exactly what goes between the braces of
     /// `sde! { .. }`. Every problem is reported, as `LINE:COL: message` with the
     /// macro's messages.
+    /// A panic in the parser or the symbolic core (a bug) is an error too.
     pub fn parse(text: &str) -> Result<DynSde> {
-        let derived = sbdm_syntax::derive_source(text).map_err(|e| invalid!("{e}"))?;
-        Ok(DynSde::new(derived, text))
+        guarded(|| {
+            let derived = sbdm_syntax::derive_source(text).map_err(|e| invalid!("{e}"))?;
+            Ok(DynSde::new(derived, text))
+        })
     }
 
     /// The SDE of a derived declaration whose source text is `text`.
@@ -92,6 +104,10 @@ impl DynSde {
     /// The same SDE with other parameter values (the rest keep theirs); an unknown
     /// name or a non-finite value is an error.
     pub fn with_params(&self, values: &[(String, f64)]) -> Result<DynSde> {
+        guarded(|| self.with_params_unguarded(values))
+    }
+
+    fn with_params_unguarded(&self, values: &[(String, f64)]) -> Result<DynSde> {
         let mut all = self.params();
         for (name, v) in values {
             let Some(slot) = all.iter_mut().find(|(n, _)| n == name) else {

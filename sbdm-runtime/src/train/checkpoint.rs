@@ -3,10 +3,15 @@
 //!
 //! Tensors are named `net/NAME`, `ema/NAME`, `adam.m/NAME`, `adam.v/NAME`. The metadata
 //! holds `format` ([`FORMAT`]), `info` ([`CheckpointInfo`] as JSON, with the
-//! [`ModelKind`]) and `checksum` (FNV-1a 64 over the names and bytes of every tensor, in
-//! name order), so truncation and corruption are reported rather than loaded. Files are
-//! written atomically: a crash or Ctrl-C during a save leaves the previous checkpoint
-//! intact. [`read_info`] reads the metadata alone, without the tensors.
+//! [`ModelKind`]), `checksum` (FNV-1a 64 over the names and bytes of every tensor, in
+//! name order) and `info_checksum` (FNV-1a 64 over `format` and `info`), so truncation
+//! and corruption of the tensors or of the metadata are reported rather than loaded
+//! (files written before `info_checksum` existed are read without it; any other
+//! metadata key is refused). The safetensors header's shapes and offsets are checked
+//! against the file by the safetensors reader, and a model's configuration against the
+//! tensors the file holds ([`check_parameters`]) before a model is built from it. Files
+//! are written atomically: a crash or Ctrl-C during a save leaves the previous
+//! checkpoint intact. [`read_info`] reads the metadata alone, without the tensors.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -241,6 +246,39 @@ fn format_error(path: &Path, message: String) -> Error {
     }
 }
 
+/// The metadata keys a checkpoint may hold.
+const META_KEYS: [&str; 4] = ["format", "info", "checksum", "info_checksum"];
+
+/// FNV-1a 64 over the metadata's `format` and `info` (what `info_checksum` holds).
+fn info_checksum(format: &str, info: &str) -> u64 {
+    checksum([("format", format.as_bytes()), ("info", info.as_bytes())].into_iter())
+}
+
+/// Refuses a checkpoint whose `net` (and, when present, `ema`) tensors do not hold
+/// exactly `parameters` values: what its model configuration (from the metadata) has,
+/// computed without building the model ([`NetConfig::parameter_count`](crate::nn::NetConfig::parameter_count)).
+/// So an edited configuration (an absurd width) is refused before anything is allocated.
+pub fn check_parameters(ck: &Checkpoint, parameters: u128) -> Result<()> {
+    for group in ["net", "ema"] {
+        let w = ck.group(group);
+        if w.is_empty() && group == "ema" {
+            continue;
+        }
+        let held: u128 = w.iter().map(|(_, t)| t.elem_count() as u128).sum();
+        if held != parameters {
+            let cfg = serde_json::to_string(&ck.info.model.net).unwrap_or_default();
+            return Err(format_error(
+                &ck.path,
+                format!(
+                    "its model configuration {cfg} has {parameters} parameters, but its \
+                     `{group}` tensors hold {held} values (edited or corrupt metadata?)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// FNV-1a 64 over `(name, bytes)` pairs in the given order.
 fn checksum<'a>(items: impl Iterator<Item = (&'a str, &'a [u8])>) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -282,12 +320,15 @@ pub fn save(
             .zip(&bytes)
             .map(|((k, _), b)| (k.as_str(), b.as_slice())),
     );
+    let info =
+        serde_json::to_string(info).map_err(|e| crate::error::invalid!("checkpoint info: {e}"))?;
     let mut meta = HashMap::new();
-    meta.insert("format".to_string(), FORMAT.to_string());
     meta.insert(
-        "info".to_string(),
-        serde_json::to_string(info).map_err(|e| crate::error::invalid!("checkpoint info: {e}"))?,
+        "info_checksum".to_string(),
+        format!("{:016x}", info_checksum(FORMAT, &info)),
     );
+    meta.insert("format".to_string(), FORMAT.to_string());
+    meta.insert("info".to_string(), info);
     meta.insert("checksum".to_string(), format!("{sum:016x}"));
     let buf = safetensors::serialize(named.iter().map(|(k, t)| (k.as_str(), t)), Some(meta))
         .map_err(|e| crate::error::invalid!("serialising the checkpoint: {e}"))?;
@@ -297,10 +338,17 @@ pub fn save(
 /// Reads and verifies a checkpoint (format tag, checksum, metadata).
 pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Checkpoint> {
     let path = path.as_ref();
-    let buf = std::fs::read(path).map_err(|source| Error::Io {
+    let io = |source| Error::Io {
         path: path.display().to_string(),
         source,
-    })?;
+    };
+    // The file's bytes, then the tensors' copy of them.
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    crate::limits::check(
+        format_args!("{}: loading a checkpoint of {len} bytes", path.display()),
+        u128::from(len).saturating_mul(2),
+    )?;
+    let buf = std::fs::read(path).map_err(io)?;
     let st = safetensors::SafeTensors::deserialize(&buf).map_err(|e| {
         format_error(
             path,
@@ -379,8 +427,16 @@ pub fn read_info(path: impl AsRef<Path>) -> Result<CheckpointInfo> {
     parse_info(path, &meta)
 }
 
-/// The format check and info of a checkpoint's metadata.
+/// The format check, the metadata's checksum and the info of a checkpoint's metadata.
 fn parse_info(path: &Path, meta: &HashMap<String, String>) -> Result<CheckpointInfo> {
+    let mut keys: Vec<&String> = meta.keys().collect();
+    keys.sort();
+    if let Some(k) = keys.iter().find(|k| !META_KEYS.contains(&k.as_str())) {
+        return Err(format_error(
+            path,
+            format!("unexpected metadata key `{k}` (corrupt?)"),
+        ));
+    }
     match meta.get("format") {
         Some(f) if f == FORMAT => {}
         Some(f) => {
@@ -396,6 +452,15 @@ fn parse_info(path: &Path, meta: &HashMap<String, String>) -> Result<CheckpointI
             ))
         }
     }
-    serde_json::from_str(meta.get("info").map(String::as_str).unwrap_or(""))
+    let info = meta.get("info").map(String::as_str).unwrap_or("");
+    if let Some(want) = meta.get("info_checksum") {
+        if *want != format!("{:016x}", info_checksum(FORMAT, info)) {
+            return Err(format_error(
+                path,
+                "metadata checksum mismatch: the file is corrupt".into(),
+            ));
+        }
+    }
+    serde_json::from_str(info)
         .map_err(|e| format_error(path, format!("checkpoint metadata is unreadable: {e}")))
 }

@@ -150,7 +150,17 @@ pub fn load_classifier<S: GaussianKernel + Clone>(
         net: ck.info.model.net.clone(),
         num_classes,
     };
-    let model = ClassifierModel::new(sde, cfg, ck.info.model.sigma_data, 0, device)?;
+    checkpoint::check_parameters(&ck, cfg.parameter_count())?;
+    let model =
+        ClassifierModel::new(sde, cfg, ck.info.model.sigma_data, 0, device).map_err(|e| {
+            Error::Format {
+                path: path.display().to_string(),
+                message: format!(
+                    "its model configuration does not build: {}",
+                    e.to_string().lines().next().unwrap_or("")
+                ),
+            }
+        })?;
     ck.set_weights(ema, |w| model.weights().set(w))?;
     Ok((model, ck.info))
 }

@@ -610,7 +610,16 @@ pub fn model_from_checkpoint<S: GaussianKernel + Clone>(
 ) -> Result<NetModel<S>> {
     checkpoint::check_kind(&ck.info, ModelKind::Score, &ck.path)?;
     checkpoint::check_sde(&ck.info, &sde, &ck.path)?;
-    let model = NetModel::new(sde, ck.info.model.clone(), 0, &ck.device)?;
+    checkpoint::check_parameters(ck, ck.info.model.net.parameter_count())?;
+    let model = NetModel::new(sde, ck.info.model.clone(), 0, &ck.device).map_err(|e| {
+        format_error(
+            &ck.path,
+            format!(
+                "its model configuration does not build: {}",
+                e.to_string().lines().next().unwrap_or("")
+            ),
+        )
+    })?;
     ck.set_weights(ema, |w| model.weights().set(w))?;
     Ok(model)
 }

@@ -8,6 +8,7 @@ use anyhow::{anyhow, bail, Result};
 use candle_core::Tensor;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use sbdm_runtime::io::{self, PendingFile};
+use sbdm_runtime::limits;
 use sbdm_runtime::report::imgrid::columns_png;
 use sbdm_runtime::report::plot::{self, Mark, ScatterConfig, Series};
 use sbdm_runtime::sampling::{GridKind, Sampler, TimeGrid};
@@ -16,6 +17,62 @@ use sbdm_runtime::GaussianKernel;
 /// The one line of an error (candle's carry a backtrace when RUST_BACKTRACE is set).
 pub fn one_line(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("{}", e.to_string().lines().next().unwrap_or("error"))
+}
+
+/// A panic caught by [`no_panic`] or by `main`: a bug, reported in one line (exit code
+/// 101, as an uncaught panic would have).
+#[derive(Debug)]
+pub struct InternalError(pub String);
+
+impl std::fmt::Display for InternalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InternalError {}
+
+/// The last panic's message and place, recorded by the hook [`quiet_panics`] installs.
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Replaces the panic hook by one that records the message (for [`no_panic`] and
+/// `main` to report in one line) instead of printing it and a backtrace.
+pub fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let line = format!("{}{place}", message.lines().next().unwrap_or(""));
+        *LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()) = Some(line);
+    }));
+}
+
+/// The message of the last panic (see [`quiet_panics`]).
+pub fn last_panic() -> String {
+    LAST_PANIC
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Runs `f`; a panic in it (a bug, in the symbolic core say) becomes a one-line
+/// [`InternalError`] naming `what` was being done.
+pub fn no_panic<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(InternalError(format!(
+            "internal error while {what} (a bug; please report the input): {}",
+            last_panic()
+        ))
+        .into())
+    })
 }
 
 /// The value of a flag the command cannot do without.
@@ -61,6 +118,19 @@ pub fn spaced_grid(
     let kind = kind.unwrap_or_else(|| GridKind::default_for(sde));
     let (lo, hi) = sde.time_range();
     TimeGrid::new(kind, steps).between(t_max.unwrap_or(hi), t_min.unwrap_or(lo))
+}
+
+/// Refuses `--steps` when the time grid a sampler builds from it would not fit in the
+/// memory budget ([`limits`]); rk45 builds none (its steps only set the first step size).
+pub fn check_steps(sampler: &Sampler, steps: usize) -> Result<()> {
+    if matches!(sampler, Sampler::Rk45 { .. }) {
+        return Ok(());
+    }
+    limits::check(
+        format_args!("--steps {steps} (a time grid of {steps} steps)"),
+        limits::grid_bytes(steps),
+    )
+    .map_err(one_line)
 }
 
 /// Every SDE the CLI knows by name, with a description.
@@ -237,4 +307,29 @@ pub fn draw_side_by_side(dest: &Path, title: &str, batches: &[(&str, &Tensor)]) 
         ..Default::default()
     };
     plot::draw_scatter(dest, &series, &cfg).map_err(one_line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_one_line() {
+        let previous = std::panic::take_hook();
+        quiet_panics();
+        let r: Result<()> = no_panic("deriving the SDE", || panic!("boom\nsecond line"));
+        let ok = no_panic("adding", || Ok(1 + 1));
+        std::panic::set_hook(previous);
+        let e = r.unwrap_err();
+        assert!(e.downcast_ref::<InternalError>().is_some());
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(
+                "internal error while deriving the SDE (a bug; please report the input): boom at "
+            ),
+            "{msg}"
+        );
+        assert_eq!(msg.lines().count(), 1, "{msg}");
+        assert_eq!(ok.unwrap(), 2);
+    }
 }

@@ -28,8 +28,13 @@ pub struct DeriveArgs {
     pub declared_params: Vec<String>,
 }
 
-/// Runs `sbdm derive`.
+/// Runs `sbdm derive`: a panic in the symbolic core (a bug) is a one-line error.
 pub fn run(args: &DeriveArgs) -> Result<()> {
+    crate::common::no_panic("deriving the SDE", || run_guarded(args))
+}
+
+/// [`run`], unguarded.
+fn run_guarded(args: &DeriveArgs) -> Result<()> {
     let given = args.flags.declares();
     let derivation = match (&args.name, &args.sde, given) {
         (Some(name), None, false) => {

@@ -20,10 +20,10 @@ use sbdm_runtime::io::{self, PendingFile};
 use sbdm_runtime::sampling::{GridKind, Sampler};
 
 use crate::common::{
-    asks_help, choice, grid_rows, one_line, print_help_listing, require, sampler_rows, sde_names,
-    spaced_grid, spinner, Listing, Pick,
+    asks_help, check_steps, choice, grid_rows, one_line, print_help_listing, require, sampler_rows,
+    sde_names, spaced_grid, spinner, Listing, Pick,
 };
-use crate::models::{read_batch, shape_text, ModelSpec, Source};
+use crate::models::{check_samples, read_batch, shape_text, ModelSpec, Source};
 use crate::sde_arg::{self, SdeFlags};
 
 /// Arguments of `sbdm encode`.
@@ -167,11 +167,13 @@ pub fn run(args: &EncodeArgs) -> Result<()> {
     let (sde_name, sde, source) = spec.load(chosen)?;
     let kind = args.grid.as_ref().and_then(Pick::value).flatten();
     let grid = spaced_grid(sde.as_ref(), kind, args.steps, None, None);
+    check_steps(&sampler, args.steps)?;
     sampler.validate_encode(&sde, &grid).map_err(one_line)?;
     let (t_max, t_min) = grid.span(&sde).map_err(one_line)?;
     let shape = source.sample_shape();
     let x_0 = read_batch(&data, &shape, "the data")?;
     let n = x_0.dim(0)?;
+    check_samples(n, &source, 0, format_args!("--data {}", data.display()))?;
 
     let bar = spinner(format!(
         "encoding {n} x {} with {sampler}, {grid}",

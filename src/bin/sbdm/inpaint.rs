@@ -14,10 +14,10 @@ use sbdm_runtime::io;
 use sbdm_runtime::sampling::{Noise, Sampler, TimeGrid};
 
 use crate::common::{
-    asks_help, choice, draw_side_by_side, one_line, print_help_listing, require, sampler_rows,
-    sde_names, spinner, Listing, Outputs, Pick,
+    asks_help, check_steps, choice, draw_side_by_side, one_line, print_help_listing, require,
+    sampler_rows, sde_names, spinner, Listing, Outputs, Pick,
 };
-use crate::models::{read_batch, shape_text, ModelSpec, Source};
+use crate::models::{check_samples, read_batch, shape_text, ModelSpec, Source};
 
 /// Arguments of `sbdm inpaint`.
 #[derive(Args, Debug)]
@@ -74,7 +74,14 @@ pub fn run(args: &InpaintArgs) -> Result<()> {
         &crate::sde_arg::SdeFlags::default(),
     )?)?;
     let shape = source.sample_shape();
-    let image = read_batch(&require(&args.image, "--image")?, &shape, "the image")?;
+    let image_path = require(&args.image, "--image")?;
+    let image = read_batch(&image_path, &shape, "the image")?;
+    check_samples(
+        image.dim(0)?,
+        &source,
+        0,
+        format_args!("--image {}", image_path.display()),
+    )?;
     let mask_path = require(&args.mask, "--mask")?;
     let mask = io::read_npy_any(&mask_path)
         .map_err(one_line)?
@@ -85,6 +92,7 @@ pub fn run(args: &InpaintArgs) -> Result<()> {
     sampler
         .validate_resampling(args.resample)
         .map_err(one_line)?;
+    check_steps(&sampler, args.steps)?;
     let grid = TimeGrid::uniform(args.steps);
     sampler.validate(&sde, &grid).map_err(one_line)?;
     let out_path = require(&args.out, "--out")?;

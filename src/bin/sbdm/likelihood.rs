@@ -15,6 +15,7 @@ use sbdm_runtime::likelihood::{
     bits_per_dim, log_likelihoods, mean_and_std_error, Dequantization, Divergence, ExactMixture,
     NetworkDivergence, OdeTolerance, PointLikelihood, Probe, ScoreDivergence,
 };
+use sbdm_runtime::limits;
 use sbdm_runtime::model::mixture::rows_f64;
 
 use crate::common::{applies_only, one_line, require};
@@ -132,6 +133,34 @@ pub fn run(args: &LikelihoodArgs) -> Result<()> {
     let d: usize = shape.iter().product();
     let x = read_batch(&data, &shape, "the data")?;
     let n = x.dim(0)?;
+    // Every sample as f64 rows, then a batch's ODE: its state (the sample and one
+    // divergence integral per probe) through the solver's stages in f64, the probes,
+    // a network's forward and backward passes.
+    let probes = match (&source, args.exact, args.hutchinson) {
+        (Source::Net(..), false, Some(k)) => k,
+        _ => 1,
+    };
+    let activations = match &source {
+        Source::Mixture(_) => 0,
+        Source::Net(net, _) => net.config().net.activations_per_sample(),
+    };
+    let per_row = (d as u128)
+        .saturating_add(probes as u128)
+        .saturating_mul(8 * 16)
+        .saturating_add((d as u128).saturating_mul(probes as u128).saturating_mul(4))
+        .saturating_add(activations.saturating_mul(12));
+    let rows_at_once = args.batch.min(n) as u128;
+    limits::check(
+        format_args!(
+            "--batch {} with {probes} divergence estimate(s) per sample (samples of shape {})",
+            args.batch,
+            shape_text(&shape)
+        ),
+        per_row
+            .saturating_mul(rows_at_once)
+            .saturating_add((n as u128).saturating_mul(d as u128).saturating_mul(8)),
+    )
+    .map_err(one_line)?;
     let mut rows: Vec<f64> = rows_f64(&x.reshape((n, d))?, d).map_err(one_line)?.concat();
     if let Some(q) = &dequantization {
         q.apply(&mut rows, d, 0, args.seed);
@@ -173,7 +202,7 @@ pub fn run(args: &LikelihoodArgs) -> Result<()> {
     let start = Instant::now();
     let mut points: Vec<PointLikelihood> = Vec::with_capacity(n);
     let mut nfe = 0usize;
-    for (b, chunk) in rows.chunks(args.batch * d).enumerate() {
+    for (b, chunk) in rows.chunks(args.batch.saturating_mul(d)).enumerate() {
         let first = b * args.batch;
         let got = log_likelihoods(sde.as_ref(), field.as_mut(), chunk, first, &prior, tol)
             .map_err(|e| anyhow!("samples {first}..: {}", one_line(e)))?;

@@ -50,6 +50,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    common::quiet_panics();
     sbdm_runtime::train::prefer_batch_parallelism();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -65,7 +66,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = match cli.command {
+    // Any panic left (a bug) is reported in one line too, with exit code 101.
+    let result = common::no_panic("running the command", || match cli.command {
         Command::Derive(args) => derive::run(&args),
         Command::Sample(args) => sample::run(&args),
         Command::Train(args) => train::run(&args),
@@ -74,12 +76,31 @@ fn main() -> ExitCode {
         Command::Likelihood(args) => likelihood::run(&args),
         Command::Encode(args) => encode::run(&args),
         Command::Bench(args) => bench::run(&args),
-    };
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("sbdm: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => match e.downcast_ref::<common::InternalError>() {
+            // stdout failed (a panic of `println!`): `sbdm derive vp | head -1`, the
+            // reader left, nothing to report; a full disk is reported in one line.
+            Some(i) if i.0.contains("failed printing to stdout") => {
+                if !i.0.contains("Broken pipe") {
+                    let why =
+                        i.0.split("failed printing to stdout: ")
+                            .nth(1)
+                            .unwrap_or("");
+                    let why = why.rsplit_once(" at ").map_or(why, |(w, _)| w);
+                    eprintln!("sbdm: cannot write to stdout: {why}");
+                }
+                ExitCode::FAILURE
+            }
+            Some(_) => {
+                eprintln!("sbdm: {e}");
+                ExitCode::from(101)
+            }
+            None => {
+                eprintln!("sbdm: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

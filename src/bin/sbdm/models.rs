@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Result};
 use candle_core::{Device, Tensor};
-use sbdm_runtime::io;
 use sbdm_runtime::model::classifier::ClassifierModel;
 use sbdm_runtime::model::mixture::GaussianMixture;
 use sbdm_runtime::model::net::NetModel;
 use sbdm_runtime::sde::named;
 use sbdm_runtime::train::{checkpoint, load_classifier, model_from_checkpoint};
+use sbdm_runtime::{io, limits};
 use sbdm_runtime::{GaussianKernel, Sde};
 
 use crate::common::one_line;
@@ -121,6 +121,38 @@ impl Source {
             Source::Net(m, _) => m.config().net.sample_shape(),
         }
     }
+}
+
+/// The f32 copies of every sample a run on a batch holds: the state, the noise, model
+/// outputs, a multistep sampler's history or rk45's stages, with room to spare.
+pub const SAMPLE_COPIES: u128 = 16;
+
+/// Refuses a run on `n` samples of the model's shape when it would not fit in the
+/// memory budget ([`limits`]): [`SAMPLE_COPIES`] f32 copies of each sample, a network's
+/// forward pass ([`NetConfig::activations_per_sample`](sbdm_runtime::nn::NetConfig::activations_per_sample))
+/// and `extra` bytes per sample of the command's own. `what` names the flag and its
+/// value (`--n 1000`).
+pub fn check_samples(
+    n: usize,
+    source: &Source,
+    extra: u128,
+    what: impl std::fmt::Display,
+) -> Result<()> {
+    let shape = source.sample_shape();
+    let activations = match source {
+        Source::Mixture(_) => 0,
+        Source::Net(net, _) => net.config().net.activations_per_sample(),
+    };
+    let per = limits::elems(&shape)
+        .saturating_mul(SAMPLE_COPIES)
+        .saturating_add(activations)
+        .saturating_mul(4)
+        .saturating_add(extra);
+    limits::check(
+        format_args!("{what} (samples of shape {})", shape_text(&shape)),
+        per.saturating_mul(n as u128),
+    )
+    .map_err(one_line)
 }
 
 /// A sample shape for messages: `2` or `1x16x16`.

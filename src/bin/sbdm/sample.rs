@@ -22,7 +22,6 @@ use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
 use sbdm_runtime::guide::{ClassifierFree, ClassifierGuidance, TimeClassifier};
-use sbdm_runtime::io;
 use sbdm_runtime::model::mixture::GaussianMixture;
 use sbdm_runtime::model::{Condition, ScoreModel};
 use sbdm_runtime::report::imgrid::image_grid_png;
@@ -33,13 +32,15 @@ use sbdm_runtime::sampling::{
 };
 use sbdm_runtime::sde::named;
 use sbdm_runtime::GaussianKernel;
+use sbdm_runtime::{io, limits};
 
 use crate::common::{
-    applies_only, asks_help, choice, grid_rows, one_line, peak_rss, print_help_listing, require,
-    sampler_rows, sde_names, spaced_grid, spinner, Listing, Outputs, Pick,
+    applies_only, asks_help, check_steps, choice, grid_rows, one_line, peak_rss,
+    print_help_listing, require, sampler_rows, sde_names, spaced_grid, spinner, Listing, Outputs,
+    Pick,
 };
 use crate::models::{
-    load_classifier_spec_on, read_batch, shape_text, Classifier, ModelSpec, Source,
+    check_samples, load_classifier_spec_on, read_batch, shape_text, Classifier, ModelSpec, Source,
 };
 
 /// Arguments of `sbdm sample`. Without `--init`, x_T is drawn from the prior
@@ -422,17 +423,37 @@ fn plan(args: &SampleArgs) -> Result<Plan> {
         &device,
     )?;
     let grid = grid(args, &sde_name, sde.as_ref())?;
+    check_steps(&sampler, grid.steps())?;
     sampler.validate(&sde, &grid).map_err(one_line)?;
     let (t_max, t_min) = grid.span(&sde).map_err(one_line)?;
     let shape = source.sample_shape();
+    // --metrics: 3 exact sets of the samples' size in f64, and 4 sets of projections.
+    let metrics = if args.metrics {
+        limits::elems(&shape)
+            .saturating_mul(3)
+            .saturating_add(4 * W2_PROJECTIONS as u128)
+            .saturating_mul(8)
+    } else {
+        0
+    };
     let (init, n) = match (&args.init, args.n) {
         (Some(path), _) => {
             let x = read_batch(path, &shape, "x_T")?.to_device(&device)?;
             let n = x.dim(0)?;
+            check_samples(
+                n,
+                &source,
+                metrics,
+                format_args!("--init {}", path.display()),
+            )?;
             (Some(x), n)
         }
         (None, Some(0)) => bail!("--n must be at least 1, got 0"),
-        (None, n) => (None, n.unwrap_or(1000)),
+        (None, n) => {
+            let n = n.unwrap_or(1000);
+            check_samples(n, &source, metrics, format_args!("--n {n}"))?;
+            (None, n)
+        }
     };
     let condition = match &classes {
         Some(c) => c.condition(n, &device)?,

@@ -14,7 +14,7 @@ use sbdm_runtime::sde::resolution_shift::ResolutionShift;
 use sbdm_runtime::sde::{named, DynSde};
 use sbdm_runtime::{GaussianKernel, Sde};
 
-use crate::common::one_line;
+use crate::common::{no_panic, one_line};
 
 /// An SDE declared with flags, and parameter values for a named or file SDE.
 #[derive(Args, Debug, Default, Clone)]
@@ -186,8 +186,14 @@ fn is_file(sde: &str) -> bool {
     sde.ends_with(".sde") || (named::entry(sde).is_none() && Path::new(sde).is_file())
 }
 
-/// The SDE of `--sde` and the inline flags; `None` when neither is given.
+/// The SDE of `--sde` and the inline flags; `None` when neither is given. A panic in
+/// the symbolic core (a bug) is a one-line error.
 pub fn resolve(sde: Option<&str>, flags: &SdeFlags) -> Result<Option<ChosenSde>> {
+    no_panic("deriving the SDE", || resolve_guarded(sde, flags))
+}
+
+/// [`resolve`], unguarded.
+fn resolve_guarded(sde: Option<&str>, flags: &SdeFlags) -> Result<Option<ChosenSde>> {
     let chosen = resolve_unshifted(sde, flags)?;
     let Some((shift, flag)) = flags.shift()? else {
         return Ok(chosen);
@@ -217,7 +223,7 @@ fn resolve_unshifted(sde: Option<&str>, flags: &SdeFlags) -> Result<Option<Chose
         if let Some(sde) = sde {
             bail!("give either --sde `{sde}` or an SDE declared with --drift/--diffusion or --mean/--std, not both");
         }
-        return inline(flags, &[]).map(Some);
+        return inline_guarded(flags, &[]).map(Some);
     }
     if let Some(flag) = flags.inline_only() {
         bail!("{flag} belongs to an SDE declared inline: give --drift and --diffusion (or --mean and --std) too");
@@ -264,8 +270,14 @@ fn resolve_unshifted(sde: Option<&str>, flags: &SdeFlags) -> Result<Option<Chose
     }))
 }
 
-/// The SDE declared by the flags.
+/// The SDE declared by the flags. A panic in the symbolic core (a bug) is a one-line
+/// error.
 pub fn inline(flags: &SdeFlags, extra_params: &[String]) -> Result<ChosenSde> {
+    no_panic("deriving the SDE", || inline_guarded(flags, extra_params))
+}
+
+/// [`inline`], unguarded.
+fn inline_guarded(flags: &SdeFlags, extra_params: &[String]) -> Result<ChosenSde> {
     let spec = flags.spec(extra_params)?;
     let derived = derive(&spec).map_err(|diags| anyhow!(describe(&spec, &diags[0])))?;
     let dynamic = DynSde::new(derived, &spec.to_source());

@@ -23,6 +23,7 @@ use candle_core::{DType, Device};
 use clap::Args;
 use sbdm_runtime::data::{Dataset, Toy, SHAPES_DATASETS, TOYS};
 use sbdm_runtime::io::{self, PendingFile};
+use sbdm_runtime::limits;
 use sbdm_runtime::model::classifier::ClassifierModel;
 use sbdm_runtime::model::net::{ModelConfig, NetModel};
 use sbdm_runtime::model::prediction::Prediction;
@@ -319,8 +320,16 @@ fn load_data(
         return Ok((Dataset::Toy(toy), toy.name().to_string()));
     }
     let n = n_data.unwrap_or(DEFAULT_N_DATA);
-    let data = Dataset::from_name(spec, n, DATA_SEED, device).map_err(one_line)?;
     let key = |s: &str| s.to_ascii_lowercase().replace(['-', '_'], "");
+    if let Some((_, size, channels, _)) = SHAPES_DATASETS.iter().find(|s| key(s.0) == key(spec)) {
+        // The images in f32, and room for a copy of them.
+        limits::check(
+            format_args!("--n-data {n} (images of {channels}x{size}x{size})"),
+            limits::bytes(&[n, *channels, *size, *size], 4).saturating_mul(2),
+        )
+        .map_err(one_line)?;
+    }
+    let data = Dataset::from_name(spec, n, DATA_SEED, device).map_err(one_line)?;
     let name = SHAPES_DATASETS
         .iter()
         .find(|s| key(s.0) == key(spec))
@@ -356,6 +365,49 @@ fn sigma_data(spec: &str, data: &Dataset, device: &Device) -> Result<f64> {
         bail!("cannot estimate --sigma-data: the data's std is {s}; give --sigma-data X");
     }
     Ok(format!("{s:.5e}").parse()?)
+}
+
+/// Bytes per training step of the loss log kept in memory: its row, and the raw and
+/// smoothed points of the loss plot.
+const LOG_BYTES_PER_STEP: u128 = 96;
+
+/// Bytes per parameter a training run holds: the weights, their EMA, Adam's two moments
+/// and the gradients in f32, the initialisation's f64 draw, and a checkpoint's copies
+/// (its bytes and the serialised file) at a save.
+const TRAIN_BYTES_PER_PARAMETER: u128 = 64;
+
+/// Refuses a network (`parameters`, `activations` floats per sample's forward pass) or a
+/// batch of `batch` samples of `shape` that would not fit in the memory budget, naming
+/// the flags that set them.
+fn check_training_size(
+    args: &TrainArgs,
+    net: &NetDefaults,
+    parameters: u128,
+    activations: u128,
+    shape: &[usize],
+    batch: usize,
+) -> Result<()> {
+    let width = args.width.unwrap_or(net.width);
+    let depth = args.depth.unwrap_or(net.depth);
+    limits::check(
+        format_args!(
+            "--model {} --width {width} --depth {depth} ({parameters} parameters on samples of shape {shape:?})",
+            net.name
+        ),
+        parameters.saturating_mul(TRAIN_BYTES_PER_PARAMETER),
+    )
+    .map_err(one_line)?;
+    // A batch's samples, noise, targets and losses, and the forward pass kept for the
+    // backward one (about three times the activations).
+    let per = limits::elems(shape)
+        .saturating_mul(8)
+        .saturating_add(activations.saturating_mul(3))
+        .saturating_mul(4);
+    limits::check(
+        format_args!("--batch {batch} (samples of shape {shape:?})"),
+        per.saturating_mul(batch as u128),
+    )
+    .map_err(one_line)
 }
 
 /// The network for `net` on samples of `shape`.
@@ -601,6 +653,11 @@ fn plan(args: &TrainArgs) -> Result<Plan> {
     if total == 0 {
         bail!("--steps must be at least 1, got 0");
     }
+    limits::check(
+        format_args!("--steps {total} (a loss-log row per step)"),
+        u128::from(total).saturating_mul(LOG_BYTES_PER_STEP),
+    )
+    .map_err(one_line)?;
     let batch = args.batch.unwrap_or(net.batch);
     if batch == 0 {
         bail!("--batch must be at least 1, got 0");
@@ -671,6 +728,14 @@ fn plan(args: &TrainArgs) -> Result<Plan> {
                 precondition: args.precondition,
                 sigma_data,
             };
+            check_training_size(
+                args,
+                &net,
+                model_cfg.net.parameter_count(),
+                model_cfg.net.activations_per_sample(),
+                &data.sample_shape(),
+                batch,
+            )?;
             let what = format!(
                 "{} on {data_name} for {for_sde}: {} prediction{}{}, {} weighting{}, sigma_data {sigma_data}",
                 net.name,
@@ -708,6 +773,14 @@ fn plan(args: &TrainArgs) -> Result<Plan> {
                 net: net_config(&net, args, &data.sample_shape(), 0)?,
                 num_classes: classes,
             };
+            check_training_size(
+                args,
+                &net,
+                clf_cfg.parameter_count(),
+                clf_cfg.activations_per_sample(),
+                &data.sample_shape(),
+                batch,
+            )?;
             let what = format!(
                 "a {} classifier of {classes} classes on {data_name} for {for_sde}, sigma_data {sigma_data}",
                 net.name

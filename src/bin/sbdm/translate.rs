@@ -17,10 +17,12 @@ use sbdm_runtime::sampling::{Guided, Noise, Sampled, Sampler, TimeGrid};
 use sbdm_runtime::GaussianKernel;
 
 use crate::common::{
-    applies_only, asks_help, choice, draw_side_by_side, one_line, print_help_listing, require,
-    sampler_rows, sde_names, spinner, Listing, Outputs, Pick,
+    applies_only, asks_help, check_steps, choice, draw_side_by_side, one_line, print_help_listing,
+    require, sampler_rows, sde_names, spinner, Listing, Outputs, Pick,
 };
-use crate::models::{load_classifier_spec, read_batch, shape_text, Classifier, ModelSpec, Source};
+use crate::models::{
+    check_samples, load_classifier_spec, read_batch, shape_text, Classifier, ModelSpec, Source,
+};
 
 /// Arguments of `sbdm translate`.
 #[derive(Args, Debug)]
@@ -161,7 +163,14 @@ fn plan(args: &TranslateArgs) -> Result<Plan> {
         &crate::sde_arg::SdeFlags::default(),
     )?)?;
     let shape = source_model.sample_shape();
-    let source = read_batch(&require(&args.source, "--source")?, &shape, "the source")?;
+    let source_path = require(&args.source, "--source")?;
+    let source = read_batch(&source_path, &shape, "the source")?;
+    check_samples(
+        source.dim(0)?,
+        &source_model,
+        0,
+        format_args!("--source {}", source_path.display()),
+    )?;
     let (lo, hi) = sde.time_range();
     let t0 = match (args.t0, method) {
         (Some(t0), _) => t0,
@@ -169,6 +178,7 @@ fn plan(args: &TranslateArgs) -> Result<Plan> {
         (None, _) => bail!("--t0 is needed: the time the source is noised to"),
     };
     check_time(&sde, t0, "--t0").map_err(one_line)?;
+    check_steps(&sampler, args.steps)?;
     let grid = TimeGrid::uniform(args.steps).between(t0, lo);
     sampler.validate(&sde, &grid).map_err(one_line)?;
     let lowpass = LowPass::new(args.factor.unwrap_or(4)).map_err(one_line)?;

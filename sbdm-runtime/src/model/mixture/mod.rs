@@ -39,9 +39,14 @@ struct MixtureFile {
     stds: Vec<f64>,
 }
 
+/// The largest magnitude of a mixture's mean coordinates and stds (and the inverse of
+/// the smallest std): squared distances over variances stay far from overflow.
+pub const MAX_SCALE: f64 = 1e100;
+
 impl GaussianMixture {
     /// A mixture; weights must be positive and sum to 1 (within 1e-6), every mean must
-    /// have the same dimension, every std must be > 0.
+    /// have the same dimension, every std must be > 0; means within ±[`MAX_SCALE`] and
+    /// stds within `[1/MAX_SCALE, MAX_SCALE]`.
     pub fn new(weights: Vec<f64>, means: Vec<Vec<f64>>, stds: Vec<f64>) -> Result<Self> {
         let k = weights.len();
         if k == 0 {
@@ -78,12 +83,31 @@ impl GaussianMixture {
         if means.iter().flatten().any(|v| !v.is_finite()) {
             return Err(invalid!("mixture: a mean is not finite"));
         }
+        if let Some((i, v)) = means
+            .iter()
+            .enumerate()
+            .find_map(|(i, m)| m.iter().find(|v| v.abs() > MAX_SCALE).map(|v| (i, v)))
+        {
+            return Err(invalid!(
+                "mixture: mean {i} has the coordinate {v}, beyond ±{MAX_SCALE:e} (the score would overflow)"
+            ));
+        }
         if let Some((i, s)) = stds
             .iter()
             .enumerate()
             .find(|(_, s)| !(s.is_finite() && **s > 0.0))
         {
             return Err(invalid!("mixture: std {i} is {s}; stds must be > 0"));
+        }
+        if let Some((i, s)) = stds
+            .iter()
+            .enumerate()
+            .find(|(_, s)| !(1.0 / MAX_SCALE..=MAX_SCALE).contains(*s))
+        {
+            return Err(invalid!(
+                "mixture: std {i} is {s}, outside [{:e}, {MAX_SCALE:e}] (the score would overflow)",
+                1.0 / MAX_SCALE
+            ));
         }
         Ok(GaussianMixture {
             weights,

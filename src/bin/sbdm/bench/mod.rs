@@ -39,6 +39,16 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
 }
 
+/// Refuses a count flag whose buffers (`bytes_each` per unit) would not fit in the
+/// memory budget ([`sbdm_runtime::limits`]).
+fn check_count(flag: &str, value: usize, bytes_each: u128) -> Result<()> {
+    sbdm_runtime::limits::check(
+        format_args!("{flag} {value}"),
+        (value as u128).saturating_mul(bytes_each),
+    )
+    .map_err(crate::common::one_line)
+}
+
 /// Median and minimum of timings in seconds.
 fn stats(mut v: Vec<f64>) -> (f64, f64) {
     v.sort_by(f64::total_cmp);

@@ -25,7 +25,7 @@ use sbdm_runtime::sampling::{GridKind, Noise, Sampler, TimeGrid};
 use sbdm_runtime::sde::builtin::VpSde;
 use sbdm_runtime::{parallel, simd, GaussianKernel};
 
-use super::{allocator, run_python, stats, torch_skipped};
+use super::{allocator, check_count, run_python, stats, torch_skipped};
 use crate::common::spinner;
 
 /// Arguments of `sbdm bench sample`.
@@ -197,6 +197,15 @@ pub fn sample(a: &SampleBenchArgs) -> Result<()> {
     if a.n == 0 || a.steps == 0 || a.repeat == 0 || a.net_n == 0 {
         bail!("--n, --net-n, --steps and --repeat must be at least 1");
     }
+    // 2-D samples: 16 f32 copies each, and for the MLP its activations; the grid; timings.
+    check_count("--n", a.n, 128)?;
+    check_count("--net-n", a.net_n, 16 << 10)?;
+    check_count(
+        "--steps",
+        a.steps,
+        sbdm_runtime::limits::GRID_BYTES_PER_STEP,
+    )?;
+    check_count("--repeat", a.repeat, 64)?;
     let cores = parallel::threads();
     let mixture = eight_gaussians();
     let (d, k) = (mixture.dim(), mixture.len());

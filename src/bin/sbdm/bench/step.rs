@@ -11,7 +11,7 @@ use candle_core::{Device, Tensor};
 use clap::Args;
 use sbdm_runtime::sampling::fused;
 
-use super::{allocator, time};
+use super::{allocator, check_count, time};
 
 /// Arguments of `sbdm bench step`.
 #[derive(Args, Debug)]
@@ -34,6 +34,9 @@ pub fn step(a: &StepArgs) -> Result<()> {
     if n == 0 || iters == 0 {
         bail!("--elements and --iters must be at least 1");
     }
+    // Seven f32 buffers; four lists of timings.
+    check_count("--elements", n, 28)?;
+    check_count("--iters", iters, 32)?;
     let dev = Device::Cpu;
     let (c0, c1, c2) = (0.5, 0.3, 0.2); // a convex combination: values stay bounded
     let x = Tensor::from_vec(buffer(n, 0), n, &dev)?;

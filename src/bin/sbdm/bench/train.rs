@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use candle_core::Device;
 use clap::Args;
 
-use super::{allocator, run_python, stats, torch_skipped};
+use super::{allocator, check_count, run_python, stats, torch_skipped};
 
 /// Arguments of `sbdm bench train`.
 #[derive(Args, Debug)]
@@ -105,6 +105,9 @@ pub fn train(a: &TrainBenchArgs) -> Result<()> {
     if a.steps == 0 {
         bail!("--steps must be at least 1");
     }
+    // A timing per step.
+    check_count("--steps", a.steps, 8)?;
+    check_count("--warmup", a.warmup, 8)?;
     let models: Vec<&'static str> = match a.model.as_str() {
         "mlp" => vec!["mlp"],
         "unet" => vec!["unet"],
