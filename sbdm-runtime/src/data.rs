@@ -444,22 +444,6 @@ pub enum Dataset {
     },
 }
 
-/// numpy's name of a dtype, for messages.
-fn numpy_name(dtype: DType) -> &'static str {
-    match dtype {
-        DType::U8 => "uint8",
-        DType::U32 => "uint32",
-        DType::I16 => "int16",
-        DType::I32 => "int32",
-        DType::I64 => "int64",
-        DType::BF16 => "bfloat16",
-        DType::F16 => "float16",
-        DType::F32 => "float32",
-        DType::F64 => "float64",
-        _ => "an 8/6/4-bit float",
-    }
-}
-
 impl Dataset {
     /// A dataset by name: a toy from [`TOYS`] (infinite; `n_for_finite` and `seed`
     /// unused), or one of [`SHAPES_DATASETS`], for which `n_for_finite` images are
@@ -528,7 +512,7 @@ impl Dataset {
         if x.dtype() != DType::F32 {
             return Err(format(format!(
                 "dtype {} ({}), expected float32 (numpy: x.astype(np.float32))",
-                numpy_name(x.dtype()),
+                crate::io::numpy_dtype(x.dtype()),
                 x.dtype().as_str()
             )));
         }
@@ -661,7 +645,7 @@ fn check_tensor(data: &Tensor, labels: Option<&[u32]>) -> Result<()> {
     if data.dtype() != DType::F32 {
         return Err(invalid!(
             "dataset: samples must be float32, got {}",
-            numpy_name(data.dtype())
+            crate::io::numpy_dtype(data.dtype())
         ));
     }
     if data.rank() < 2 {

@@ -300,18 +300,19 @@ impl NpyHeader {
     }
 }
 
-/// The numpy name of a dtype, for messages.
-fn numpy_dtype(dtype: DType) -> &'static str {
+/// numpy's name of a dtype, for messages (`.npy` readers, datasets).
+pub(crate) fn numpy_dtype(dtype: DType) -> &'static str {
     match dtype {
         DType::U8 => "uint8",
         DType::U32 => "uint32",
         DType::I16 => "int16",
         DType::I32 => "int32",
         DType::I64 => "int64",
+        DType::BF16 => "bfloat16",
         DType::F16 => "float16",
         DType::F32 => "float32",
         DType::F64 => "float64",
-        _ => "an unsupported dtype",
+        _ => "an 8/6/4-bit float",
     }
 }
 

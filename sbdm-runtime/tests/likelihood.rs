@@ -265,22 +265,13 @@ fn network_divergence_by_autograd_equals_the_analytic_one() {
         sde: &sde,
         mixture: &mix,
     };
-    for t in [0.01, 0.3, 0.9] {
-        let (mut s1, mut d1, mut s2, mut d2) =
-            (vec![0.0; 8], vec![0.0; 4], vec![0.0; 8], vec![0.0; 4]);
-        net.begin(0, 4).unwrap();
-        net.evaluate(DriftForm::Score, &x, t, &mut s1, &mut d1)
-            .unwrap();
-        exact
-            .evaluate(DriftForm::Score, &x, t, &mut s2, &mut d2)
-            .unwrap();
-        for (u, v) in s1.iter().chain(&d1).zip(s2.iter().chain(&d2)) {
-            assert!(
-                (u - v).abs() < 1e-9 * v.abs().max(1.0),
-                "t = {t}: {u} vs {v}"
-            );
-        }
-    }
+    agree_with_exact(
+        &mut net,
+        &mut exact,
+        DriftForm::Score,
+        &x,
+        &[0.01, 0.3, 0.9],
+    );
     assert_eq!(net.nfe(), 3);
 }
 
@@ -658,22 +649,13 @@ fn a_network_predicting_x0_gives_exact_likelihoods_on_rectified_flow() {
     )
     .unwrap();
     let x = batch_points();
-    for t in [1e-3, 0.5, 1.0] {
-        let (mut m1, mut d1, mut m2, mut d2) =
-            (vec![0.0; 8], vec![0.0; 4], vec![0.0; 8], vec![0.0; 4]);
-        net.begin(0, 4).unwrap();
-        net.evaluate(DriftForm::PosteriorMean, &x, t, &mut m1, &mut d1)
-            .unwrap();
-        exact
-            .evaluate(DriftForm::PosteriorMean, &x, t, &mut m2, &mut d2)
-            .unwrap();
-        for (u, v) in m1.iter().chain(&d1).zip(m2.iter().chain(&d2)) {
-            assert!(
-                (u - v).abs() < 1e-9 * v.abs().max(1.0),
-                "t = {t}: {u} vs {v}"
-            );
-        }
-    }
+    agree_with_exact(
+        &mut net,
+        &mut exact,
+        DriftForm::PosteriorMean,
+        &x,
+        &[1e-3, 0.5, 1.0],
+    );
     let t0 = sde.time_range().0;
     let prior = |x: &[f64]| sde.prior_log_prob(x);
     let tol = OdeTolerance::new(1e-8, 1e-8).unwrap();
@@ -730,5 +712,29 @@ fn an_eps_network_on_a_pure_noise_end_is_refused_in_one_line() {
             "{err}"
         );
         assert_eq!(net.nfe(), 0, "refused before any evaluation");
+    }
+}
+
+/// At each of `times`, `net`'s value (`form`'s quantity) and divergence on the four 2-D
+/// points `x` equal `exact`'s to 1e-9 relative (f64 autograd against the closed form).
+fn agree_with_exact(
+    net: &mut dyn ScoreDivergence,
+    exact: &mut dyn ScoreDivergence,
+    form: DriftForm,
+    x: &[f64],
+    times: &[f64],
+) {
+    for &t in times {
+        let (mut s1, mut d1, mut s2, mut d2) =
+            (vec![0.0; 8], vec![0.0; 4], vec![0.0; 8], vec![0.0; 4]);
+        net.begin(0, 4).unwrap();
+        net.evaluate(form, x, t, &mut s1, &mut d1).unwrap();
+        exact.evaluate(form, x, t, &mut s2, &mut d2).unwrap();
+        for (u, v) in s1.iter().chain(&d1).zip(s2.iter().chain(&d2)) {
+            assert!(
+                (u - v).abs() < 1e-9 * v.abs().max(1.0),
+                "t = {t}: {u} vs {v}"
+            );
+        }
     }
 }

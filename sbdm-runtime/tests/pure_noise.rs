@@ -5,7 +5,7 @@
 // Generated code names `::sbdm::__private`.
 extern crate sbdm_runtime as sbdm;
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use sbdm_runtime::model::prediction::Prediction;
 use sbdm_runtime::model::{Condition, ScoreModel};
 use sbdm_runtime::sampling::noise::Noise;
@@ -33,7 +33,9 @@ sbdm_runtime::sde! {
 
 #[path = "common/from_pure_noise.rs"]
 mod from_pure_noise;
-use from_pure_noise::{every_sampler_reaches_the_exact_second_moment, start};
+use from_pure_noise::{
+    eps_prediction_is_refused, every_sampler_reaches_the_exact_second_moment, start,
+};
 
 #[test]
 fn every_sampler_starts_at_pure_noise() {
@@ -58,39 +60,11 @@ fn every_sampler_starts_at_pure_noise() {
     }
 }
 
-/// An ε-prediction model (its output is irrelevant here: zeros).
-struct ZeroEps;
-
-impl ScoreModel for ZeroEps {
-    fn prediction(&self) -> Prediction {
-        Prediction::Eps
-    }
-    fn forward(&self, x: &Tensor, _: &Tensor, _: &Condition) -> sbdm::error::Result<Tensor> {
-        Ok(x.zeros_like()?)
-    }
-}
-
 #[test]
 fn eps_prediction_is_refused_where_it_would_divide_by_a() {
     // An ε-model's x_0 = (x − b·ε)/a has no value at a(T) = 0: one clear error, not a
     // non-finite state; the same model is fine on a kernel that ends before pure noise.
-    let x_t = start(&Rf, 8);
-    for sampler in [
-        Sampler::Ddim { eta: 0.0 },
-        Sampler::DpmPp2m,
-        Sampler::Ancestral,
-    ] {
-        let mut noise = Noise::new(1, 0, 8, &[2], &Device::Cpu);
-        let err = sampler
-            .sample(&Rf, &ZeroEps, &x_t, &TimeGrid::uniform(10), &mut noise)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("pure noise") && err.contains("predicting eps"),
-            "{sampler}: {err}"
-        );
-        assert_eq!(err.lines().count(), 1);
-    }
+    eps_prediction_is_refused(&Rf, &TimeGrid::uniform(10));
 }
 
 #[path = "common/orders.rs"]

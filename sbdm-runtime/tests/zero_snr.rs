@@ -2,9 +2,7 @@
 //! and Sample Steps are Flawed"): the rescaling, the embedding of its last segment (linear
 //! in `a = √ᾱ`, pure noise at `t = 1`), and the samplers from pure noise on trailing grids.
 
-use candle_core::{Device, Tensor};
-use sbdm_runtime::model::prediction::Prediction;
-use sbdm_runtime::model::{Condition, ScoreModel};
+use candle_core::Device;
 use sbdm_runtime::sampling::noise::Noise;
 use sbdm_runtime::sampling::{Sampler, Spacing, TimeGrid};
 use sbdm_runtime::sde::discrete::{rescale_zero_terminal_snr, BetaSchedule, DiscreteSchedule};
@@ -250,7 +248,9 @@ fn rates_off_the_pure_noise_segment_are_the_trait_defaults_bit_for_bit() {
 
 #[path = "common/from_pure_noise.rs"]
 mod from_pure_noise;
-use from_pure_noise::{every_sampler_reaches_the_exact_second_moment, start};
+use from_pure_noise::{
+    eps_prediction_is_refused, every_sampler_reaches_the_exact_second_moment, start,
+};
 
 #[test]
 fn every_sampler_starts_at_pure_noise_on_trailing_timesteps() {
@@ -272,45 +272,12 @@ fn every_sampler_starts_at_pure_noise_on_trailing_timesteps() {
     );
 }
 
-/// An ε-prediction model (its output is irrelevant here: zeros).
-struct ZeroEps;
-
-impl ScoreModel for ZeroEps {
-    fn prediction(&self) -> Prediction {
-        Prediction::Eps
-    }
-    fn forward(
-        &self,
-        x: &Tensor,
-        _: &Tensor,
-        _: &Condition,
-    ) -> sbdm_runtime::error::Result<Tensor> {
-        Ok(x.zeros_like()?)
-    }
-}
-
 #[test]
 fn eps_prediction_is_refused_at_the_pure_noise_end() {
     // x̂_0 = (x − b·ε̂)/a has no value at a(T) = 0: Lin et al. sample such tables with v
     // (or x0) prediction. An ε-model is refused in one line, not run into NaNs.
     let sde = named::by_name("ddpm-scaled-linear-zsnr").unwrap();
-    let x_t = start(&sde, 8);
-    for sampler in [
-        Sampler::Ddim { eta: 0.0 },
-        Sampler::DpmPp2m,
-        Sampler::Ancestral,
-    ] {
-        let mut noise = Noise::new(1, 0, 8, &[2], &Device::Cpu);
-        let err = sampler
-            .sample(&sde, &ZeroEps, &x_t, &trailing(10), &mut noise)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("pure noise") && err.contains("predicting eps"),
-            "{sampler}: {err}"
-        );
-        assert_eq!(err.lines().count(), 1);
-    }
+    eps_prediction_is_refused(&sde, &trailing(10));
 }
 
 /// Convergence orders from pure noise on `ddpm-linear-zsnr`, x_T = b(T)·ε, the exact

@@ -55,3 +55,43 @@ pub fn every_sampler_reaches_the_exact_second_moment(
         );
     }
 }
+
+/// An ε-prediction model (its output is irrelevant here: zeros).
+pub struct ZeroEps;
+
+impl sbdm_runtime::model::ScoreModel for ZeroEps {
+    fn prediction(&self) -> sbdm_runtime::model::prediction::Prediction {
+        sbdm_runtime::model::prediction::Prediction::Eps
+    }
+    fn forward(
+        &self,
+        x: &Tensor,
+        _: &Tensor,
+        _: &sbdm_runtime::model::Condition,
+    ) -> sbdm_runtime::error::Result<Tensor> {
+        Ok(x.zeros_like()?)
+    }
+}
+
+/// An ε-model's `x_0 = (x − b·ε)/a` has no value where `a(T) = 0`: DDIM, DPM-Solver++(2M)
+/// and ancestral sampling from `grid`'s pure-noise start each refuse it in one line
+/// naming the reason, rather than running into non-finite values.
+pub fn eps_prediction_is_refused(sde: &dyn GaussianKernel, grid: &TimeGrid) {
+    let x_t = start(sde, 8);
+    for sampler in [
+        Sampler::Ddim { eta: 0.0 },
+        Sampler::DpmPp2m,
+        Sampler::Ancestral,
+    ] {
+        let mut noise = Noise::new(1, 0, 8, &[2], &Device::Cpu);
+        let err = sampler
+            .sample(&sde, &ZeroEps, &x_t, grid, &mut noise)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("pure noise") && err.contains("predicting eps"),
+            "{sampler}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1);
+    }
+}
