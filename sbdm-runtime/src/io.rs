@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
+use crate::host::{with_host_values, HostValues};
 
 /// A file being written: the content goes to a temporary path in the destination's
 /// directory (with the destination's extension, for writers that look at it), and
@@ -139,24 +140,26 @@ pub fn write_file_atomic(dest: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> 
 
 /// Writes the contents of a [`PendingFile`] as a float32 `.npy` array.
 pub fn write_npy_pending(pending: &PendingFile, x: &Tensor) -> Result<()> {
-    if x.dtype() != DType::F32 {
-        return Err(crate::error::invalid!(
-            "{}: .npy output is float32, got a {:?} tensor",
-            pending.dest().display(),
-            x.dtype()
-        ));
-    }
-    let data: Vec<f32> = x.flatten_all()?.to_vec1()?;
-    let write = || -> std::io::Result<()> {
-        let mut file = std::io::BufWriter::new(File::create(pending.path())?);
-        file.write_all(&npy_f32_header(x.dims()))?;
-        for chunk in data.chunks(1 << 14) {
-            let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
-            file.write_all(&bytes)?;
-        }
-        file.flush()
-    };
-    write().map_err(|e| io_error(pending.dest(), e))
+    // The values where they lie (no copy of the batch), written in large chunks.
+    with_host_values(x, |values| {
+        let HostValues::F32(data) = values else {
+            return Err(crate::error::invalid!(
+                "{}: .npy output is float32, got a {:?} tensor",
+                pending.dest().display(),
+                x.dtype()
+            ));
+        };
+        let write = || -> std::io::Result<()> {
+            let mut file = std::io::BufWriter::new(File::create(pending.path())?);
+            file.write_all(&npy_f32_header(x.dims()))?;
+            for chunk in data.chunks(1 << 14) {
+                let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
+                file.write_all(&bytes)?;
+            }
+            file.flush()
+        };
+        write().map_err(|e| io_error(pending.dest(), e))
+    })
 }
 
 /// The header of a float32 array in the `.npy` format (version 1.0, C order,

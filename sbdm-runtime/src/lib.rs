@@ -10,6 +10,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod guide;
+pub mod host;
 pub mod io;
 pub mod likelihood;
 pub mod limits;

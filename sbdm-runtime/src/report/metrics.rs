@@ -6,6 +6,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::error::{invalid, Result};
+use crate::host::{with_host_values, HostValues};
 
 /// Rows of a `[N, D]` tensor as f64.
 fn rows(x: &Tensor) -> Result<Vec<Vec<f64>>> {
@@ -129,15 +130,24 @@ pub fn second_moment(x: &Tensor) -> Result<(f64, f64)> {
         ));
     }
     let d = x.dim(1)?.max(1);
-    let flat: Vec<f64> = x
-        .flatten_all()?
-        .to_dtype(candle_core::DType::F64)?
-        .to_vec1()?;
-    let v: Vec<f64> = flat
-        .chunks_exact(d)
-        .map(|row| row.iter().map(|a| a * a).sum())
-        .collect();
-    Ok(mean_and_se(&v))
+    // Two passes over the rows where they lie (no copy of the batch): the mean, then
+    // the spread about it; the same sums in the same order as `mean_and_se`.
+    fn squared_norms<T: Copy + Into<f64>>(v: &[T], d: usize) -> impl Iterator<Item = f64> + '_ {
+        v.chunks_exact(d)
+            .map(|row| row.iter().map(|&a| a.into() * a.into()).sum())
+    }
+    fn moments<T: Copy + Into<f64>>(v: &[T], d: usize) -> (f64, f64) {
+        let n = (v.len() / d) as f64;
+        let m = squared_norms(v, d).sum::<f64>() / n;
+        let var = squared_norms(v, d).map(|a| (a - m) * (a - m)).sum::<f64>() / (n - 1.0).max(1.0);
+        (m, (var / n).sqrt())
+    }
+    with_host_values(x, |values| {
+        Ok(match values {
+            HostValues::F32(v) => moments(v, d),
+            HostValues::F64(v) => moments(v, d),
+        })
+    })
 }
 
 /// Mean and standard error of a sample.

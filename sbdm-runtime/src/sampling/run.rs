@@ -50,12 +50,12 @@ pub(crate) struct Run<'a, S: ?Sized, G: ?Sized> {
 }
 
 impl<'a, S: GaussianKernel + ?Sized, G: Guide + ?Sized> Run<'a, S, G> {
-    /// A run from a copy of `x_t` (which is not modified).
-    pub fn new(sde: &'a S, guide: &'a G, x_t: &Tensor, noise: &'a mut Noise) -> Result<Self> {
+    /// A run from the state `x` (the sampler's own buffer: it is overwritten).
+    pub fn new(sde: &'a S, guide: &'a G, x: Buffer, noise: &'a mut Noise) -> Result<Self> {
         Ok(Run {
             sde,
             model: Denoiser::new(sde, guide),
-            x: Buffer::copy_of(x_t)?,
+            x,
             at: f64::NAN,
             noise,
             guide,

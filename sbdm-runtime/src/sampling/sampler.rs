@@ -36,6 +36,7 @@ use super::samplers::{
     ancestral, ddim, ddpm, dpm_solver, dpmpp, em, heun, langevin, ode_euler, reverse_diffusion,
     rk45,
 };
+use super::step::Buffer;
 use super::Denoiser;
 use crate::error::{invalid, Error, Result};
 use crate::model::ScoreModel;
@@ -385,6 +386,35 @@ impl Sampler {
         grid: &TimeGrid,
         noise: &mut Noise,
     ) -> Result<Sampled> {
+        self.sample_from(sde, model, x_t, Buffer::copy_of, grid, noise)
+    }
+
+    /// [`sample`](Self::sample), integrating in `x_t`'s own storage instead of a copy of
+    /// it: one batch less in memory, for a caller that has no further use for `x_T`
+    /// (`sbdm sample` with its prior draw). Other handles to the same storage (clones
+    /// of `x_t`) see it overwritten; a strided `x_t` is made contiguous (a copy) first.
+    /// The samples are the same as [`sample`](Self::sample)'s.
+    pub fn sample_in_place<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
+        &self,
+        sde: &S,
+        model: &G,
+        x_t: Tensor,
+        grid: &TimeGrid,
+        noise: &mut Noise,
+    ) -> Result<Sampled> {
+        self.sample_from(sde, model, &x_t, |x| Buffer::new(x.clone()), grid, noise)
+    }
+
+    /// [`sample`](Self::sample) with the state made from `x_t` by `state`.
+    fn sample_from<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
+        &self,
+        sde: &S,
+        model: &G,
+        x_t: &Tensor,
+        state: impl FnOnce(&Tensor) -> Result<Buffer>,
+        grid: &TimeGrid,
+        noise: &mut Noise,
+    ) -> Result<Sampled> {
         let plan = self.plan(sde, grid)?;
         let n = x_t.dim(0)?;
         model.condition().check(model.model().conditioning(), n)?;
@@ -396,7 +426,7 @@ impl Sampler {
                 x_t.dims()
             ));
         }
-        let mut run = Run::new(sde, model, x_t, noise)?;
+        let mut run = Run::new(sde, model, state(x_t)?, noise)?;
         self.integrate(&mut run, &plan)?;
         Ok(Sampled {
             nfe: run.model.nfe(),
@@ -486,7 +516,7 @@ impl Sampler {
         }
         // A deterministic sampler draws nothing; the run needs streams all the same.
         let mut noise = Noise::new(0, 0, n, &x_0.dims()[1..], x_0.device());
-        let mut run = Run::new(sde, model, x_0, &mut noise)?;
+        let mut run = Run::new(sde, model, Buffer::copy_of(x_0)?, &mut noise)?;
         self.integrate(&mut run, &plan)?;
         Ok(Sampled {
             nfe: run.model.nfe(),

@@ -612,14 +612,15 @@ fn guidance(
     })
 }
 
-/// Runs the plan's sampler with `model` from `x_t`, under the plan's condition and
+/// Runs the plan's sampler with `model` from `x_t` (integrated in place: its storage
+/// becomes the state), under the plan's condition and
 /// guidance; `exact` is the mixture's own classifier, for classifier guidance without a
 /// trained one.
 fn draw<M: ScoreModel + ?Sized>(
     p: &Plan,
     model: &M,
     exact: Option<&dyn TimeClassifier>,
-    x_t: &Tensor,
+    x_t: Tensor,
     noise: &mut Noise,
     denoise: bool,
 ) -> sbdm_runtime::error::Result<Sampled> {
@@ -629,7 +630,8 @@ fn draw<M: ScoreModel + ?Sized>(
             finish(
                 p,
                 &guided,
-                p.sampler.sample(&p.sde, &guided, x_t, &p.grid, noise)?,
+                p.sampler
+                    .sample_in_place(&p.sde, &guided, x_t, &p.grid, noise)?,
                 denoise,
             )
         }
@@ -645,7 +647,8 @@ fn draw<M: ScoreModel + ?Sized>(
             finish(
                 p,
                 &guided,
-                p.sampler.sample(&p.sde, &guided, x_t, &p.grid, noise)?,
+                p.sampler
+                    .sample_in_place(&p.sde, &guided, x_t, &p.grid, noise)?,
                 denoise,
             )
         }
@@ -665,7 +668,8 @@ fn draw<M: ScoreModel + ?Sized>(
             finish(
                 p,
                 &guided,
-                p.sampler.sample(&p.sde, &guided, x_t, &p.grid, noise)?,
+                p.sampler
+                    .sample_in_place(&p.sde, &guided, x_t, &p.grid, noise)?,
                 denoise,
             )
         }
@@ -865,15 +869,16 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     ]) {
         return Ok(());
     }
-    let p = plan(args)?;
+    let mut p = plan(args)?;
     let dev = p.device.clone();
     let shape = shape_text(&p.shape);
     // Claim the output paths first: a missing or unwritable directory fails before sampling.
     let outputs = Outputs::claim(&p.out, args.plot.as_deref())?;
 
     let mut noise = Noise::new(args.seed, 0, p.n, &p.shape, &dev);
-    let x_t = match &p.init {
-        Some(x) => x.clone(),
+    // x_T is moved into the sampler, whose state it becomes (no second copy of the batch).
+    let x_t = match p.init.take() {
+        Some(x) => x,
         None => noise.draw()?.affine(p.sde.std(p.t_max), 0.0)?,
     };
     let bar = spinner(format!(
@@ -884,9 +889,9 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     let result = match &p.source {
         Source::Mixture(m) => {
             let exact = m.model(&p.sde);
-            draw(&p, &exact, Some(&exact), &x_t, &mut noise, args.denoise)
+            draw(&p, &exact, Some(&exact), x_t, &mut noise, args.denoise)
         }
-        Source::Net(net, _) => draw(&p, net.as_ref(), None, &x_t, &mut noise, args.denoise),
+        Source::Net(net, _) => draw(&p, net.as_ref(), None, x_t, &mut noise, args.denoise),
     };
     let wall = start.elapsed();
     // Before the metrics below, which hold several copies of the samples as f64 rows.

@@ -11,13 +11,14 @@ mod batch;
 
 use std::path::Path;
 
-use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
+use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::Deserialize;
 
 use crate::error::{invalid, Error, Result};
+use crate::host::{with_host_values, HostValues};
 use crate::model::prediction::Prediction;
 use crate::model::{time_in_dtype, Condition, Conditioning, ScoreModel};
 use crate::sde::GaussianKernel;
@@ -380,10 +381,10 @@ impl GaussianMixture {
             let n = rows.len() / self.dim();
             let mut out = vec![0.0f64; n];
             match rows {
-                RowSlice::F32(v) => {
+                HostValues::F32(v) => {
                     batch::evaluate(self, v, kernels, Quantity::LogDensity, &mut out)?
                 }
-                RowSlice::F64(v) => {
+                HostValues::F64(v) => {
                     batch::evaluate(self, v, kernels, Quantity::LogDensity, &mut out)?
                 }
             }
@@ -402,8 +403,8 @@ impl GaussianMixture {
     }
 
     /// Calls `f` with the rows of `x` (`[N, D]`) as one contiguous f32 or f64 slice on
-    /// the CPU (other dtypes and devices are converted to f64 on the CPU first).
-    fn with_rows<R>(&self, x: &Tensor, f: impl FnOnce(RowSlice) -> Result<R>) -> Result<R> {
+    /// the CPU ([`with_host_values`]: borrowed when they already are).
+    fn with_rows<R>(&self, x: &Tensor, f: impl FnOnce(HostValues) -> Result<R>) -> Result<R> {
         let d = self.dim();
         let dims = x.dims();
         if dims.len() != 2 || dims[1] != d {
@@ -412,22 +413,7 @@ impl GaussianMixture {
                 dims
             ));
         }
-        let x = match x.dtype() {
-            DType::F32 | DType::F64 if x.device().is_cpu() => x.contiguous()?,
-            _ => x
-                .to_device(&Device::Cpu)?
-                .to_dtype(DType::F64)?
-                .contiguous()?,
-        };
-        let (storage, layout) = x.storage_and_layout();
-        let (start, end) = layout
-            .contiguous_offsets()
-            .ok_or_else(|| invalid!("mixture: the batch is not contiguous"))?;
-        match &*storage {
-            Storage::Cpu(CpuStorage::F32(v)) => f(RowSlice::F32(&v[start..end])),
-            Storage::Cpu(CpuStorage::F64(v)) => f(RowSlice::F64(&v[start..end])),
-            _ => Err(invalid!("mixture: expected f32 or f64 rows on the CPU")),
-        }
+        with_host_values(x, f)
     }
 
     /// `quantity` at every row of `x`, as a tensor `[N, width]` of `x`'s dtype and device.
@@ -436,12 +422,12 @@ impl GaussianMixture {
         let out = self.with_rows(x, |rows| {
             let n = rows.len() / self.dim();
             Ok(match rows {
-                RowSlice::F32(v) => {
+                HostValues::F32(v) => {
                     let mut out = vec![0.0f32; n * width];
                     batch::evaluate(self, v, kernels, quantity, &mut out)?;
                     Tensor::from_vec(out, (n, width), &Device::Cpu)?
                 }
-                RowSlice::F64(v) => {
+                HostValues::F64(v) => {
                     let mut out = vec![0.0f64; n * width];
                     batch::evaluate(self, v, kernels, quantity, &mut out)?;
                     Tensor::from_vec(out, (n, width), &Device::Cpu)?
@@ -521,8 +507,8 @@ impl GaussianMixture {
         }
         self.with_rows(x, |rows| {
             Ok(match rows {
-                RowSlice::F32(v) => nearest(self, v),
-                RowSlice::F64(v) => nearest(self, v),
+                HostValues::F32(v) => nearest(self, v),
+                HostValues::F64(v) => nearest(self, v),
             })
         })
     }
@@ -558,22 +544,6 @@ struct ComponentAt {
 /// `(a(t), b(t))`, the kernel of `sde` at `t`.
 fn kernel_at<S: GaussianKernel + ?Sized>(sde: &S, t: f64) -> (f64, f64) {
     (sde.mean_coef(t), sde.std(t))
-}
-
-/// A batch's rows as one contiguous slice.
-enum RowSlice<'a> {
-    F32(&'a [f32]),
-    F64(&'a [f64]),
-}
-
-impl RowSlice<'_> {
-    /// The number of values.
-    fn len(&self) -> usize {
-        match self {
-            RowSlice::F32(v) => v.len(),
-            RowSlice::F64(v) => v.len(),
-        }
-    }
 }
 
 /// A batch `[N, D]` as rows of f64.
