@@ -28,6 +28,10 @@ use sbdm_runtime::{parallel, simd, GaussianKernel};
 use super::{allocator, check_count, run_python, stats, torch_skipped};
 use crate::common::spinner;
 
+/// Points of the second memory floor: twice the oracle's rows per thread (2048), so
+/// every core's thread runs, with a batch of 32 KiB.
+const THREADS_FLOOR_N: usize = 4096;
+
 /// Arguments of `sbdm bench sample`.
 #[derive(Args, Debug)]
 pub struct SampleBenchArgs {
@@ -252,6 +256,9 @@ fn measure(
         .map(|_| run_sample_process(&mixture_path, &npy, a.n, a.steps))
         .collect::<Result<Vec<_>>>()?;
     let floor = run_sample_process(&mixture_path, &npy, 1, 1)?;
+    // The smallest run the oracle splits over every core: its threads (and the
+    // allocator's heaps for them) without the batch.
+    let threads_floor = run_sample_process(&mixture_path, &npy, THREADS_FLOOR_N, 1)?;
     let process = stats(runs.iter().map(|r| r.wall).collect()).0;
     let process_sampling = stats(runs.iter().map(|r| r.sampling).collect()).0;
     let peak = runs.iter().map(|r| r.peak_total_mib).fold(0.0, f64::max);
@@ -399,10 +406,13 @@ fn measure(
     println!(
         "peak RSS: {peak_sampling:.1} MiB sampling, {peak:.1} MiB whole run; {:.1} MiB for a \
          1-point run (the process floor); the run's own {:.1} MiB = {:.1}x the f32 state \
-         ({state_mib:.2} MiB)",
+         ({state_mib:.2} MiB); {:.1} MiB for a {THREADS_FLOOR_N}-point run (every thread \
+         started), {:.1}x the state above it",
         floor.peak_total_mib,
         peak - floor.peak_total_mib,
-        (peak - floor.peak_total_mib) / state_mib
+        (peak - floor.peak_total_mib) / state_mib,
+        threads_floor.peak_total_mib,
+        (peak - threads_floor.peak_total_mib) / state_mib,
     );
 
     if let Some(path) = &a.json {
@@ -424,6 +434,7 @@ fn measure(
             "peak_rss_mib": peak,
             "peak_rss_sampling_mib": peak_sampling,
             "peak_rss_floor_mib": floor.peak_total_mib,
+            "peak_rss_threads_floor_mib": threads_floor.peak_total_mib,
             "state_mib": state_mib,
             "pytorch": torch,
         });
