@@ -19,6 +19,24 @@ pub fn one_line(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("{}", e.to_string().lines().next().unwrap_or("error"))
 }
 
+/// `--device`, shared by every command that evaluates a model: where tensors, network
+/// weights and their steps live.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DeviceFlag {
+    /// The device: cpu, or cuda[:N] in a build with the `cuda` feature
+    /// (scripts/cuda-toolkit.sh; README). A mixture's exact score is computed on the CPU
+    /// whatever the device.
+    #[arg(long = "device", default_value = "cpu", value_name = "cpu|cuda[:N]")]
+    pub name: String,
+}
+
+impl DeviceFlag {
+    /// The device, or a one-line error naming what is missing.
+    pub fn open(&self) -> Result<candle_core::Device> {
+        sbdm_runtime::device::by_name(&self.name).map_err(|e| anyhow!("--device: {}", one_line(e)))
+    }
+}
+
 /// A panic caught by [`no_panic`] or by `main`: a bug, reported in one line (exit code
 /// 101, as an uncaught panic would have).
 #[derive(Debug)]

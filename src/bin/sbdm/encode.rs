@@ -21,7 +21,7 @@ use sbdm_runtime::sampling::{GridKind, Sampler};
 
 use crate::common::{
     asks_help, check_steps, choice, grid_rows, one_line, print_help_listing, require, sampler_rows,
-    sde_names, spaced_grid, spinner, Listing, Pick,
+    sde_names, spaced_grid, spinner, DeviceFlag, Listing, Pick,
 };
 use crate::models::{check_samples, read_batch, shape_text, ModelSpec, Source};
 use crate::sde_arg::{self, SdeFlags};
@@ -62,6 +62,8 @@ pub struct EncodeArgs {
     /// Where x_T goes: a float32 .npy of the data's shape.
     #[arg(long, value_name = "X_T.npy")]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub device: DeviceFlag,
 }
 
 /// The sampler of `--sampler` (default ddim) with `--rtol`/`--atol` set.
@@ -139,6 +141,9 @@ fn decode_command(args: &EncodeArgs, sampler: Sampler, out: &Path) -> String {
     if let Some(v) = args.atol {
         flag("--atol", number(v));
     }
+    if args.device.name != "cpu" {
+        flag("--device", args.device.name.clone());
+    }
     flag("--init", out.display().to_string());
     flag("--out", decoded_path(out).display().to_string());
     words.join(" ")
@@ -164,14 +169,15 @@ pub fn run(args: &EncodeArgs) -> Result<()> {
     // Claim the output first: a missing or unwritable directory fails before any work.
     let out = PendingFile::new(&out_path).map_err(one_line)?;
     let chosen = sde_arg::resolve(args.sde.as_deref(), &SdeFlags::default())?;
-    let (sde_name, sde, source) = spec.load(chosen)?;
+    let device = args.device.open()?;
+    let (sde_name, sde, source) = spec.load_on(chosen, &device)?;
     let kind = args.grid.as_ref().and_then(Pick::value).flatten();
     let grid = spaced_grid(sde.as_ref(), kind, args.steps, None, None);
     check_steps(&sampler, args.steps)?;
     sampler.validate_encode(&sde, &grid).map_err(one_line)?;
     let (t_max, t_min) = grid.span(&sde).map_err(one_line)?;
     let shape = source.sample_shape();
-    let x_0 = read_batch(&data, &shape, "the data")?;
+    let x_0 = read_batch(&data, &shape, "the data")?.to_device(&device)?;
     let n = x_0.dim(0)?;
     check_samples(n, &source, 0, format_args!("--data {}", data.display()))?;
 

@@ -15,7 +15,7 @@ use sbdm_runtime::sampling::{Noise, Sampler, TimeGrid};
 
 use crate::common::{
     asks_help, check_steps, choice, draw_side_by_side, one_line, print_help_listing, require,
-    sampler_rows, sde_names, spinner, Listing, Outputs, Pick,
+    sampler_rows, sde_names, spinner, DeviceFlag, Listing, Outputs, Pick,
 };
 use crate::models::{check_samples, read_batch, shape_text, ModelSpec, Source};
 
@@ -53,6 +53,8 @@ pub struct InpaintArgs {
     /// Where to write the completed batch: float32 .npy.
     #[arg(long, value_name = "OUT.npy")]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub device: DeviceFlag,
     /// Also write a PNG: masked input | completion pairs for images, a scatter for vectors.
     #[arg(long, value_name = "GRID.png")]
     pub plot: Option<PathBuf>,
@@ -69,10 +71,11 @@ pub fn run(args: &InpaintArgs) -> Result<()> {
     }
     let sampler = Pick::chosen(args.sampler.as_ref(), Some(Sampler::Ancestral), "--sampler")?;
     let spec = ModelSpec::parse(&require(&args.model, "--model")?)?;
-    let (sde_name, sde, source) = spec.load(crate::sde_arg::resolve(
-        args.sde.as_deref(),
-        &crate::sde_arg::SdeFlags::default(),
-    )?)?;
+    let device = args.device.open()?;
+    let (sde_name, sde, source) = spec.load_on(
+        crate::sde_arg::resolve(args.sde.as_deref(), &crate::sde_arg::SdeFlags::default())?,
+        &device,
+    )?;
     let shape = source.sample_shape();
     let image_path = require(&args.image, "--image")?;
     let image = read_batch(&image_path, &shape, "the image")?;
@@ -86,7 +89,8 @@ pub fn run(args: &InpaintArgs) -> Result<()> {
     let mask = io::read_npy_any(&mask_path)
         .map_err(one_line)?
         .to_dtype(DType::F32)?;
-    let job = Inpainting::new(&image, &mask)
+    // The job on the device; `image` and `mask` stay on the host for the plot.
+    let job = Inpainting::new(&image.to_device(&device)?, &mask.to_device(&device)?)
         .map_err(|e| anyhow!("{}: {}", mask_path.display(), one_line(e)))?
         .with_resampling(args.resample);
     sampler
@@ -106,7 +110,7 @@ pub fn run(args: &InpaintArgs) -> Result<()> {
         args.resample
     ));
     let start = Instant::now();
-    let mut noise = Noise::new(args.seed, 0, n, &shape, &Device::Cpu);
+    let mut noise = Noise::new(args.seed, 0, n, &shape, &device);
     let x_t = noise.draw()?.affine(sde.prior_std(), 0.0)?;
     let result = match &source {
         Source::Mixture(m) => job.sample(&sampler, &sde, &m.model(&sde), &x_t, &grid, &mut noise),
@@ -115,7 +119,7 @@ pub fn run(args: &InpaintArgs) -> Result<()> {
     let wall = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let sampled = result.map_err(one_line)?;
-    let x = sampled.x.to_dtype(DType::F32)?;
+    let x = sampled.x.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
 
     // What the model was given: the known part, the rest at -1 (black for images).
     let full_mask = if mask.dims() == image.dims() {

@@ -18,7 +18,7 @@ use sbdm_runtime::likelihood::{
 use sbdm_runtime::limits;
 use sbdm_runtime::model::mixture::rows_f64;
 
-use crate::common::{applies_only, one_line, require};
+use crate::common::{applies_only, one_line, require, DeviceFlag};
 use crate::models::{read_batch, shape_text, ModelSpec, Source};
 use crate::sde_arg::{self, SdeFlags};
 
@@ -78,6 +78,8 @@ pub struct LikelihoodArgs {
     /// Where `log p(x)` of each sample goes (nats): a float32 .npy of shape [N].
     #[arg(long, value_name = "LOGP.npy")]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub device: DeviceFlag,
 }
 
 impl LikelihoodArgs {
@@ -128,7 +130,8 @@ pub fn run(args: &LikelihoodArgs) -> Result<()> {
     let out_path = require(&args.out, "--out")?;
     let out = PendingFile::new(&out_path).map_err(one_line)?;
     let chosen = sde_arg::resolve(args.sde.as_deref(), &SdeFlags::default())?;
-    let (sde_name, sde, source) = model.load(chosen)?;
+    let device = args.device.open()?;
+    let (sde_name, sde, source) = model.load_on(chosen, &device)?;
     let shape = source.sample_shape();
     let d: usize = shape.iter().product();
     let x = read_batch(&data, &shape, "the data")?;
@@ -185,7 +188,7 @@ pub fn run(args: &LikelihoodArgs) -> Result<()> {
                 net.as_ref(),
                 &shape,
                 DType::F32,
-                &Device::Cpu,
+                &device,
                 method,
             )
             .map_err(one_line)?;

@@ -41,16 +41,9 @@ impl ModelSpec {
     }
 
     /// The SDE chosen by `--sde` (or declared inline) or, for a checkpoint, the one it
-    /// was trained for, and the model for it (a checkpoint is read once), on the CPU.
-    pub fn load(
-        &self,
-        chosen: Option<ChosenSde>,
-    ) -> Result<(String, Arc<dyn GaussianKernel>, Source)> {
-        self.load_on(chosen, &Device::Cpu)
-    }
-
-    /// [`ModelSpec::load`] with a network's weights on `device` (a mixture's oracle runs
-    /// on the CPU whatever the device of the batch).
+    /// was trained for, and the model for it (a checkpoint is read once), with a network's
+    /// weights on `device` (a mixture's oracle runs on the CPU whatever the device of the
+    /// batch).
     pub fn load_on(
         &self,
         chosen: Option<ChosenSde>,
@@ -200,15 +193,8 @@ pub fn read_batch(path: &Path, shape: &[usize], what: &str) -> Result<Tensor> {
 /// A trained classifier for an SDE named at run time.
 pub type Classifier = ClassifierModel<Arc<dyn GaussianKernel>>;
 
-/// A classifier checkpoint `ckpt:FILE` for the SDE `sde`, with its training data's name.
-pub fn load_classifier_spec(
-    spec: &str,
-    sde: &Arc<dyn GaussianKernel>,
-) -> Result<(Classifier, Option<String>)> {
-    load_classifier_spec_on(spec, sde, &Device::Cpu)
-}
-
-/// [`load_classifier_spec`] with the weights on `device`.
+/// A classifier checkpoint `ckpt:FILE` for the SDE `sde`, with its training data's name,
+/// its weights on `device`.
 pub fn load_classifier_spec_on(
     spec: &str,
     sde: &Arc<dyn GaussianKernel>,

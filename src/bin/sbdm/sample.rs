@@ -36,8 +36,8 @@ use sbdm_runtime::{io, limits};
 
 use crate::common::{
     applies_only, asks_help, check_steps, choice, grid_rows, one_line, peak_rss,
-    print_help_listing, require, sampler_rows, sde_names, spaced_grid, spinner, Listing, Outputs,
-    Pick,
+    print_help_listing, require, sampler_rows, sde_names, spaced_grid, spinner, DeviceFlag,
+    Listing, Outputs, Pick,
 };
 use crate::models::{
     check_samples, load_classifier_spec_on, read_batch, shape_text, Classifier, ModelSpec, Source,
@@ -168,10 +168,8 @@ pub struct SampleArgs {
     /// Where to write the samples: float32 .npy, shape [N, D] (or [N, C, H, W]).
     #[arg(long, value_name = "SAMPLES.npy")]
     pub out: Option<PathBuf>,
-    /// The device to sample on: cpu, or cuda[:N] in a build with the `cuda` feature
-    /// (scripts/cuda-toolkit.sh; README). A mixture's exact score is computed on the CPU.
-    #[arg(long, default_value = "cpu", value_name = "cpu|cuda[:N]")]
-    pub device: String,
+    #[command(flatten)]
+    pub device: DeviceFlag,
     /// Also write a PNG: a scatter plot of the first two coordinates, or for an image
     /// model a grid of the first 64 images.
     #[arg(long, value_name = "SAMPLES.png")]
@@ -414,8 +412,7 @@ fn grid(args: &SampleArgs, sde_name: &str, sde: &dyn GaussianKernel) -> Result<T
 
 fn plan(args: &SampleArgs) -> Result<Plan> {
     let spec = ModelSpec::parse(&require(&args.model, "--model")?)?;
-    let device = sbdm_runtime::device::by_name(&args.device)
-        .map_err(|e| anyhow!("--device: {}", one_line(e)))?;
+    let device = args.device.open()?;
     let sampler = sampler(args)?;
     let classes = args.class.as_deref().map(ClassSpec::parse).transpose()?;
     let (sde_name, sde, source) = spec.load_on(

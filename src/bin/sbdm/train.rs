@@ -38,8 +38,8 @@ use sbdm_runtime::train::{
 use sbdm_runtime::GaussianKernel;
 
 use crate::common::{
-    applies_only, asks_help, choice, one_line, print_help_listing, require, sde_names, Listing,
-    Pick,
+    applies_only, asks_help, choice, one_line, print_help_listing, require, sde_names, DeviceFlag,
+    Listing, Pick,
 };
 
 /// Arguments of `sbdm train`. `help` as the value of `--sde`, `--data`, `--model`,
@@ -151,6 +151,10 @@ pub struct TrainArgs {
     /// The output directory (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    // Where the network, its optimiser state and each step's batch live (the checkpoint
+    // is written from the host and loads on any device).
+    #[command(flatten)]
+    pub device: DeviceFlag,
 }
 
 /// Per-network defaults of the flags that depend on it.
@@ -686,7 +690,7 @@ fn plan(args: &TrainArgs) -> Result<Plan> {
     if out.exists() && !out.is_dir() {
         bail!("--out {} exists and is not a directory", out.display());
     }
-    let device = Device::Cpu;
+    let device = args.device.open()?;
     let ckpt = out.join(CHECKPOINT);
     let existing = ckpt.exists();
     match (existing, args.resume) {
