@@ -4,6 +4,8 @@
 #
 #   scripts/cuda-toolkit.sh [DIR]      # default DIR: $HOME/.cache/sbdm-cuda
 #   source scripts/cuda-env.sh [DIR]   # then: cargo build --release --features cuda
+#   scripts/cuda-toolkit.sh --nvrtc-only [DIR]   # NVRTC alone (56 MB), for
+#                                                # scripts/nvrtc-check.py (CI)
 #
 # DIR/toolkit gets the layout build scripts expect of a CUDA_HOME: bin/ (nvcc, ptxas),
 # include/, nvvm/ (cicc, libdevice), lib64/ (the runtime, NVRTC, cuBLAS, cuRAND, with the
@@ -14,6 +16,11 @@
 # Idempotent: a second run reuses the downloaded wheels.
 set -euo pipefail
 
+NVRTC_ONLY=0
+if [ "${1:-}" = "--nvrtc-only" ]; then
+    NVRTC_ONLY=1
+    shift
+fi
 DIR=${1:-${SBDM_CUDA_DIR:-$HOME/.cache/sbdm-cuda}}
 mkdir -p "$DIR/wheels"
 DIR=$(cd "$DIR" && pwd)
@@ -34,6 +41,13 @@ WHEELS=(
     nvidia-cublas==13.10.0.20
     nvidia-curand==10.4.5.25
 )
+if [ "$NVRTC_ONLY" = 1 ]; then
+    if [ -x "$DIR/toolkit/bin/nvcc" ]; then
+        echo "CUDA toolkit in $DIR/toolkit (NVRTC included)"
+        exit 0
+    fi
+    WHEELS=(nvidia-cuda-nvrtc==13.5.37)
+fi
 
 [ -x "$DIR/venv/bin/pip" ] || python3 -m venv "$DIR/venv"
 "$DIR/venv/bin/pip" download --quiet --no-deps --dest "$DIR/wheels" "${WHEELS[@]}"
@@ -44,7 +58,9 @@ TK="$DIR/toolkit"
 rm -rf "$TK"
 mkdir -p "$TK/lib64/stubs"
 for part in bin include nvvm; do
-    ln -s "$CU13/$part" "$TK/$part"
+    if [ -e "$CU13/$part" ]; then
+        ln -s "$CU13/$part" "$TK/$part"
+    fi
 done
 for lib in "$CU13"/lib/*; do
     ln -s "$lib" "$TK/lib64/"
@@ -52,9 +68,16 @@ done
 (
     cd "$TK/lib64"
     for so in libcudart.so.13 libnvrtc.so.13 libcublas.so.13 libcublasLt.so.13 libcurand.so.10 libnvvm.so.4; do
-        [ -e "$so" ] && ln -sf "$so" "${so%%.so*}.so"
+        if [ -e "$so" ]; then
+            ln -sf "$so" "${so%%.so*}.so"
+        fi
     done
 )
+
+if [ "$NVRTC_ONLY" = 1 ]; then
+    echo "NVRTC in $TK/lib64 (no compiler, runtime or libraries: scripts/nvrtc-check.py only)"
+    exit 0
+fi
 
 # The driver's link-only stand-in (SONAME libcuda.so.1, so the real driver is used at run
 # time wherever one is installed).

@@ -93,3 +93,58 @@ fn bench_sample_runs_and_writes_json() {
     assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
     assert!(r.stderr.contains("--n"), "{}", r.stderr);
 }
+
+#[test]
+fn bench_device_runs_on_the_cpu_and_names_a_missing_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("device.json");
+    let r = sbdm(&[
+        "bench",
+        "device",
+        "--device",
+        "cpu",
+        "--n",
+        "64",
+        "--steps",
+        "3",
+        "--elements-log2",
+        "12",
+        "--iters",
+        "1",
+        "--train-steps",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(r.ok(), "{}", r.stderr);
+    // CPU against CPU: every deterministic sampler, difference 0.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let diffs = report["max_abs_diff"].as_object().unwrap();
+    assert_eq!(diffs.len(), 8, "{report}");
+    assert!(diffs.values().all(|d| d.as_f64() == Some(0.0)), "{report}");
+    for key in [
+        "fused_step_gb_s",
+        "copy_gb_s",
+        "unet_step_device_s",
+        "unet_step_cpu_s",
+    ] {
+        assert!(
+            report[key].as_f64().is_some_and(|v| v > 0.0),
+            "{key}: {report}"
+        );
+    }
+    assert!(r.stdout.contains("step/copy bandwidth"), "{}", r.stdout);
+    // The default device is the GPU: in a CPU build, one line naming what is missing.
+    if sbdm_runtime::device::HAS_CUDA {
+        return;
+    }
+    let r = sbdm(&["bench", "device"]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.trim().starts_with("sbdm: --device: device `cuda`"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+}

@@ -1,6 +1,8 @@
 //! With the `cuda` feature: the fused step kernels compile with NVRTC to PTX for sm_80 and
 //! sm_90 (no GPU needed: NVRTC is a library), and without a usable GPU `--device cuda` is
-//! a one-line error. Run by `scripts/cuda-check.sh`.
+//! a one-line error. Run in a `cuda` build: `cargo test -p sbdm-runtime --features cuda
+//! --test cuda_kernels` (without a GPU, with the toolkit's stub driver on
+//! `LD_LIBRARY_PATH`). CI compiles the same kernels through `scripts/nvrtc-check.py`.
 #![cfg(feature = "cuda")]
 
 use candle_core::cuda_backend::cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};

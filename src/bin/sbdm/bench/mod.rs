@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
 
+mod device;
 mod sample;
 mod step;
 mod train;
@@ -28,6 +29,10 @@ enum BenchCommand {
     /// DDIM sampling speed, exact mixture and MLP, beside PyTorch's (bench/torch_sample.py),
     /// its thread scaling, peak memory and the operation-count limit.
     Sample(sample::SampleBenchArgs),
+    /// The device check of a `cuda` build (scripts/device-check.sh): deterministic samplers
+    /// on the GPU against the CPU, the fused step's bandwidth against a device copy, a
+    /// U-Net training step on each.
+    Device(device::DeviceBenchArgs),
 }
 
 /// Runs `sbdm bench`.
@@ -36,6 +41,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         BenchCommand::Step(a) => step::step(a),
         BenchCommand::Train(a) => train::train(a),
         BenchCommand::Sample(a) => sample::sample(a),
+        BenchCommand::Device(a) => device::device(a),
     }
 }
 

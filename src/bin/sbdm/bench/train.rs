@@ -28,25 +28,30 @@ pub struct TrainBenchArgs {
 }
 
 /// One model's training-step timing.
-struct TrainTiming {
+pub(super) struct TrainTiming {
     model: &'static str,
     batch: usize,
     params: usize,
-    median: f64,
+    pub(super) median: f64,
     min: f64,
 }
 
 /// Times `Trainer::step` (batch draw, perturbation, forward, loss, backward, clipping,
 /// AdamW, EMA) of the benchmark models: the MLP 2→256→256→256→2 on 8 Gaussians at batch
-/// 4096 and the default U-Net (16×16×1) on shapes at batch 64.
-fn time_training(name: &'static str, warmup: usize, steps: usize) -> Result<TrainTiming> {
+/// 4096 and the default U-Net (16×16×1) on shapes at batch 64, on `dev` (each step
+/// waits for the device to finish its work).
+pub(super) fn time_training(
+    name: &'static str,
+    warmup: usize,
+    steps: usize,
+    dev: &Device,
+) -> Result<TrainTiming> {
     use sbdm_runtime::data::{Dataset, Toy};
     use sbdm_runtime::model::net::{ModelConfig, NetModel};
     use sbdm_runtime::model::Trainable;
     use sbdm_runtime::nn::{MlpConfig, NetConfig, UNetConfig};
     use sbdm_runtime::train::{Dsm, TrainConfig, Trainer};
 
-    let dev = Device::Cpu;
     let (net, data, batch) = match name {
         "mlp" => (
             NetConfig::Mlp(MlpConfig::default()),
@@ -55,7 +60,7 @@ fn time_training(name: &'static str, warmup: usize, steps: usize) -> Result<Trai
         ),
         _ => (
             NetConfig::Unet(UNetConfig::default()),
-            Dataset::from_name("shapes16", 1024, 0, &dev)?,
+            Dataset::from_name("shapes16", 1024, 0, dev)?,
             64,
         ),
     };
@@ -63,7 +68,7 @@ fn time_training(name: &'static str, warmup: usize, steps: usize) -> Result<Trai
         net,
         ..Default::default()
     };
-    let model = NetModel::new(sbdm_runtime::sde::builtin::VpSde::default(), cfg, 0, &dev)?;
+    let model = NetModel::new(sbdm_runtime::sde::builtin::VpSde::default(), cfg, 0, dev)?;
     let params = model
         .weights()
         .vars()
@@ -80,12 +85,14 @@ fn time_training(name: &'static str, warmup: usize, steps: usize) -> Result<Trai
     bar.set_message(format!("{name} steps"));
     for _ in 0..warmup {
         trainer.step()?;
+        dev.synchronize()?;
         bar.inc(1);
     }
     let mut v = Vec::with_capacity(steps);
     for _ in 0..steps {
         let start = Instant::now();
         trainer.step()?;
+        dev.synchronize()?;
         v.push(start.elapsed().as_secs_f64());
         bar.inc(1);
     }
@@ -129,7 +136,7 @@ pub fn train(a: &TrainBenchArgs) -> Result<()> {
     );
     let ours = models
         .iter()
-        .map(|m| time_training(m, a.warmup, a.steps))
+        .map(|m| time_training(m, a.warmup, a.steps, &Device::Cpu))
         .collect::<Result<Vec<_>>>()?;
     let torch = match &a.torch {
         None => None,

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Issue 14's device check, on a machine with a GPU and its driver (r580+): builds the
+# `cuda` binary (or takes a prepared one), compiles the generated kernels with NVRTC, then
+# runs `sbdm bench device`: every deterministic sampler on the GPU against the CPU from
+# the same x_T, the fused step's bandwidth against a device-to-device copy at 2^26 f32,
+# and a U-Net DSM training step on each. Figures on stdout and in device-check.json.
+#
+#   scripts/device-check.sh [DIR]          # DIR: the toolkit, default $HOME/.cache/sbdm-cuda
+#   SBDM_BIN=path/to/sbdm scripts/device-check.sh   # a binary built with --features cuda
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DIR=${1:-${SBDM_CUDA_DIR:-$HOME/.cache/sbdm-cuda}}
+[ -x "$DIR/toolkit/bin/nvcc" ] || scripts/cuda-toolkit.sh "$DIR"
+# shellcheck source=cuda-env.sh
+source scripts/cuda-env.sh "$DIR"
+if [ -z "${SBDM_BIN:-}" ]; then
+    cargo build --release --features cuda --bin sbdm
+    SBDM_BIN=${CARGO_TARGET_DIR:-target}/release/sbdm
+fi
+python3 scripts/nvrtc-check.py
+"$SBDM_BIN" bench device --json "${SBDM_DEVICE_JSON:-device-check.json}"
