@@ -117,11 +117,17 @@ fn bench_device_runs_on_the_cpu_and_names_a_missing_gpu() {
         json.to_str().unwrap(),
     ]);
     assert!(r.ok(), "{}", r.stderr);
-    // CPU against CPU: every deterministic sampler, difference 0.
+    // CPU against CPU: every sampler (the stochastic ones under Philox noise) and the
+    // noise itself, difference 0.
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let diffs = report["max_abs_diff"].as_object().unwrap();
-    assert_eq!(diffs.len(), 8, "{report}");
+    assert_eq!(diffs.len(), 13, "{report}");
+    assert_eq!(
+        report["philox_noise_max_abs_diff"].as_f64(),
+        Some(0.0),
+        "{report}"
+    );
     assert!(diffs.values().all(|d| d.as_f64() == Some(0.0)), "{report}");
     for key in [
         "fused_step_gb_s",

@@ -178,3 +178,56 @@ fn every_model_command_takes_the_device_and_refuses_a_missing_gpu_in_one_line() 
         }
     }
 }
+
+#[test]
+fn philox_noise_is_chosen_by_name_and_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let gmm = dir.path().join("gmm.json");
+    std::fs::write(&gmm, MIXTURE).unwrap();
+    let model = format!("gmm:{}", gmm.display());
+    let sample = |noise: Option<&str>, out: &str| {
+        let out = dir.path().join(out).display().to_string();
+        let mut a = vec![
+            "sample",
+            "--sde",
+            "vp",
+            "--model",
+            &model,
+            "--sampler",
+            "em",
+            "--steps",
+            "5",
+            "--n",
+            "64",
+            "--out",
+            &out,
+        ];
+        if let Some(n) = noise {
+            a.extend(["--noise", n]);
+        }
+        let r = sbdm(&a);
+        (r, std::fs::read(&out).ok())
+    };
+    let (r, chacha) = sample(None, "a.npy");
+    assert!(r.ok(), "{}", r.stderr);
+    let (r, named) = sample(Some("chacha"), "b.npy");
+    assert!(r.ok(), "{}", r.stderr);
+    assert_eq!(named, chacha, "the default is chacha");
+    let (r, philox) = sample(Some("philox"), "c.npy");
+    assert!(r.ok(), "{}", r.stderr);
+    let (r, again) = sample(Some("philox"), "d.npy");
+    assert!(r.ok(), "{}", r.stderr);
+    assert_eq!(philox, again, "seeded");
+    assert_ne!(philox, chacha, "another generator");
+    let (r, none) = sample(Some("mt19937"), "e.npy");
+    assert_eq!(r.code, Some(1));
+    assert!(
+        r.stderr.contains("possible values: chacha, philox"),
+        "{}",
+        r.stderr
+    );
+    assert!(none.is_none());
+    let r = sbdm(&["sample", "--noise", "help"]);
+    assert!(r.ok() && r.stdout.starts_with("chacha"), "{}", r.stdout);
+    assert!(r.stdout.contains("philox"), "{}", r.stdout);
+}

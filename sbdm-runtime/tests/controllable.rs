@@ -18,6 +18,9 @@ use sbdm_runtime::sampling::{GridKind, Guide, Guided, Noise, Sampled, Sampler, T
 use sbdm_runtime::sde::builtin::{VeSde, VpSde};
 use sbdm_runtime::sde::{GaussianKernel, Sde};
 
+#[path = "common/normal_cdf.rs"]
+mod normal_cdf;
+use normal_cdf::erf;
 #[path = "common/exact.rs"]
 mod exact;
 use exact::{means, w2_ratio};
@@ -326,17 +329,6 @@ fn exact_conditional(v: f64, n: usize) -> Vec<f64> {
             mix.means()[k][1] + mix.stds()[k] * r[1]
         })
         .collect()
-}
-
-/// The error function (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7).
-fn erf(x: f64) -> f64 {
-    let t = 1.0 / (1.0 + 0.3275911 * x.abs());
-    let y = 1.0
-        - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t
-            + 0.254829592)
-            * t
-            * (-x * x).exp();
-    y.copysign(x)
 }
 
 /// The 1-D Wasserstein-2 distance between two equal-size samples.

@@ -1,15 +1,19 @@
 //! Seeded Gaussian noise, one independent stream per sample.
 //!
-//! Candle's CPU RNG cannot be seeded, so noise is drawn here with ChaCha8 (a fixed
-//! algorithm) and copied into tensors. Sample `i` of a batch draws from stream
-//! `offset + i` of the seed, so a sample drawn in a batch equals the same sample drawn
-//! alone with the same seed and index.
+//! Candle's CPU RNG cannot be seeded, so noise is drawn here with a fixed algorithm, one
+//! of two ([`NoiseKind`]): ChaCha8 streams drawn on the host and copied into tensors (the
+//! default), or counter-based Philox4x32-10 ([`super::philox`]), computed where the tensor
+//! lives (on a GPU, by a kernel: no host draw, no copy), with the same values on every
+//! device. Either way sample `i` of a batch draws from stream `offset + i` of the seed, so
+//! a sample drawn in a batch equals the same sample drawn alone with the same seed and
+//! index.
 
 use candle_core::{Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
+use super::philox::PhiloxFill;
 use crate::error::Result;
 use crate::parallel;
 
@@ -41,6 +45,54 @@ fn draw_live(
     })
 }
 
+/// The generator behind a [`Noise`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NoiseKind {
+    /// ChaCha8 streams on the host, by rand's standard normal sampler (the default; the
+    /// numbers every earlier release drew).
+    #[default]
+    ChaCha,
+    /// Philox4x32-10 and Box–Muller ([`super::philox`]): each value a function of (seed,
+    /// stream, draw, index), computed on the tensor's device.
+    Philox,
+}
+
+impl NoiseKind {
+    /// Every kind with its name and a description, for listings.
+    pub const ALL: [(NoiseKind, &'static str, &'static str); 2] = [
+        (
+            NoiseKind::ChaCha,
+            "chacha",
+            "ChaCha8 streams drawn on the host (the default)",
+        ),
+        (
+            NoiseKind::Philox,
+            "philox",
+            "counter-based Philox4x32-10, drawn on the device (a GPU's own kernel)",
+        ),
+    ];
+
+    /// The name.
+    pub fn name(self) -> &'static str {
+        NoiseKind::ALL
+            .iter()
+            .find(|(k, _, _)| *k == self)
+            .map_or("chacha", |(_, n, _)| n)
+    }
+}
+
+impl std::str::FromStr for NoiseKind {
+    type Err = crate::error::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        NoiseKind::ALL
+            .iter()
+            .find(|(_, n, _)| *n == s.trim())
+            .map(|(k, _, _)| *k)
+            .ok_or_else(|| crate::error::invalid!("unknown noise `{s}`; valid: chacha, philox"))
+    }
+}
+
 /// Per-sample noise streams for a batch.
 ///
 /// A live ChaCha8 stream holds about 320 bytes (its key and a 256-byte block of output),
@@ -54,6 +106,8 @@ pub struct Noise {
     offset: u64,
     batch: usize,
     streams: Streams,
+    /// With [`NoiseKind::Philox`], the draws made so far (the ChaCha streams unused).
+    philox_draws: Option<u32>,
     dims: Vec<usize>,
     device: Device,
 }
@@ -77,8 +131,32 @@ impl Noise {
             offset,
             batch: n,
             streams: Streams::Unused,
+            philox_draws: None,
             dims: dims.to_vec(),
             device: device.clone(),
+        }
+    }
+
+    /// [`Noise::new`] with the generator `kind`.
+    pub fn with_kind(
+        kind: NoiseKind,
+        seed: u64,
+        offset: u64,
+        n: usize,
+        dims: &[usize],
+        device: &Device,
+    ) -> Self {
+        Noise {
+            philox_draws: (kind == NoiseKind::Philox).then_some(0),
+            ..Noise::new(seed, offset, n, dims, device)
+        }
+    }
+
+    /// The generator.
+    pub fn kind(&self) -> NoiseKind {
+        match self.philox_draws {
+            Some(_) => NoiseKind::Philox,
+            None => NoiseKind::ChaCha,
         }
     }
 
@@ -99,6 +177,21 @@ impl Noise {
     /// row from its own stream, so the numbers do not depend on the split.
     pub fn draw(&mut self) -> Result<Tensor> {
         let per: usize = self.dims.iter().product();
+        if let Some(draws) = &mut self.philox_draws {
+            // Computed where the tensor lives: a fresh buffer filled in place.
+            let fill = PhiloxFill {
+                seed: self.seed,
+                first_stream: self.offset,
+                draw: *draws,
+                per,
+            };
+            *draws = draws.checked_add(1).ok_or_else(|| {
+                crate::error::invalid!("philox noise: more than 2^32 draws from one stream")
+            })?;
+            let out = Tensor::zeros(self.shape(), candle_core::DType::F32, &self.device)?;
+            out.inplace_op1(&fill)?;
+            return Ok(out);
+        }
         let fill = |r: &mut ChaCha8Rng, row: &mut [f32]| {
             for v in row {
                 let z: f64 = StandardNormal.sample(r);

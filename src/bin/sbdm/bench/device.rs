@@ -3,7 +3,9 @@
 //!
 //! - every deterministic sampler on the GPU and on the CPU from the same x_T (DDIM and the
 //!   other probability-flow solvers on VP, the exact mixture's score): the largest
-//!   difference of the samples (the goal is 1e-5);
+//!   difference of the samples (the goal is 1e-5); and every stochastic one under Philox
+//!   noise, which each device computes itself (the same numbers up to the device's last
+//!   bit of `log`/`sincos`), with the largest difference of the noise itself;
 //! - the fused step `x ← c0·x + c1·y + c2·z` on the device against a device-to-device copy
 //!   of one buffer, at 2^26 f32: bytes moved per second of each (4 buffers' worth for the
 //!   step, 2 for the copy) and their ratio (the goal is ≥ 80%);
@@ -19,7 +21,7 @@ use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
 use sbdm_runtime::model::mixture::GaussianMixture;
-use sbdm_runtime::sampling::{fused, Noise, Sampler, TimeGrid};
+use sbdm_runtime::sampling::{fused, Noise, NoiseKind, Sampler, TimeGrid};
 use sbdm_runtime::sde::builtin::VpSde;
 
 use super::check_count;
@@ -98,15 +100,13 @@ pub fn device(a: &DeviceBenchArgs) -> Result<()> {
     let model = mixture.model(&sde);
     let grid = TimeGrid::uniform(a.steps);
     let x_t = Noise::new(0, 0, a.n, &[2], &Device::Cpu).draw()?;
-    let deterministic: Vec<Sampler> = Sampler::ALL
-        .into_iter()
-        .filter(|s| !s.is_stochastic())
-        .collect();
-    let bar = spinner("deterministic samplers on both devices".into());
+    let bar = spinner("every sampler on both devices".into());
     let mut diffs = Vec::new();
-    for sampler in &deterministic {
+    for sampler in Sampler::ALL {
+        // Deterministic samplers draw nothing; stochastic ones draw Philox noise on each
+        // device.
         let run = |on: &Device| {
-            let mut noise = Noise::new(1, 1, a.n, &[2], on);
+            let mut noise = Noise::with_kind(NoiseKind::Philox, 1, 1, a.n, &[2], on);
             sampler
                 .sample(&sde, &model, &x_t.to_device(on)?, &grid, &mut noise)
                 .map_err(one_line)
@@ -114,14 +114,27 @@ pub fn device(a: &DeviceBenchArgs) -> Result<()> {
         let (cpu, other) = (run(&Device::Cpu)?, run(&dev)?);
         diffs.push((sampler.name(), max_diff(&cpu.x, &other.x)?));
     }
+    let noise_diff = {
+        let draw = |on: &Device| {
+            Noise::with_kind(NoiseKind::Philox, 2, 0, 1 << 10, &[1 << 10], on)
+                .draw()
+                .map_err(one_line)
+        };
+        max_diff(&draw(&Device::Cpu)?, &draw(&dev)?)?
+    };
     bar.finish_and_clear();
     println!(
-        "{:<12} {:>14}   ({} points, {} steps, VP, exact 8-Gaussian mixture)",
+        "{:<12} {:>14}   ({} points, {} steps, VP, exact 8-Gaussian mixture; stochastic \
+         samplers under Philox noise)",
         "sampler", "max |gpu-cpu|", a.n, a.steps
     );
     for (name, d) in &diffs {
         println!("{name:<12} {d:>14.3e}");
     }
+    println!(
+        "{:<12} {noise_diff:>14.3e}   (2^20 values of one draw)",
+        "philox noise"
+    );
 
     // 2. The fused step against a copy, on the device.
     let bar = spinner(format!("fused step and copy on 2^{} f32", a.elements_log2));
@@ -170,6 +183,7 @@ pub fn device(a: &DeviceBenchArgs) -> Result<()> {
             "n": a.n,
             "steps": a.steps,
             "max_abs_diff": diffs.iter().map(|(s, d)| (s.to_string(), *d)).collect::<std::collections::BTreeMap<_, _>>(),
+            "philox_noise_max_abs_diff": noise_diff,
             "elements": elements,
             "fused_step_s": step_s,
             "copy_s": copy_s,

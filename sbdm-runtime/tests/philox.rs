@@ -1,0 +1,278 @@
+//! Counter-based noise (issue 14: noise drawn where the tensors live): Philox4x32-10
+//! against Random123's known answers, the standard normals it gives against Φ and for
+//! independence, `Noise` with `NoiseKind::Philox` against the point-wise formula (any
+//! batch split, any thread count), a stochastic sampler's statistics under it, and the
+//! generated CUDA kernel's source (snapshot; CI compiles it with NVRTC).
+
+use candle_core::Device;
+use sbdm_runtime::model::mixture::GaussianMixture;
+use sbdm_runtime::report::metrics::second_moment;
+use sbdm_runtime::sampling::philox::{normal_at, philox4x32_10, KEY_BUMPS, MULTIPLIERS};
+use sbdm_runtime::sampling::philox_kernel::{module_source, KERNEL};
+use sbdm_runtime::sampling::{Noise, NoiseKind, Sampler, TimeGrid};
+use sbdm_runtime::sde::builtin::VpSde;
+
+#[path = "common/normal_cdf.rs"]
+mod normal_cdf;
+use normal_cdf::normal_cdf;
+
+#[test]
+fn philox_matches_random123s_known_answers() {
+    // Random123's kat_vectors, `philox4x32 10`: counter, key, result.
+    let vectors: [([u32; 4], [u32; 2], [u32; 4]); 3] = [
+        (
+            [0; 4],
+            [0; 2],
+            [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8],
+        ),
+        (
+            [u32::MAX; 4],
+            [u32::MAX; 2],
+            [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd],
+        ),
+        (
+            [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
+            [0xa4093822, 0x299f31d0],
+            [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1],
+        ),
+    ];
+    for (ctr, key, want) in vectors {
+        assert_eq!(philox4x32_10(ctr, key), want, "{ctr:x?} {key:x?}");
+    }
+}
+
+/// `n` values of stream `stream`, draw `draw`, as f64.
+fn values(seed: u64, stream: u64, draw: u32, n: usize) -> Vec<f64> {
+    (0..n as u64)
+        .map(|i| f64::from(normal_at(seed, stream, draw, i)))
+        .collect()
+}
+
+/// The sample correlation of two equal-length samples.
+fn correlation(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+    cov / (va * vb).sqrt()
+}
+
+#[test]
+fn the_values_are_standard_normal_and_independent() {
+    let n = 200_000;
+    let v = values(11, 3, 0, n);
+    let nf = n as f64;
+    // Mean and variance within 5 standard errors (Var of the sample variance: 2/n).
+    let mean = v.iter().sum::<f64>() / nf;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (nf - 1.0);
+    assert!(mean.abs() < 5.0 / nf.sqrt(), "mean {mean}");
+    assert!(
+        (var - 1.0).abs() < 5.0 * (2.0 / nf).sqrt(),
+        "variance {var}"
+    );
+    // Kolmogorov–Smirnov against Φ: the 0.1% critical value is 1.95/√n.
+    let mut sorted = v.clone();
+    sorted.sort_by(f64::total_cmp);
+    let ks = sorted
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let f = normal_cdf(x);
+            (f - i as f64 / nf)
+                .abs()
+                .max(((i + 1) as f64 / nf - f).abs())
+        })
+        .fold(0.0, f64::max);
+    assert!(ks < 1.95 / nf.sqrt(), "KS distance {ks}");
+    // Tails: 4σ is exceeded with probability 6.3e-5 (12.7 expected here).
+    let tails = v.iter().filter(|x| x.abs() > 4.0).count();
+    assert!((2..=35).contains(&tails), "{tails} values beyond 4σ");
+    // Uncorrelated: the two values of a Box–Muller pair, the pairs of a block, the same
+    // index in the next draw, the next stream, another seed (5/√n each).
+    let m = n / 4;
+    let lane = |k: usize| -> Vec<f64> { (0..m).map(|i| v[4 * i + k]).collect() };
+    let limit = 5.0 / (m as f64).sqrt();
+    for (a, b, what) in [
+        (0, 1, "cos/sin of a pair"),
+        (0, 2, "two pairs of a block"),
+        (1, 3, "sines of a block"),
+    ] {
+        let r = correlation(&lane(a), &lane(b));
+        assert!(r.abs() < limit, "{what}: correlation {r}");
+    }
+    let limit = 5.0 / nf.sqrt();
+    for (other, what) in [
+        (values(11, 3, 1, n), "next draw"),
+        (values(11, 4, 0, n), "next stream"),
+        (values(12, 3, 0, n), "next seed"),
+        (values(11, 3 + (1 << 32), 0, n), "stream 2^32 further"),
+    ] {
+        let r = correlation(&v, &other);
+        assert!(r.abs() < limit, "{what}: correlation {r}");
+    }
+}
+
+#[test]
+fn philox_noise_is_the_pointwise_formula_for_any_split() {
+    let (seed, offset, dims) = (5, 40, [3usize, 7]);
+    let per: usize = dims.iter().product();
+    // 5000 rows: filled in parts on the pool's threads where there are several cores.
+    for n in [1, 3, 5000] {
+        let mut noise = Noise::with_kind(NoiseKind::Philox, seed, offset, n, &dims, &Device::Cpu);
+        assert_eq!(noise.kind(), NoiseKind::Philox);
+        for draw in 0..3u32 {
+            let got = noise.draw().unwrap();
+            assert_eq!(got.dims(), &[n, 3, 7]);
+            let got: Vec<f32> = got.flatten_all().unwrap().to_vec1().unwrap();
+            let want: Vec<f32> = (0..n)
+                .flat_map(|i| {
+                    (0..per as u64).map(move |j| normal_at(seed, offset + i as u64, draw, j))
+                })
+                .collect();
+            assert_eq!(got, want, "n {n}, draw {draw}");
+        }
+    }
+    // Row i of a batch is the row drawn alone at offset + i.
+    let mut batch = Noise::with_kind(NoiseKind::Philox, 9, 0, 10, &[4], &Device::Cpu);
+    let rows = batch.draw().unwrap();
+    let mut alone = Noise::with_kind(NoiseKind::Philox, 9, 6, 1, &[4], &Device::Cpu);
+    assert_eq!(
+        rows.get(6).unwrap().to_vec1::<f32>().unwrap(),
+        alone
+            .draw()
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    );
+    // The default is ChaCha, whose numbers are unchanged.
+    assert_eq!(
+        Noise::new(1, 0, 2, &[2], &Device::Cpu).kind(),
+        NoiseKind::ChaCha
+    );
+    assert_eq!("philox".parse::<NoiseKind>().unwrap(), NoiseKind::Philox);
+    let err = "mt19937".parse::<NoiseKind>().unwrap_err().to_string();
+    assert!(err.contains("valid: chacha, philox"), "{err}");
+}
+
+#[test]
+fn a_stochastic_sampler_under_philox_noise_matches_chacha_noise() {
+    // Ancestral sampling from the exact mixture: the second moment of the samples under
+    // either generator, equal within 5 standard errors of the difference (the same
+    // discretisation, independent noise).
+    let sde = VpSde::default();
+    let mix = GaussianMixture::ring(8, 4.0, 0.5).unwrap();
+    let model = mix.model(&sde);
+    let grid = TimeGrid::uniform(100);
+    let n = 20_000;
+    let moment = |kind| {
+        let mut noise = Noise::with_kind(kind, 3, 0, n, &[2], &Device::Cpu);
+        let x_t = noise.draw().unwrap();
+        let out = Sampler::Ancestral
+            .sample_in_place(&sde, &model, x_t, &grid, &mut noise)
+            .unwrap();
+        second_moment(&out.x).unwrap()
+    };
+    let ((a, sa), (b, sb)) = (moment(NoiseKind::ChaCha), moment(NoiseKind::Philox));
+    let se = (sa * sa + sb * sb).sqrt();
+    assert!(
+        (a - b).abs() < 5.0 * se,
+        "E|x|² {a} (chacha) vs {b} (philox), s.e. {se}"
+    );
+    // And both near the exact value (16.25 for this ring at t = 0 up to the last step).
+    assert!((b - 16.25).abs() < 0.5, "E|x|² {b}");
+}
+
+#[test]
+fn the_noise_kernel_is_the_cpu_formula_in_cuda() {
+    let src = module_source();
+    assert_eq!(src.matches(&format!("void {KERNEL}(")).count(), 1);
+    for c in MULTIPLIERS.iter().chain(&KEY_BUMPS) {
+        assert!(src.contains(&format!("{c:#010x}u")), "{c:#010x}");
+    }
+    for piece in [
+        "sqrt(-2.0 * log(u1))",
+        "sincos(",
+        "(float)(r * ((lane & 1u) ? s : co))",
+    ] {
+        assert!(src.contains(piece), "{piece}");
+    }
+    insta::assert_snapshot!(src);
+}
+
+/// Host stand-ins for the CUDA names the kernel uses: one thread, one block, so the
+/// grid-stride loop visits every index in order; `sincos` as the C library's `sin` and
+/// `cos` (what Rust's `sin_cos` calls).
+const HOST_SHIM: &str = r#"#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+struct Dim { unsigned long long x; };
+static const Dim blockIdx{0}, threadIdx{0}, blockDim{1}, gridDim{1};
+#define __global__
+#define __device__
+#define __restrict__
+using std::log;
+using std::sqrt;
+#define sincos host_sincos
+static void host_sincos(double x, double* s, double* c) { *s = std::sin(x); *c = std::cos(x); }
+"#;
+
+const HOST_MAIN: &str = r#"
+int main(int argc, char** argv) {
+    if (argc != 6) return 2;
+    unsigned long long rows = strtoull(argv[1], 0, 10), per = strtoull(argv[2], 0, 10);
+    unsigned long long seed = strtoull(argv[3], 0, 10), first = strtoull(argv[4], 0, 10);
+    unsigned int draw = (unsigned int)strtoul(argv[5], 0, 10);
+    float* out = (float*)calloc(rows * per, sizeof(float));
+    sbdm_philox_normal_f32(out, rows, per, seed, first, draw);
+    for (unsigned long long i = 0; i < rows * per; ++i) {
+        unsigned int bits;
+        __builtin_memcpy(&bits, &out[i], 4);
+        printf("%08x\n", bits);
+    }
+    return 0;
+}
+"#;
+
+#[test]
+fn the_kernel_compiled_for_the_host_gives_the_cpu_values() {
+    // The generated CUDA source, compiled as C++ with host stand-ins and run: every value
+    // bit-equal to `normal_at` (the same double arithmetic and C library), so the
+    // kernel's indexing, lanes, constants and transform are the CPU's. (On a GPU the
+    // device's `log`/`sincos` may differ in the last double bit: the device check
+    // compares there.)
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("philox_host.cpp");
+    let exe = dir.path().join("philox_host");
+    std::fs::write(&src, format!("{HOST_SHIM}{}{HOST_MAIN}", module_source())).unwrap();
+    let compiler = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
+    let built = std::process::Command::new(&compiler)
+        .args(["-O1", "-std=c++17", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .unwrap_or_else(|e| panic!("{compiler} (a C++ compiler; set CXX) could not run: {e}"));
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let (rows, per, seed, first, draw) =
+        (3u64, 7u64, 0x1234_5678_9abc_def0u64, (1u64 << 32) + 5, 2u32);
+    let run = std::process::Command::new(&exe)
+        .args([rows, per, seed, first, u64::from(draw)].map(|v| v.to_string()))
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    let got: Vec<u32> = String::from_utf8(run.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| u32::from_str_radix(l, 16).unwrap())
+        .collect();
+    let want: Vec<u32> = (0..rows)
+        .flat_map(|r| (0..per).map(move |j| normal_at(seed, first + r, draw, j).to_bits()))
+        .collect();
+    assert_eq!(got, want);
+}
