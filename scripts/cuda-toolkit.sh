@@ -4,8 +4,6 @@
 #
 #   scripts/cuda-toolkit.sh [DIR]      # default DIR: $HOME/.cache/sbdm-cuda
 #   source scripts/cuda-env.sh [DIR]   # then: cargo build --release --features cuda
-#   scripts/cuda-toolkit.sh --nvrtc-only [DIR]   # NVRTC alone (56 MB), for
-#                                                # scripts/nvrtc-check.py (CI)
 #
 # DIR/toolkit gets the layout build scripts expect of a CUDA_HOME: bin/ (nvcc, ptxas),
 # include/, nvvm/ (cicc, libdevice), lib64/ (the runtime, NVRTC, cuBLAS, cuRAND, with the
@@ -16,11 +14,6 @@
 # Idempotent: a second run reuses the downloaded wheels.
 set -euo pipefail
 
-NVRTC_ONLY=0
-if [ "${1:-}" = "--nvrtc-only" ]; then
-    NVRTC_ONLY=1
-    shift
-fi
 DIR=${1:-${SBDM_CUDA_DIR:-$HOME/.cache/sbdm-cuda}}
 mkdir -p "$DIR/wheels"
 DIR=$(cd "$DIR" && pwd)
@@ -41,13 +34,6 @@ WHEELS=(
     nvidia-cublas==13.10.0.20
     nvidia-curand==10.4.5.25
 )
-if [ "$NVRTC_ONLY" = 1 ]; then
-    if [ -x "$DIR/toolkit/bin/nvcc" ]; then
-        echo "CUDA toolkit in $DIR/toolkit (NVRTC included)"
-        exit 0
-    fi
-    WHEELS=(nvidia-cuda-nvrtc==13.5.37)
-fi
 
 [ -x "$DIR/venv/bin/pip" ] || python3 -m venv "$DIR/venv"
 "$DIR/venv/bin/pip" download --quiet --no-deps --dest "$DIR/wheels" "${WHEELS[@]}"
@@ -73,11 +59,6 @@ done
         fi
     done
 )
-
-if [ "$NVRTC_ONLY" = 1 ]; then
-    echo "NVRTC in $TK/lib64 (no compiler, runtime or libraries: scripts/nvrtc-check.py only)"
-    exit 0
-fi
 
 # The driver's link-only stand-in (SONAME libcuda.so.1, so the real driver is used at run
 # time wherever one is installed).
