@@ -27,7 +27,11 @@
 //! # Ok(()) }
 //! ```
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, D};
+use std::sync::Mutex;
+
+use candle_core::{
+    CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Storage, Tensor, D,
+};
 use candle_nn::{Embedding, Init, Linear, Module, VarBuilder};
 use serde::{Deserialize, Serialize};
 
@@ -181,8 +185,7 @@ impl Conv {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (n, _, h, w) = x.dims4()?;
-        let (cout, cin, k, _) = self.weight.dims4()?;
+        let (cout, _, k, _) = self.weight.dims4()?;
         if !(x.device().is_cpu() && x.dtype() == DType::F32) {
             let y = x.conv2d(&self.weight, self.padding, self.stride, 1, 1)?;
             return y.broadcast_add(&self.bias.reshape((1, cout, 1, 1))?);
@@ -193,20 +196,138 @@ impl Conv {
             padding: self.padding,
             extra_row: 1.0,
         };
-        let (ho, wo) = im2col.out_size(h, w)?;
-        let cols = x.contiguous()?.apply_op1(im2col)?; // [in·k² + 1, N·Ho·Wo]
-        let wmat = Tensor::cat(
+        x.contiguous()?.apply_op3(
+            &self.weight,
+            &self.bias,
+            ConvOp {
+                im2col,
+                saved: Mutex::new(None),
+            },
+        )
+    }
+}
+
+/// The convolution as one node of the graph: `y = [W | b]·im2col(x)` forward, and its
+/// three gradients by hand backward (`∂x = col2im(Wᵀ·g)`, `[∂W | ∂b] = g·im2col(x)ᵀ`). As
+/// separate ops (im2col, cat, matmul, reshape, transpose) each intermediate got a
+/// gradient of its own, which candle's backward first allocates as zeros and then adds
+/// to: for the patches that is a zeroed 37 MB buffer and a 37 MB add per layer.
+#[derive(Debug)]
+struct ConvOp {
+    im2col: Im2Col,
+    /// The patches and `[W | b]` of the forward pass, for the backward one.
+    saved: Mutex<Option<(Tensor, Tensor)>>,
+}
+
+impl ConvOp {
+    /// `[W | b]`, `[out, in·k² + 1]`.
+    fn weight_matrix(weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        let (cout, cin, k, _) = weight.dims4()?;
+        Tensor::cat(
             &[
-                self.weight.reshape((cout, cin * k * k))?,
-                self.bias.reshape((cout, 1))?,
+                weight.reshape((cout, cin * k * k))?,
+                bias.reshape((cout, 1))?,
             ],
             1,
-        )?; // [out, in·k² + 1]
+        )
+    }
+}
 
-        // [out, N·Ho·Wo] → [N, out, Ho, Wo] (a view; the next op copies it once).
-        wmat.matmul(&cols)?
-            .reshape((cout, n, ho, wo))?
-            .transpose(0, 1)
+impl candle_core::CustomOp3 for ConvOp {
+    fn name(&self) -> &'static str {
+        "sbdm-conv"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, _, h, w) = xl.shape().dims4()?;
+        let (cout, ..) = wl.shape().dims4()?;
+        let (ho, wo) = self.im2col.out_size(h, w)?;
+        let plane = ho * wo;
+        // The patches, as a tensor (the storage moves in; no copy).
+        let (CpuStorage::F32(cols), cols_shape) = self.im2col.cpu_fwd(xs, xl)? else {
+            candle_core::bail!("sbdm conv: expected f32 patches");
+        };
+        let cols = Tensor::from_vec(cols, cols_shape, &Device::Cpu)?;
+        let host = |s: &CpuStorage, l: &Layout| -> Result<Tensor> {
+            let (Some((a, b)), CpuStorage::F32(v)) = (l.contiguous_offsets(), s) else {
+                candle_core::bail!("sbdm conv: expected a contiguous f32 weight and bias");
+            };
+            Tensor::from_slice(&v[a..b], l.shape(), &Device::Cpu)
+        };
+        let wmat = Self::weight_matrix(&host(ws, wl)?, &host(bs, bl)?)?;
+        // [out, N·Ho·Wo], written out as [N, out, Ho, Wo].
+        let y = wmat.matmul(&cols)?;
+        let mut out = Vec::with_capacity(n * cout * plane);
+        {
+            let (storage, layout) = y.storage_and_layout();
+            let (Storage::Cpu(CpuStorage::F32(v)), Some((a, _))) =
+                (&*storage, layout.contiguous_offsets())
+            else {
+                candle_core::bail!("sbdm conv: the product is not contiguous f32");
+            };
+            let v = &v[a..];
+            for b in 0..n {
+                for o in 0..cout {
+                    let at = o * n * plane + b * plane;
+                    out.extend_from_slice(&v[at..at + plane]);
+                }
+            }
+        }
+        *self
+            .saved
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("sbdm conv: lock".into()))? = Some((cols, wmat));
+        Ok((CpuStorage::F32(out), Shape::from((n, cout, ho, wo))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (n, c, h, w) = x.dims4()?;
+        let (cout, cin, k, _) = weight.dims4()?;
+        let saved = self
+            .saved
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("sbdm conv: lock".into()))?
+            .clone();
+        let (cols, wmat) = match saved {
+            Some(s) => s,
+            None => (
+                x.detach().contiguous()?.apply_op1_no_bwd(&self.im2col)?,
+                Self::weight_matrix(&weight.detach(), &bias.detach())?,
+            ),
+        };
+        // g as [out, N·Ho·Wo], the product's layout.
+        let (_, _, ho, wo) = grad.dims4()?;
+        let g = grad
+            .transpose(0, 1)?
+            .contiguous()?
+            .reshape((cout, n * ho * wo))?;
+        let gw = g.matmul(&cols.t()?)?; // [out, in·k² + 1]
+        let gcols = wmat.t()?.matmul(&g)?; // [in·k² + 1, N·Ho·Wo]
+        let gx = gcols.apply_op1_no_bwd(&Col2Im {
+            im2col: self.im2col,
+            n,
+            c,
+            h,
+            w,
+        })?;
+        let gweight = gw.narrow(1, 0, cin * k * k)?.reshape((cout, cin, k, k))?;
+        let gbias = gw.narrow(1, cin * k * k, 1)?.reshape(cout)?;
+        Ok((Some(gx), Some(gweight), Some(gbias)))
     }
 }
 
