@@ -27,8 +27,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::sync::Mutex;
-
 use candle_core::{
     CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Storage, Tensor, D,
 };
@@ -196,28 +194,26 @@ impl Conv {
             padding: self.padding,
             extra_row: 1.0,
         };
-        x.contiguous()?.apply_op3(
-            &self.weight,
-            &self.bias,
-            ConvOp {
-                im2col,
-                saved: Mutex::new(None),
-            },
-        )
+        x.contiguous()?
+            .apply_op3(&self.weight, &self.bias, ConvOp { im2col })
     }
 }
 
 /// The convolution as one node of the graph: `y = [W | b]·im2col(x)` forward, and its
-/// three gradients by hand backward (`∂x = col2im(Wᵀ·g)`, `[∂W | ∂b] = g·im2col(x)ᵀ`). As
-/// separate ops (im2col, cat, matmul, reshape, transpose) each intermediate got a
+/// three gradients by hand backward (`∂x = col2im(Wᵀ·g)`, `[∂W | ∂b] = Σ g·im2col(x)ᵀ`).
+/// As separate ops (im2col, cat, matmul, reshape, transpose) each intermediate got a
 /// gradient of its own, which candle's backward first allocates as zeros and then adds
-/// to: for the patches that is a zeroed 37 MB buffer and a 37 MB add per layer.
+/// to. Both passes go over the batch a few images at a time ([`CHUNK_BYTES`] of patches),
+/// so the patches and their gradient stay in cache instead of being whole-batch buffers
+/// (37 MB each for the widest layer, zero-filled by the allocation); the backward makes
+/// a chunk's patches again rather than keeping them.
 #[derive(Debug)]
 struct ConvOp {
     im2col: Im2Col,
-    /// The patches and `[W | b]` of the forward pass, for the backward one.
-    saved: Mutex<Option<(Tensor, Tensor)>>,
 }
+
+/// The most bytes of patches a chunk of images makes at once.
+const CHUNK_BYTES: usize = 1 << 20;
 
 impl ConvOp {
     /// `[W | b]`, `[out, in·k² + 1]`.
@@ -230,6 +226,17 @@ impl ConvOp {
             ],
             1,
         )
+    }
+
+    /// The image ranges `[b0, b1)` of the chunks of a batch of `n` images of `c`
+    /// channels whose outputs have `plane` pixels.
+    fn chunks(&self, n: usize, c: usize, plane: usize) -> Vec<(usize, usize)> {
+        let rows = c * self.im2col.k * self.im2col.k + 1;
+        let per = (CHUNK_BYTES / (rows * plane * 4).max(1)).max(1);
+        (0..n)
+            .step_by(per)
+            .map(|b0| (b0, (b0 + per).min(n)))
+            .collect()
     }
 }
 
@@ -247,15 +254,10 @@ impl candle_core::CustomOp3 for ConvOp {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (n, _, h, w) = xl.shape().dims4()?;
+        let (n, c, h, w) = xl.shape().dims4()?;
         let (cout, ..) = wl.shape().dims4()?;
         let (ho, wo) = self.im2col.out_size(h, w)?;
         let plane = ho * wo;
-        // The patches, as a tensor (the storage moves in; no copy).
-        let (CpuStorage::F32(cols), cols_shape) = self.im2col.cpu_fwd(xs, xl)? else {
-            candle_core::bail!("sbdm conv: expected f32 patches");
-        };
-        let cols = Tensor::from_vec(cols, cols_shape, &Device::Cpu)?;
         let host = |s: &CpuStorage, l: &Layout| -> Result<Tensor> {
             let (Some((a, b)), CpuStorage::F32(v)) = (l.contiguous_offsets(), s) else {
                 candle_core::bail!("sbdm conv: expected a contiguous f32 weight and bias");
@@ -263,28 +265,30 @@ impl candle_core::CustomOp3 for ConvOp {
             Tensor::from_slice(&v[a..b], l.shape(), &Device::Cpu)
         };
         let wmat = Self::weight_matrix(&host(ws, wl)?, &host(bs, bl)?)?;
-        // [out, N·Ho·Wo], written out as [N, out, Ho, Wo].
-        let y = wmat.matmul(&cols)?;
         let mut out = Vec::with_capacity(n * cout * plane);
-        {
+        for (b0, b1) in self.chunks(n, c, plane) {
+            // The chunk's patches (the storage moves into the tensor), then [out, nc·Ho·Wo],
+            // written out image by image as [nc, out, Ho, Wo].
+            let (CpuStorage::F32(cols), shape) =
+                self.im2col.cpu_fwd(xs, &xl.narrow(0, b0, b1 - b0)?)?
+            else {
+                candle_core::bail!("sbdm conv: expected f32 patches");
+            };
+            let y = wmat.matmul(&Tensor::from_vec(cols, shape, &Device::Cpu)?)?;
             let (storage, layout) = y.storage_and_layout();
             let (Storage::Cpu(CpuStorage::F32(v)), Some((a, _))) =
                 (&*storage, layout.contiguous_offsets())
             else {
                 candle_core::bail!("sbdm conv: the product is not contiguous f32");
             };
-            let v = &v[a..];
-            for b in 0..n {
+            let (v, nc) = (&v[a..], b1 - b0);
+            for bi in 0..nc {
                 for o in 0..cout {
-                    let at = o * n * plane + b * plane;
+                    let at = (o * nc + bi) * plane;
                     out.extend_from_slice(&v[at..at + plane]);
                 }
             }
         }
-        *self
-            .saved
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("sbdm conv: lock".into()))? = Some((cols, wmat));
         Ok((CpuStorage::F32(out), Shape::from((n, cout, ho, wo))))
     }
 
@@ -298,33 +302,37 @@ impl candle_core::CustomOp3 for ConvOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (n, c, h, w) = x.dims4()?;
         let (cout, cin, k, _) = weight.dims4()?;
-        let saved = self
-            .saved
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("sbdm conv: lock".into()))?
-            .clone();
-        let (cols, wmat) = match saved {
-            Some(s) => s,
-            None => (
-                x.detach().contiguous()?.apply_op1_no_bwd(&self.im2col)?,
-                Self::weight_matrix(&weight.detach(), &bias.detach())?,
-            ),
-        };
-        // g as [out, N·Ho·Wo], the product's layout.
         let (_, _, ho, wo) = grad.dims4()?;
-        let g = grad
-            .transpose(0, 1)?
-            .contiguous()?
-            .reshape((cout, n * ho * wo))?;
-        let gw = g.matmul(&cols.t()?)?; // [out, in·k² + 1]
-        let gcols = wmat.t()?.matmul(&g)?; // [in·k² + 1, N·Ho·Wo]
-        let gx = gcols.apply_op1_no_bwd(&Col2Im {
-            im2col: self.im2col,
-            n,
-            c,
-            h,
-            w,
-        })?;
+        let x = x.detach().contiguous()?;
+        let wmat_t = Self::weight_matrix(&weight.detach(), &bias.detach())?.t()?;
+        let mut gw: Option<Tensor> = None;
+        let mut gx = Vec::new();
+        for (b0, b1) in self.chunks(n, c, ho * wo) {
+            let nc = b1 - b0;
+            let cols = x.narrow(0, b0, nc)?.apply_op1_no_bwd(&self.im2col)?;
+            // The chunk's g as [out, nc·Ho·Wo], the product's layout.
+            let g = grad
+                .narrow(0, b0, nc)?
+                .transpose(0, 1)?
+                .contiguous()?
+                .reshape((cout, nc * ho * wo))?;
+            let part = g.matmul(&cols.t()?)?; // [out, in·k² + 1]
+            gw = Some(match gw {
+                Some(sum) => (sum + part)?,
+                None => part,
+            });
+            gx.push(wmat_t.matmul(&g)?.apply_op1_no_bwd(&Col2Im {
+                im2col: self.im2col,
+                n: nc,
+                c,
+                h,
+                w,
+            })?);
+        }
+        let Some(gw) = gw else {
+            candle_core::bail!("sbdm conv: an empty batch");
+        };
+        let gx = Tensor::cat(&gx, 0)?;
         let gweight = gw.narrow(1, 0, cin * k * k)?.reshape((cout, cin, k, k))?;
         let gbias = gw.narrow(1, cin * k * k, 1)?.reshape(cout)?;
         Ok((Some(gx), Some(gweight), Some(gbias)))
@@ -863,17 +871,33 @@ mod tests {
     #[test]
     fn conv_matches_candle() -> Result<()> {
         let dev = Device::Cpu;
-        for (k, stride, h, w) in [
-            (3, 1, 8, 8),
-            (3, 2, 8, 8),
-            (3, 2, 7, 5),
-            (1, 1, 6, 3),
-            (3, 1, 1, 2),
+        // The last two cases split the batch into several chunks of images (40 and 9
+        // images of 148 KB of patches each, CHUNK_BYTES a chunk).
+        for (k, stride, h, w, n, cin) in [
+            (3, 1, 8, 8, 2, 3),
+            (3, 2, 8, 8, 2, 3),
+            (3, 2, 7, 5, 2, 3),
+            (1, 1, 6, 3, 2, 3),
+            (3, 1, 1, 2, 2, 3),
+            (3, 1, 16, 16, 40, 16),
+            (3, 1, 16, 16, 9, 16),
         ] {
             let vm = VarMap::new();
             let vb = seeded_varbuilder(&vm, 3, DType::F32, &dev);
-            let conv = Conv::new(3, 4, k, stride, vb.pp("c"))?;
-            let x = Var::from_tensor(&randn(1, &[2, 3, h, w])?)?;
+            let conv = Conv::new(cin, 4, k, stride, vb.pp("c"))?;
+            let rows = cin * k * k + 1;
+            let chunks = (ConvOp {
+                im2col: Im2Col {
+                    k,
+                    stride,
+                    padding: k / 2,
+                    extra_row: 1.0,
+                },
+            })
+            .chunks(n, cin, h * w / (stride * stride))
+            .len();
+            assert!(n < 40 || chunks > 1, "{chunks} chunks of rows {rows}");
+            let x = Var::from_tensor(&randn(1, &[n, cin, h, w])?)?;
             let ours = conv.forward(x.as_tensor())?;
             let theirs = x
                 .conv2d(&conv.weight, k / 2, stride, 1, 1)?
@@ -885,9 +909,15 @@ mod tests {
             let g2 = (theirs * &r)?.sum_all()?.backward()?;
             for t in [x.as_tensor(), &conv.weight, &conv.bias] {
                 let (a, b) = (g1.get(t).unwrap(), g2.get(t).unwrap());
+                // The chunked cases sum up to n·Ho·Wo = 10 240 f32 terms in another order
+                // than candle: relative to the gradient's size, √terms·ε ≈ 6e-6 (7.7e-7
+                // measured); the small ones within 1e-4 as they always were.
+                let scale = b.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+                let diff = max_diff(a, b)?;
+                let tol = if n > 2 { 1e-5 * scale } else { 1e-4 };
                 assert!(
-                    max_diff(a, b)? < 1e-4,
-                    "k {k} s {stride} {h}×{w}: {:?}",
+                    diff < tol,
+                    "k {k} s {stride} {h}×{w}: {:?} differ by {diff} at scale {scale}",
                     t.dims()
                 );
             }
