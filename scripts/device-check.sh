@@ -9,6 +9,10 @@
 #   SBDM_BIN=path/to/sbdm scripts/device-check.sh   # a binary built with --features cuda
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
+    echo "device-check: no GPU here (nvidia-smi finds none); run it on a machine with one" >&2
+    exit 1
+fi
 DIR=${1:-${SBDM_CUDA_DIR:-$HOME/.cache/sbdm-cuda}}
 [ -x "$DIR/toolkit/bin/nvcc" ] || scripts/cuda-toolkit.sh "$DIR"
 # shellcheck source=cuda-env.sh
