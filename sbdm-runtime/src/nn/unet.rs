@@ -406,29 +406,29 @@ impl CustomOp1 for Im2Col {
         let (k, s) = (self.k, self.stride);
         let rows = c * k * k + 1;
         let plane = ho * wo;
-        // Written front to back, each value once: the padding's zeros as they come (no
-        // zero-filled buffer first: for the U-Net's widest layer that is 37 MB a call).
-        let mut out = Vec::with_capacity(rows * n * plane);
-        for ci in 0..c {
-            for dy in 0..k {
-                for dx in 0..k {
-                    for img in x.chunks_exact(c * h * w) {
-                        let src = &img[ci * h * w..(ci + 1) * h * w];
-                        let start = out.len();
+        // Zeros (the padding), then every in-bounds tap copied in. `ConvOp` calls this a
+        // few images at a time, so the buffer is small enough to stay in cache.
+        let mut out = vec![0f32; rows * n * plane];
+        for (b, img) in x.chunks_exact(c * h * w).enumerate() {
+            for (ci, src) in img.chunks_exact(h * w).enumerate() {
+                for dy in 0..k {
+                    for dx in 0..k {
+                        let at = (((ci * k + dy) * k + dx) * n + b) * plane;
+                        let d = &mut out[at..at + plane];
                         self.for_each_tap((h, w), (ho, wo), (dy, dx), |i, o, len| {
-                            out.resize(start + o, 0.0);
                             if s == 1 {
-                                out.extend_from_slice(&src[i..i + len]);
+                                d[o..o + len].copy_from_slice(&src[i..i + len]);
                             } else {
-                                out.extend((0..len).map(|j| src[i + j * s]));
+                                for (j, v) in d[o..o + len].iter_mut().enumerate() {
+                                    *v = src[i + j * s];
+                                }
                             }
                         });
-                        out.resize(start + plane, 0.0);
                     }
                 }
             }
         }
-        out.resize(rows * n * plane, self.extra_row);
+        out[(rows - 1) * n * plane..].fill(self.extra_row);
         Ok((CpuStorage::F32(out), Shape::from((rows, n * plane))))
     }
 
