@@ -5,34 +5,16 @@
 
 use std::sync::OnceLock;
 
-use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
-use candle_core::cuda_backend::cudarc::nvrtc;
+use candle_core::cuda_backend::cudarc::driver::PushKernelArg;
 use candle_core::cuda_backend::{CudaStorageSlice, WrapErr};
 use candle_core::{CudaStorage, Layout};
 
+use super::cuda_module;
 use super::fused::{Pass, NON_FINITE};
 use super::fused_kernel::{kernel_name, module_source, Form, MODULE};
 
 /// The module's PTX, or why NVRTC could not compile it.
 static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
-
-fn ptx() -> candle_core::Result<&'static str> {
-    PTX.get_or_init(|| {
-        nvrtc::compile_ptx(module_source())
-            .map(|p| p.to_src())
-            .map_err(|e| e.to_string())
-    })
-    .as_deref()
-    .map_err(|e| {
-        candle_core::Error::Cuda(
-            format!("NVRTC could not compile the fused step kernels: {e}").into(),
-        )
-    })
-}
-
-/// Threads per block, and the most blocks launched (the kernels loop over the rest).
-const BLOCK: u32 = 256;
-const MAX_BLOCKS: u64 = 1 << 16;
 
 impl Pass {
     /// Runs the pass on CUDA storage: `dst` and the sources, each with its layout.
@@ -62,14 +44,10 @@ impl Pass {
             reads_x: self.c_x.is_some(),
             sources: srcs.len(),
         };
-        let func = dev.get_or_load_custom_func(&kernel_name(form), MODULE, ptx()?)?;
+        let ptx = cuda_module::ptx(&PTX, module_source, "the fused step kernels")?;
+        let func = dev.get_or_load_custom_func(&kernel_name(form), MODULE, ptx)?;
         let flag = dev.alloc_zeros::<u32>(1)?;
-        let blocks = (n as u64).div_ceil(u64::from(BLOCK)).clamp(1, MAX_BLOCKS) as u32;
-        let cfg = LaunchConfig {
-            grid_dim: (blocks, 1, 1),
-            block_dim: (BLOCK, 1, 1),
-            shared_mem_bytes: 0,
-        };
+        let cfg = cuda_module::grid_for(n as u64);
         let n = n as u64;
         let c0 = self.c_x.unwrap_or(0.0);
         let [c1, c2] = self.c;

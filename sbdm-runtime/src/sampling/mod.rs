@@ -37,6 +37,8 @@
 //! DPM-Solver++(2M)'s round trip falls nearly as `1/N³` (`tests/encode.rs` measures
 //! both); for RK45, its tolerance.
 
+#[cfg(feature = "cuda")]
+mod cuda_module;
 mod denoiser;
 pub mod fused;
 #[cfg(feature = "cuda")]

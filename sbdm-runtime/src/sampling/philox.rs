@@ -78,15 +78,21 @@ pub fn box_muller(w1: u32, w2: u32) -> (f64, f64) {
     (r * c, r * s)
 }
 
-/// Value `index` of stream `stream`'s draw `draw` under `seed`, a standard normal
-/// (rounded to f32): lanes 0, 1 of a block are the pair of words 0, 1, lanes 2, 3 that of
-/// words 2, 3; an even lane takes the cosine, an odd one the sine.
-pub fn normal_at(seed: u64, stream: u64, draw: u32, index: u64) -> f32 {
-    let (ctr, key) = block_of(seed, stream, draw, index);
+/// The four standard normals of block `block` (values `4·block .. 4·block + 4`) of stream
+/// `stream`'s draw `draw` under `seed`, rounded to f32: words 0, 1 make the first pair,
+/// words 2, 3 the second; each pair gives its cosine, then its sine.
+pub fn block_normals(seed: u64, stream: u64, draw: u32, block: u64) -> [f32; 4] {
+    let (ctr, key) = block_of(seed, stream, draw, 4 * block);
     let w = philox4x32_10(ctr, key);
-    let lane = (index % 4) as usize;
-    let (c, s) = box_muller(w[lane & 2], w[(lane & 2) + 1]);
-    (if lane % 2 == 0 { c } else { s }) as f32
+    let (c0, s0) = box_muller(w[0], w[1]);
+    let (c1, s1) = box_muller(w[2], w[3]);
+    [c0 as f32, s0 as f32, c1 as f32, s1 as f32]
+}
+
+/// Value `index` of stream `stream`'s draw `draw` under `seed`, a standard normal
+/// (rounded to f32): lane `index mod 4` of its block ([`block_normals`]).
+pub fn normal_at(seed: u64, stream: u64, draw: u32, index: u64) -> f32 {
+    block_normals(seed, stream, draw, index / 4)[(index % 4) as usize]
 }
 
 /// Fills rows `[rows, per]` of f32 with draw `draw` of streams `first_stream ..`: the op
@@ -115,10 +121,12 @@ impl PhiloxFill {
         let rows = out.len() / per;
         let parts = parallel::parts_for(rows, MIN_ROWS_PER_THREAD);
         parallel::fill_rows(out, per, parts, "noise", |first, chunk| {
+            // One Philox block for four values (the last block of a row may be cut).
             for (i, row) in chunk.chunks_exact_mut(per).enumerate() {
                 let stream = self.first_stream + (first + i) as u64;
-                for (j, v) in row.iter_mut().enumerate() {
-                    *v = normal_at(self.seed, stream, self.draw, j as u64);
+                for (block, values) in row.chunks_mut(4).enumerate() {
+                    let normals = block_normals(self.seed, stream, self.draw, block as u64);
+                    values.copy_from_slice(&normals[..values.len()]);
                 }
             }
         })

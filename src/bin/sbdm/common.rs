@@ -33,8 +33,13 @@ pub struct DeviceFlag {
 impl DeviceFlag {
     /// The device, or a one-line error naming what is missing.
     pub fn open(&self) -> Result<candle_core::Device> {
-        sbdm_runtime::device::by_name(&self.name).map_err(|e| anyhow!("--device: {}", one_line(e)))
+        open_device(&self.name)
     }
+}
+
+/// The device `--device NAME` names, or a one-line error naming what is missing.
+pub fn open_device(name: &str) -> Result<candle_core::Device> {
+    sbdm_runtime::device::by_name(name).map_err(|e| anyhow!("--device: {}", one_line(e)))
 }
 
 /// A panic caught by [`no_panic`] or by `main`: a bug, reported in one line (exit code

@@ -26,7 +26,7 @@ use sbdm_runtime::sde::builtin::VpSde;
 
 use super::check_count;
 use super::train::time_training;
-use crate::common::{one_line, spinner};
+use crate::common::{one_line, open_device, spinner};
 
 /// Arguments of `sbdm bench device`.
 #[derive(Args, Debug)]
@@ -78,8 +78,7 @@ fn time_on(dev: &Device, iters: usize, mut f: impl FnMut() -> Result<()>) -> Res
 
 /// Runs `sbdm bench device`.
 pub fn device(a: &DeviceBenchArgs) -> Result<()> {
-    let dev = sbdm_runtime::device::by_name(&a.device)
-        .map_err(|e| anyhow::anyhow!("--device: {}", one_line(e)))?;
+    let dev = open_device(&a.device)?;
     if a.n == 0 || a.steps == 0 || a.iters == 0 {
         bail!("--n, --steps and --iters must be at least 1");
     }
