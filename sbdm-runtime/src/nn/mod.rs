@@ -16,6 +16,7 @@ use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 pub mod classifier;
+mod conv;
 pub mod embed;
 pub mod group_norm;
 pub mod init;
