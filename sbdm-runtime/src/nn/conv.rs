@@ -437,38 +437,58 @@ impl Patches {
         cout: usize,
     ) -> (Vec<f32>, Vec<f32>) {
         let (rows, plane, image, taps) = (self.rows(), self.plane(), self.image(), self.rows() - 1);
-        let group = self.group();
+        let (cin, group) = (self.input.0, self.group());
+        let transposed = self.transposed(cout, m);
         let mut gx = vec![0f32; x.len()];
         let xs: Vec<&[f32]> = parts.split(x, image);
         let gs: Vec<&[f32]> = parts.split(g, cout * plane);
         let gxs: Vec<&mut [f32]> = parts.split_mut(&mut gx, image);
         let sums = parts.run(xs.into_iter().zip(gs).zip(gxs), |((x, g), gx)| {
-            let mut cols = (Vec::new(), 0);
+            let (mut cols, mut g_cols) = ((Vec::new(), 0), (Vec::new(), 0));
             let mut g_columns = vec![0f32; if group > 1 { cout * group * plane } else { 0 }];
-            let mut grad_cols = vec![0f32; taps * group * plane];
+            let mut gx_columns = vec![0f32; if group > 1 { cin * group * plane } else { 0 }];
+            let mut grad_cols = Vec::new();
             let mut gm = vec![0f32; cout * rows];
             let groups = x
                 .chunks(group * image)
                 .zip(g.chunks(group * cout * plane))
                 .zip(gx.chunks_mut(group * image));
-            for (gi, ((x, g), gx)) in groups.enumerate() {
+            for (gi, ((x, g_images), gx)) in groups.enumerate() {
                 let (nc, width) = self.gather_group(x, &mut cols);
                 let g = if nc == 1 {
-                    Matrix::row_major(g, cout, plane)
+                    Matrix::row_major(g_images, cout, plane)
                 } else {
                     let columns = &mut g_columns[..cout * width];
-                    images_to_columns(g, (nc, cout, plane), columns);
+                    images_to_columns(g_images, (nc, cout, plane), columns);
                     Matrix::row_major(columns, cout, width)
                 };
                 // [∂W | ∂b] += g·Pᵀ
                 let cols_t = Matrix::row_major(&cols.0, rows, width).t();
                 product(&mut gm, (rows, 1), gi > 0, g, cols_t);
-                // ∂P = Wᵀ·g over the tap rows (M's bias column left out), then col2im.
-                let w_t = Matrix::row_major(m, cout, rows).t().top(taps);
-                let grad_cols = &mut grad_cols[..taps * width];
-                product(grad_cols, (width, 1), false, w_t, g);
-                for (bi, gx) in gx.chunks_exact_mut(image).enumerate() {
-                    self.scatter_add(grad_cols, (width, bi * plane), gx);
+                match &transposed {
+                    // ∂x = W̃·P(g), written in place.
+                    Some((g_patches, flipped)) => {
+                        g_patches.gather_group(g_images, &mut g_cols);
+                        let lhs = Matrix::row_major(flipped, cin, cout * self.k * self.k);
+                        let rhs = Matrix::row_major(&g_cols.0, g_patches.rows(), width)
+                            .top(g_patches.rows() - 1);
+                        if nc == 1 {
+                            product(gx, (plane, 1), false, lhs, rhs);
+                        } else {
+                            let out = &mut gx_columns[..cin * width];
+                            product(out, (width, 1), false, lhs, rhs);
+                            columns_to_images(out, (nc, cin, plane), gx);
+                        }
+                    }
+                    // ∂P = Wᵀ·g over the tap rows (M's bias column left out), then col2im.
+                    None => {
+                        let w_t = Matrix::row_major(m, cout, rows).t().top(taps);
+                        grad_cols.resize(taps * width, 0.0);
+                        product(&mut grad_cols, (width, 1), false, w_t, g);
+                        for (bi, gx) in gx.chunks_exact_mut(image).enumerate() {
+                            self.scatter_add(&mut grad_cols, (width, bi * plane), gx);
+                        }
+                    }
                 }
             }
             gm
@@ -480,6 +500,32 @@ impl Patches {
             }
         }
         (gx, gm)
+    }
+
+    /// For a stride-1 convolution with odd `k` (padding `k/2`, the output the input's
+    /// size), `∂x` is itself such a convolution, of `g` with the weights flipped in space
+    /// and transposed, `W̃[c, (o·k + dy)·k + dx] = W[o, c, k−1−dy, k−1−dx]`:
+    /// `∂x[c, i] = Σ W[o, c, d]·g[o, i − d + p] = Σ W̃[c, (o, d')]·g[o, i + d' − p]`. So the
+    /// backward pass gathers `g`'s patches (`out·k²` rows) and writes `∂x = W̃·P(g)` in
+    /// place, instead of making the patch gradient (`C·k²` rows, the larger where `C >
+    /// out`) and scattering it. Returns `g`'s patch geometry and `W̃`, or `None` otherwise.
+    fn transposed(&self, cout: usize, m: &[f32]) -> Option<(Patches, Vec<f32>)> {
+        let (k, rows) = (self.k, self.rows());
+        let (cin, h, w) = self.input;
+        if self.stride != 1 || k % 2 == 0 || self.out != (h, w) {
+            return None;
+        }
+        let patches = Patches::new(k, 1, (cout, h, w)).ok()?;
+        let mut flipped = vec![0f32; cin * cout * k * k];
+        for (c, row) in flipped.chunks_exact_mut(cout * k * k).enumerate() {
+            for (o, taps) in row.chunks_exact_mut(k * k).enumerate() {
+                for (d, v) in taps.iter_mut().enumerate() {
+                    // Tap d' = (dy, dx) reads W's tap (k−1−dy, k−1−dx), i.e. k²−1−d.
+                    *v = m[o * rows + c * k * k + (k * k - 1 - d)];
+                }
+            }
+        }
+        Some((patches, flipped))
     }
 }
 
