@@ -5,10 +5,13 @@
 //! ones carrying the bias) and `M = [W | b]` (`[out, C·k² + 1]`):
 //!
 //! ```text
-//! forward    y       = M·P             written straight into y's [out, Ho, Wo]
-//! backward   [∂W|∂b] += g·Pᵀ           summed over the images in place
-//!            ∂x      = col2im(Wᵀ·g)    the adjoint of im2col, added into ∂x
+//! forward    y       = M·P(x)           written straight into y's [out, Ho, Wo]
+//! backward   [∂W|∂b] += g·P(x)ᵀ          summed over the images in place
+//!            ∂x      = W̃·P(g)            stride 1: a convolution of g, written in place
+//!            ∂x      = col2im(Wᵀ·g)      stride 2: the adjoint of im2col, added into ∂x
 //! ```
+//!
+//! (`W̃` is `W` flipped in space and transposed: [`Patches::transposed`].)
 //!
 //! Going image by image keeps `P` (at most ~1 MB here) in cache and lets every product
 //! be read and written where it lies through the strides of `gemm`, the kernel candle's
@@ -24,9 +27,11 @@
 //! backward (a direct transposed convolution) made a U-Net training step about twice as
 //! slow; on other devices and dtypes `Conv` is candle's `conv2d`.
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use candle_nn::{Init, VarBuilder};
 use rayon::prelude::*;
+
+use super::strided::{product, values, with_values, Matrix};
 
 /// A 2-D convolution (`weight [out, in, k, k]`, `bias [out]`, the variable names and
 /// initialisation of `candle_nn::conv2d`), padding `k/2`.
@@ -91,6 +96,9 @@ impl Conv {
     }
 }
 
+/// The op's name, in its errors too.
+const OP: &str = "sbdm-conv";
+
 /// The graph node of a CPU f32 convolution (see the module's documentation).
 #[derive(Clone, Copy, Debug)]
 struct ConvOp {
@@ -107,7 +115,7 @@ impl ConvOp {
 
 impl CustomOp3 for ConvOp {
     fn name(&self) -> &'static str {
-        "sbdm-conv"
+        OP
     }
 
     fn cpu_fwd(
@@ -121,9 +129,9 @@ impl CustomOp3 for ConvOp {
     ) -> Result<(CpuStorage, Shape)> {
         let patches = self.patches(xl.shape())?;
         let (n, cout) = (xl.dims()[0], wl.dims()[0]);
-        let m = weight_matrix(f32_slice(ws, wl)?, f32_slice(bs, bl)?, cout);
+        let m = weight_matrix(values(ws, wl, OP)?, values(bs, bl, OP)?, cout);
         let mut y = vec![0f32; n * cout * patches.plane()];
-        patches.forward(&Parts::new(n), f32_slice(xs, xl)?, &m, &mut y);
+        patches.forward(&Parts::new(n), values(xs, xl, OP)?, &m, &mut y);
         let (ho, wo) = patches.out;
         Ok((CpuStorage::F32(y), Shape::from((n, cout, ho, wo))))
     }
@@ -141,12 +149,14 @@ impl CustomOp3 for ConvOp {
         let taps = patches.rows() - 1;
         let (x, grad) = (x.detach().contiguous()?, grad.detach().contiguous()?);
         let (weight, bias) = (weight.detach().contiguous()?, bias.detach().contiguous()?);
-        let m = with_f32(&weight, |w| {
-            with_f32(&bias, |b| Ok(weight_matrix(w, b, cout)))
+        let m = with_values(&weight, OP, |w| {
+            with_values(&bias, OP, |b| Ok(weight_matrix(w, b, cout)))
         })?;
-        let (gx, gm) = with_f32(&x, |xv| {
+        let (gx, gm) = with_values(&x, OP, |xv| {
             let parts = Parts::new(x.dim(0)?);
-            with_f32(&grad, |gv| Ok(patches.backward(&parts, xv, gv, &m, cout)))
+            with_values(&grad, OP, |gv| {
+                Ok(patches.backward(&parts, xv, gv, &m, cout))
+            })
         })?;
         let dev = x.device();
         let gx = Tensor::from_vec(gx, x.shape(), dev)?;
@@ -166,23 +176,6 @@ fn weight_matrix(weight: &[f32], bias: &[f32], cout: usize) -> Vec<f32> {
         m.push(b);
     }
     m
-}
-
-/// A contiguous f32 storage's values.
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match (l.contiguous_offsets(), s) {
-        (Some((a, b)), CpuStorage::F32(v)) => Ok(&v[a..b]),
-        _ => candle_core::bail!("sbdm conv: expected contiguous f32 values"),
-    }
-}
-
-/// Calls `f` with a contiguous CPU f32 tensor's values.
-fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
-    let (storage, layout) = t.storage_and_layout();
-    let Storage::Cpu(s) = &*storage else {
-        candle_core::bail!("sbdm conv: expected a CPU tensor");
-    };
-    f(f32_slice(s, layout)?)
 }
 
 /// The patch geometry of a `k×k` convolution, padding `k/2`, over `[C, H, W]` images.
@@ -415,10 +408,10 @@ impl Patches {
                     Matrix::row_major(&cols.0, rows, width),
                 );
                 if nc == 1 {
-                    product(y, (plane, 1), false, lhs, rhs);
+                    product(y, (plane, 1), false, lhs, rhs, 1);
                 } else {
                     let out = &mut product_columns[..cout * width];
-                    product(out, (width, 1), false, lhs, rhs);
+                    product(out, (width, 1), false, lhs, rhs, 1);
                     columns_to_images(out, (nc, cout, plane), y);
                 }
             }
@@ -464,7 +457,7 @@ impl Patches {
                 };
                 // [∂W | ∂b] += g·Pᵀ
                 let cols_t = Matrix::row_major(&cols.0, rows, width).t();
-                product(&mut gm, (rows, 1), gi > 0, g, cols_t);
+                product(&mut gm, (rows, 1), gi > 0, g, cols_t, 1);
                 match &transposed {
                     // ∂x = W̃·P(g), written in place.
                     Some((g_patches, flipped)) => {
@@ -473,10 +466,10 @@ impl Patches {
                         let rhs = Matrix::row_major(&g_cols.0, g_patches.rows(), width)
                             .top(g_patches.rows() - 1);
                         if nc == 1 {
-                            product(gx, (plane, 1), false, lhs, rhs);
+                            product(gx, (plane, 1), false, lhs, rhs, 1);
                         } else {
                             let out = &mut gx_columns[..cin * width];
-                            product(out, (width, 1), false, lhs, rhs);
+                            product(out, (width, 1), false, lhs, rhs, 1);
                             columns_to_images(out, (nc, cin, plane), gx);
                         }
                     }
@@ -484,7 +477,7 @@ impl Patches {
                     None => {
                         let w_t = Matrix::row_major(m, cout, rows).t().top(taps);
                         grad_cols.resize(taps * width, 0.0);
-                        product(&mut grad_cols, (width, 1), false, w_t, g);
+                        product(&mut grad_cols, (width, 1), false, w_t, g, 1);
                         for (bi, gx) in gx.chunks_exact_mut(image).enumerate() {
                             self.scatter_add(&mut grad_cols, (width, bi * plane), gx);
                         }
@@ -626,103 +619,6 @@ impl Parts {
         } else {
             runs.into_iter().map(f).collect()
         }
-    }
-}
-
-/// A read-only strided view of a matrix in a slice.
-#[derive(Clone, Copy, Debug)]
-struct Matrix<'a> {
-    values: &'a [f32],
-    rows: usize,
-    cols: usize,
-    row_stride: usize,
-    col_stride: usize,
-}
-
-impl<'a> Matrix<'a> {
-    fn row_major(values: &'a [f32], rows: usize, cols: usize) -> Self {
-        Matrix {
-            values,
-            rows,
-            cols,
-            row_stride: cols,
-            col_stride: 1,
-        }
-    }
-
-    /// The transpose (the same values).
-    fn t(self) -> Self {
-        Matrix {
-            rows: self.cols,
-            cols: self.rows,
-            row_stride: self.col_stride,
-            col_stride: self.row_stride,
-            ..self
-        }
-    }
-
-    /// The first `rows` rows.
-    fn top(self, rows: usize) -> Self {
-        Matrix {
-            rows: rows.min(self.rows),
-            ..self
-        }
-    }
-
-    /// Whether every element lies inside `len` values with these strides.
-    fn fits(rows: usize, cols: usize, (rs, cs): (usize, usize), len: usize) -> bool {
-        rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
-    }
-}
-
-/// `dst ← lhs·rhs`, or `dst ← dst + lhs·rhs` with `accumulate`, `dst` being
-/// `lhs.rows × rhs.cols` with strides `(row, column)`: one call of `gemm` on the calling
-/// thread.
-fn product(
-    dst: &mut [f32],
-    dst_strides: (usize, usize),
-    accumulate: bool,
-    lhs: Matrix,
-    rhs: Matrix,
-) {
-    let (m, n, k) = (lhs.rows, rhs.cols, lhs.cols);
-    assert!(
-        rhs.rows == k
-            && Matrix::fits(m, n, dst_strides, dst.len())
-            && Matrix::fits(m, k, (lhs.row_stride, lhs.col_stride), lhs.values.len())
-            && Matrix::fits(k, n, (rhs.row_stride, rhs.col_stride), rhs.values.len()),
-        "conv product: {m}×{k} · {}×{n} out of bounds",
-        rhs.rows
-    );
-    if m == 0 || n == 0 {
-        return;
-    }
-    #[allow(unsafe_code, reason = "gemm takes raw pointers and strides")]
-    // SAFETY: the assertion above keeps every element `gemm` touches inside its slice
-    // (the strides are non-negative), `dst` is borrowed mutably and the others shared,
-    // so nothing aliases; `gemm` reads `dst` only when `read_dst` is set.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            dst_strides.1 as isize,
-            dst_strides.0 as isize,
-            accumulate,
-            lhs.values.as_ptr(),
-            lhs.col_stride as isize,
-            lhs.row_stride as isize,
-            rhs.values.as_ptr(),
-            rhs.col_stride as isize,
-            rhs.row_stride as isize,
-            if accumulate { 1.0 } else { 0.0 },
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
     }
 }
 

@@ -31,7 +31,7 @@ use std::sync::OnceLock;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Init, VarBuilder};
 
-use super::mlp::second_order;
+use super::second_order;
 use crate::simd::{sigmoid, vectorised};
 
 /// Group normalisation with a per-channel affine, optionally followed by a SiLU: the

@@ -20,8 +20,10 @@ mod conv;
 pub mod embed;
 pub mod group_norm;
 pub mod init;
+mod linear_silu;
 pub mod mlp;
 mod size;
+mod strided;
 pub mod unet;
 
 pub use classifier::{Classifier, ClassifierConfig};
@@ -90,6 +92,13 @@ impl NetConfig {
             NetConfig::Unet(c) => Box::new(UNet::new(c, vb)?),
         })
     }
+}
+
+/// Whether candle keeps the graph of gradients (`CANDLE_GRAD_DO_NOT_DETACH`, read as
+/// candle reads it), so that a gradient may itself be differentiated: the fused layers'
+/// hand-written backward passes are not differentiable, so they give way to candle's ops.
+pub(crate) fn second_order() -> bool {
+    std::env::var("CANDLE_GRAD_DO_NOT_DETACH").is_ok_and(|s| !s.is_empty() && s != "0")
 }
 
 /// Seeded standard normal data for the layers' tests (candle's own `randn` cannot be
