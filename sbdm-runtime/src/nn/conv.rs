@@ -128,7 +128,17 @@ impl CustomOp3 for ConvOp {
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let patches = self.patches(xl.shape())?;
-        let (n, cout) = (xl.dims()[0], wl.dims()[0]);
+        let (n, c, ..) = xl.shape().dims4()?;
+        let (cout, cin, kh, kw) = wl.shape().dims4()?;
+        if (cin, kh, kw) != (c, self.k, self.k) || bl.dims() != [cout] {
+            candle_core::bail!(
+                "{OP}: x {:?}, weight {:?} and bias {:?} do not fit a {k}×{k} convolution",
+                xl.dims(),
+                wl.dims(),
+                bl.dims(),
+                k = self.k
+            );
+        }
         let m = weight_matrix(values(ws, wl, OP)?, values(bs, bl, OP)?, cout);
         let mut y = vec![0f32; n * cout * patches.plane()];
         patches.forward(&Parts::new(n), values(xs, xl, OP)?, &m, &mut y);
@@ -707,6 +717,22 @@ mod tests {
         for (a, b) in gm1.iter().zip(&gm4) {
             // 7 images of 42 pixels each: a few ulps of the largest term.
             assert!((a - b).abs() <= 1e-5 * scale, "{a} vs {b}");
+        }
+        Ok(())
+    }
+
+    /// Shapes that do not fit are an error naming them, not a panic.
+    #[test]
+    fn mismatched_shapes_are_errors() -> Result<()> {
+        let op = ConvOp { k: 3, stride: 1 };
+        let x = randn(1, &[2, 3, 5, 5])?;
+        for (w, b) in [
+            (randn(2, &[4, 2, 3, 3])?, randn(3, &[4])?),
+            (randn(2, &[4, 3, 1, 1])?, randn(3, &[4])?),
+            (randn(2, &[4, 3, 3, 3])?, randn(3, &[5])?),
+        ] {
+            let e = x.apply_op3_no_bwd(&w, &b, &op).unwrap_err().to_string();
+            assert!(e.contains("do not fit"), "{e}");
         }
         Ok(())
     }
