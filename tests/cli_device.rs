@@ -6,7 +6,7 @@
 mod common;
 
 use candle_core::{Device, Tensor};
-use common::{sbdm, tiny_train_args, Run};
+use common::{sample_args, sbdm, tiny_train_args, Run};
 
 /// The mixture of the command tests: two components in 2-D.
 const MIXTURE: &str = r#"{"weights": [0.5, 0.5], "means": [[-2, 0], [2, 0]], "stds": [0.5, 0.5]}"#;
@@ -34,24 +34,7 @@ fn commands(dir: &std::path::Path, out: &std::path::Path) -> Vec<(&'static str, 
     let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let train_out = dir.join("train").display().to_string();
     vec![
-        (
-            "sample",
-            words(&[
-                "sample",
-                "--sde",
-                "vp",
-                "--model",
-                &model,
-                "--sampler",
-                "ddim",
-                "--steps",
-                "5",
-                "--n",
-                "16",
-                "--out",
-                &out,
-            ]),
-        ),
+        ("sample", sample_args(&model, "ddim", 5, 16, &out)),
         (
             "encode",
             words(&[
@@ -187,24 +170,11 @@ fn philox_noise_is_chosen_by_name_and_listed() {
     let model = format!("gmm:{}", gmm.display());
     let sample = |noise: Option<&str>, out: &str| {
         let out = dir.path().join(out).display().to_string();
-        let mut a = vec![
-            "sample",
-            "--sde",
-            "vp",
-            "--model",
-            &model,
-            "--sampler",
-            "em",
-            "--steps",
-            "5",
-            "--n",
-            "64",
-            "--out",
-            &out,
-        ];
+        let mut a = sample_args(&model, "em", 5, 64, &out);
         if let Some(n) = noise {
-            a.extend(["--noise", n]);
+            a.extend(["--noise".to_string(), n.to_string()]);
         }
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
         let r = sbdm(&a);
         (r, std::fs::read(&out).ok())
     };

@@ -32,6 +32,31 @@ pub fn sbdm(args: &[&str]) -> Run {
     }
 }
 
+/// The arguments of `sbdm sample` on VP: `n` samples from `model` by `sampler` in
+/// `steps` steps, written to `out`.
+#[allow(dead_code)] // Not every test binary that includes this module samples.
+pub fn sample_args(model: &str, sampler: &str, steps: u32, n: usize, out: &str) -> Vec<String> {
+    let (steps, n) = (steps.to_string(), n.to_string());
+    [
+        "sample",
+        "--sde",
+        "vp",
+        "--model",
+        model,
+        "--sampler",
+        sampler,
+        "--steps",
+        &steps,
+        "--n",
+        &n,
+        "--out",
+        out,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 /// The arguments of `sbdm train` for a CI-sized score model written to `out`: a 2-D MLP
 /// (width 32, depth 2, batch 32) trained on moons for `steps` steps under `sde`.
 #[allow(dead_code)] // Not every test binary that includes this module trains one.

@@ -31,7 +31,7 @@ use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use candle_nn::{Init, VarBuilder};
 use rayon::prelude::*;
 
-use super::strided::{product, values, with_values, Matrix};
+use super::strided::{matmul_threads, product, values, with_values, Matrix};
 
 /// A 2-D convolution (`weight [out, in, k, k]`, `bias [out]`, the variable names and
 /// initialisation of `candle_nn::conv2d`), padding `k/2`.
@@ -272,6 +272,14 @@ impl Patches {
         }
     }
 
+    /// Tap row `r` of the patch matrix (`r = (c·k + dy)·k + dx`): its input channel `c`
+    /// and its offset `(dy, dx)`.
+    #[inline(always)]
+    fn tap(&self, r: usize) -> (usize, (usize, usize)) {
+        let d = r % (self.k * self.k);
+        (r / (self.k * self.k), (d / self.k, d % self.k))
+    }
+
     /// A stride-1 convolution with odd `k` keeps the input's size, and each tap's patch
     /// row is then the input plane shifted by `(dy − p)·W + (dx − p)` values, but for the
     /// columns that wrap round to the other end of a neighbouring row: one copy (or one run
@@ -304,30 +312,26 @@ impl Patches {
     ///
     /// [`buffer`]: Patches::buffer
     fn gather(&self, image: &[f32], cols: &mut [f32], (width, at): (usize, usize)) {
-        let (k, s, plane) = (self.k, self.stride, self.plane());
-        let (_, h, w) = self.input;
-        for (ci, src) in image.chunks_exact(h * w).enumerate() {
-            for dy in 0..k {
-                for dx in 0..k {
-                    let at = ((ci * k + dy) * k + dx) * width + at;
-                    let row = &mut cols[at..at + plane];
-                    if let Some(tap) = self.shifted((dy, dx)) {
-                        let (a, b) = tap.span;
-                        row[a..b].copy_from_slice(&src[tap.source..tap.source + b - a]);
-                        tap.zero_wrapped(row);
-                        continue;
-                    }
-                    self.for_each_run((dy, dx), |i, o, len| {
-                        if s == 1 {
-                            row[o..o + len].copy_from_slice(&src[i..i + len]);
-                        } else {
-                            for (j, v) in row[o..o + len].iter_mut().enumerate() {
-                                *v = src[i + j * s];
-                            }
-                        }
-                    });
-                }
+        let (s, plane, channel) = (self.stride, self.plane(), self.input.1 * self.input.2);
+        for r in 0..self.rows() - 1 {
+            let (ci, d) = self.tap(r);
+            let src = &image[ci * channel..(ci + 1) * channel];
+            let row = &mut cols[r * width + at..][..plane];
+            if let Some(tap) = self.shifted(d) {
+                let (a, b) = tap.span;
+                row[a..b].copy_from_slice(&src[tap.source..tap.source + b - a]);
+                tap.zero_wrapped(row);
+                continue;
             }
+            self.for_each_run(d, |i, o, len| {
+                if s == 1 {
+                    row[o..o + len].copy_from_slice(&src[i..i + len]);
+                } else {
+                    for (j, v) in row[o..o + len].iter_mut().enumerate() {
+                        *v = src[i + j * s];
+                    }
+                }
+            });
         }
     }
 
@@ -336,45 +340,41 @@ impl Patches {
     /// [`gather`](Patches::gather). The padding's entries of `cols` are set to zero on the
     /// way.
     fn scatter_add(&self, cols: &mut [f32], (width, at): (usize, usize), image: &mut [f32]) {
-        let (k, s, plane) = (self.k, self.stride, self.plane());
-        let (_, h, w) = self.input;
+        let (s, plane, channel) = (self.stride, self.plane(), self.input.1 * self.input.2);
         // The row sums compiled for AVX2 where the CPU has it (the same results).
         crate::simd::vectorised(
             #[inline(always)]
             || {
-                for (ci, dst) in image.chunks_exact_mut(h * w).enumerate() {
-                    for dy in 0..k {
-                        for dx in 0..k {
-                            let at = ((ci * k + dy) * k + dx) * width + at;
-                            let row = &mut cols[at..at + plane];
-                            if let Some(tap) = self.shifted((dy, dx)) {
-                                // The padding's gradient dropped, then one run of adds.
-                                tap.zero_wrapped(row);
-                                let (a, b) = tap.span;
-                                let dst = &mut dst[tap.source..tap.source + b - a];
-                                for (d, &g) in dst.iter_mut().zip(&row[a..b]) {
+                for r in 0..self.rows() - 1 {
+                    let (ci, d) = self.tap(r);
+                    let dst = &mut image[ci * channel..(ci + 1) * channel];
+                    let row = &mut cols[r * width + at..][..plane];
+                    if let Some(tap) = self.shifted(d) {
+                        // The padding's gradient dropped, then one run of adds.
+                        tap.zero_wrapped(row);
+                        let (a, b) = tap.span;
+                        let dst = &mut dst[tap.source..tap.source + b - a];
+                        for (d, &g) in dst.iter_mut().zip(&row[a..b]) {
+                            *d += g;
+                        }
+                        continue;
+                    }
+                    self.for_each_run(
+                        d,
+                        #[inline(always)]
+                        |i, o, len| {
+                            let row = &row[o..o + len];
+                            if s == 1 {
+                                for (d, &g) in dst[i..i + len].iter_mut().zip(row) {
                                     *d += g;
                                 }
-                                continue;
+                            } else {
+                                for (j, &g) in row.iter().enumerate() {
+                                    dst[i + j * s] += g;
+                                }
                             }
-                            self.for_each_run(
-                                (dy, dx),
-                                #[inline(always)]
-                                |i, o, len| {
-                                    let row = &row[o..o + len];
-                                    if s == 1 {
-                                        for (d, &g) in dst[i..i + len].iter_mut().zip(row) {
-                                            *d += g;
-                                        }
-                                    } else {
-                                        for (j, &g) in row.iter().enumerate() {
-                                            dst[i + j * s] += g;
-                                        }
-                                    }
-                                },
-                            );
-                        }
-                    }
+                        },
+                    );
                 }
             },
         );
@@ -598,7 +598,7 @@ struct Parts {
 
 impl Parts {
     fn new(images: usize) -> Self {
-        let threads = candle_core::utils::get_num_threads().clamp(1, images.max(1));
+        let threads = matmul_threads().clamp(1, images.max(1));
         Parts {
             images,
             per: images.div_ceil(threads).max(1),

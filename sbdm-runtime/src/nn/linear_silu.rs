@@ -20,7 +20,7 @@ use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use candle_nn::{Linear, Module};
 
 use super::second_order;
-use super::strided::{product, values, with_values, Matrix};
+use super::strided::{matmul_threads, product, values, with_values, Matrix};
 use crate::simd::{sigmoid, vectorised};
 
 /// `SiLU(layer(x))` for `x [N, in]`: one fused node on the CPU in f32 (see the module
@@ -53,12 +53,6 @@ const OP: &str = "linear-silu";
 #[derive(Debug, Default)]
 struct LinearSilu {
     pre_activation: OnceLock<Vec<f32>>,
-}
-
-/// The threads each product may use: candle's matmul thread count (one in the `sbdm`
-/// binaries, which run batch parts on threads of their own instead).
-fn threads() -> usize {
-    candle_core::utils::get_num_threads()
 }
 
 impl CustomOp3 for LinearSilu {
@@ -97,7 +91,7 @@ impl CustomOp3 for LinearSilu {
             Matrix::row_major(x, n, fan_in),
             Matrix::row_major(w, fan_out, fan_in),
         );
-        product(&mut u, (fan_out, 1), true, x, w.t(), threads());
+        product(&mut u, (fan_out, 1), true, x, w.t(), matmul_threads());
         let mut y = vec![0f32; u.len()];
         vectorised(
             #[inline(always)]
@@ -173,8 +167,8 @@ fn gradients(
         Matrix::row_major(x, n, fan_in),
         Matrix::row_major(w, fan_out, fan_in),
     );
-    product(&mut dx, (fan_in, 1), false, dz, w, threads());
-    product(&mut dw, (fan_in, 1), false, dz.t(), x, threads());
+    product(&mut dx, (fan_in, 1), false, dz, w, matmul_threads());
+    product(&mut dw, (fan_in, 1), false, dz.t(), x, matmul_threads());
     (dx, dw, db)
 }
 

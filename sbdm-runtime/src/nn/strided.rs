@@ -6,6 +6,13 @@
 
 use candle_core::{CpuStorage, Layout, Result, Storage, Tensor};
 
+/// The threads a layer's products may use: candle's matmul thread count
+/// (`RAYON_NUM_THREADS`), one in the `sbdm` binaries, which run batch parts on threads
+/// of their own instead.
+pub(super) fn matmul_threads() -> usize {
+    candle_core::utils::get_num_threads()
+}
+
 /// A contiguous f32 CPU storage's values; `op` names the caller in the error.
 pub(super) fn values<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
     match (l.contiguous_offsets(), s) {

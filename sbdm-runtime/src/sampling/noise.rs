@@ -89,7 +89,10 @@ impl std::str::FromStr for NoiseKind {
             .iter()
             .find(|(_, n, _)| *n == s.trim())
             .map(|(k, _, _)| *k)
-            .ok_or_else(|| crate::error::invalid!("unknown noise `{s}`; valid: chacha, philox"))
+            .ok_or_else(|| {
+                let valid: Vec<&str> = NoiseKind::ALL.iter().map(|(_, n, _)| *n).collect();
+                crate::error::invalid!("unknown noise `{s}`; valid: {}", valid.join(", "))
+            })
     }
 }
 
