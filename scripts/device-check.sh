@@ -2,8 +2,10 @@
 # Issue 14's device check, on a machine with a GPU and its driver (r580+): builds the
 # `cuda` binary (or takes a prepared one), compiles the generated kernels with NVRTC, then
 # runs `sbdm bench device`: every deterministic sampler on the GPU against the CPU from
-# the same x_T, the fused step's bandwidth against a device-to-device copy at 2^26 f32,
-# and a U-Net DSM training step on each. Figures on stdout and in device-check.json.
+# the same x_T (the stochastic ones under Philox noise generated in the step kernels), the
+# fused step's bandwidth against a device-to-device copy at 2^26 f32, the stochastic step
+# with its noise generated in the pass against drawing it first, and a U-Net DSM training
+# step on each. Figures on stdout and in device-check.json.
 #
 #   scripts/device-check.sh [DIR]          # DIR: the toolkit, default $HOME/.cache/sbdm-cuda
 #   SBDM_BIN=path/to/sbdm scripts/device-check.sh   # a binary built with --features cuda

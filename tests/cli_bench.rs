@@ -11,6 +11,11 @@ fn bench_step_runs() {
     let r = sbdm(&["bench", "step", "--elements", "1024", "--iters", "1"]);
     assert!(r.ok(), "{}", r.stderr);
     assert!(r.stdout.contains("fused vs chain"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("noise in the pass vs drawn first"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -132,6 +137,8 @@ fn bench_device_runs_on_the_cpu_and_names_a_missing_gpu() {
     for key in [
         "fused_step_gb_s",
         "copy_gb_s",
+        "noisy_step_gb_s",
+        "noisy_step_drawn_first_s",
         "unet_step_device_s",
         "unet_step_cpu_s",
     ] {
@@ -141,6 +148,7 @@ fn bench_device_runs_on_the_cpu_and_names_a_missing_gpu() {
         );
     }
     assert!(r.stdout.contains("step/copy bandwidth"), "{}", r.stdout);
+    assert!(r.stdout.contains("noise in the pass"), "{}", r.stdout);
     // The default device is the GPU: in a CPU build, one line naming what is missing.
     if sbdm_runtime::device::HAS_CUDA {
         return;

@@ -7,20 +7,9 @@ use sbdm_runtime::sampling::fused::{axpby, axpbypcz, axpbypcz_unfused, is_non_fi
 /// Sizes around the 8-lane width a vectorised loop works in, and larger ones.
 const SIZES: [usize; 9] = [1, 3, 7, 8, 9, 31, 64, 1000, 4099];
 
-/// Deterministic values in [-2, 2) (a 64-bit LCG; no dependency on an RNG crate).
-fn values(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 11) as f64 / (1u64 << 53) as f64) * 4.0 - 2.0
-        })
-        .collect()
-}
+#[path = "common/lcg.rs"]
+mod lcg;
+use lcg::values;
 
 fn tensor(v: &[f64], dtype: DType) -> Tensor {
     Tensor::new(v, &Device::Cpu)

@@ -1,17 +1,30 @@
 //! Counter-based noise (issue 14: noise drawn where the tensors live): Philox4x32-10
 //! against Random123's known answers, the standard normals it gives against Φ and for
 //! independence, `Noise` with `NoiseKind::Philox` against the point-wise formula (any
-//! batch split, any thread count), a stochastic sampler's statistics under it, and the
-//! generated CUDA kernel's source (snapshot; CI compiles it with NVRTC).
+//! batch split, any thread count), a stochastic sampler's statistics under it, the
+//! generated CUDA kernel's source (snapshot; CI compiles it with NVRTC) compiled for the
+//! host against the CPU values; and the noise generated inside the fused step (every
+//! form against the drawn tensor, through the step algebra, its errors, and the step
+//! module's noise kernel compiled for the host against the CPU pass).
 
-use candle_core::Device;
+use candle_core::{DType, Device, Tensor};
 use sbdm_runtime::model::mixture::GaussianMixture;
 use sbdm_runtime::report::metrics::second_moment;
-use sbdm_runtime::sampling::philox::{normal_at, philox4x32_10, KEY_BUMPS, MULTIPLIERS};
+use sbdm_runtime::sampling::fused::{combine, combine_noisy};
+use sbdm_runtime::sampling::fused_kernel::{
+    kernel_name, module_source as fused_module_source, Form,
+};
+use sbdm_runtime::sampling::noise::{GeneratedNoise, NoiseDraw};
+use sbdm_runtime::sampling::philox::{
+    normal_at, philox4x32_10, PhiloxFill, KEY_BUMPS, MULTIPLIERS,
+};
 use sbdm_runtime::sampling::philox_kernel::{module_source, KERNEL};
+use sbdm_runtime::sampling::step::{Buffer, LinComb};
 use sbdm_runtime::sampling::{Noise, NoiseKind, Sampler, TimeGrid};
 use sbdm_runtime::sde::builtin::VpSde;
 
+#[path = "common/lcg.rs"]
+mod lcg;
 #[path = "common/normal_cdf.rs"]
 mod normal_cdf;
 use normal_cdf::normal_cdf;
@@ -195,7 +208,8 @@ fn the_noise_kernel_is_the_cpu_formula_in_cuda() {
     for piece in [
         "sqrt(-2.0 * log(u1))",
         "sincos(",
-        "(float)(r * ((lane & 1u) ? s : co))",
+        "out[2 * pair] = (float)(r * co);",
+        "out[2 * pair + 1] = (float)(r * s);",
     ] {
         assert!(src.contains(piece), "{piece}");
     }
@@ -213,6 +227,7 @@ static const Dim blockIdx{0}, threadIdx{0}, blockDim{1}, gridDim{1};
 #define __global__
 #define __device__
 #define __restrict__
+using std::isfinite;
 using std::log;
 using std::sqrt;
 #define sincos host_sincos
@@ -236,17 +251,13 @@ int main(int argc, char** argv) {
 }
 "#;
 
-#[test]
-fn the_kernel_compiled_for_the_host_gives_the_cpu_values() {
-    // The generated CUDA source, compiled as C++ with host stand-ins and run: every value
-    // bit-equal to `normal_at` (the same double arithmetic and C library), so the
-    // kernel's indexing, lanes, constants and transform are the CPU's. (On a GPU the
-    // device's `log`/`sincos` may differ in the last double bit: the device check
-    // compares there.)
+/// Compiles `program` (C++ with [`HOST_SHIM`] in front) for the host, runs it with `args`
+/// and returns its standard output's lines.
+fn run_on_host(program: &str, args: &[String]) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("philox_host.cpp");
-    let exe = dir.path().join("philox_host");
-    std::fs::write(&src, format!("{HOST_SHIM}{}{HOST_MAIN}", module_source())).unwrap();
+    let src = dir.path().join("kernel_host.cpp");
+    let exe = dir.path().join("kernel_host");
+    std::fs::write(&src, format!("{HOST_SHIM}{program}")).unwrap();
     let compiler = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
     let built = std::process::Command::new(&compiler)
         .args(["-O1", "-std=c++17", "-o"])
@@ -259,20 +270,265 @@ fn the_kernel_compiled_for_the_host_gives_the_cpu_values() {
         "{}",
         String::from_utf8_lossy(&built.stderr)
     );
-    let (rows, per, seed, first, draw) =
-        (3u64, 7u64, 0x1234_5678_9abc_def0u64, (1u64 << 32) + 5, 2u32);
     let run = std::process::Command::new(&exe)
-        .args([rows, per, seed, first, u64::from(draw)].map(|v| v.to_string()))
+        .args(args)
         .output()
         .unwrap();
     assert!(run.status.success());
-    let got: Vec<u32> = String::from_utf8(run.stdout)
+    String::from_utf8(run.stdout)
         .unwrap()
         .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_kernel_compiled_for_the_host_gives_the_cpu_values() {
+    // The generated CUDA source, compiled as C++ with host stand-ins and run: every value
+    // bit-equal to `normal_at` (the same double arithmetic and C library), so the
+    // kernel's indexing, lanes, constants and transform are the CPU's. (On a GPU the
+    // device's `log`/`sincos` may differ in the last double bit: the device check
+    // compares there.)
+    let (rows, per, seed, first, draw) =
+        (3u64, 7u64, 0x1234_5678_9abc_def0u64, (1u64 << 32) + 5, 2u32);
+    let args = [rows, per, seed, first, u64::from(draw)].map(|v| v.to_string());
+    let got: Vec<u32> = run_on_host(&format!("{}{HOST_MAIN}", module_source()), &args)
+        .iter()
         .map(|l| u32::from_str_radix(l, 16).unwrap())
         .collect();
     let want: Vec<u32> = (0..rows)
         .flat_map(|r| (0..per).map(move |j| normal_at(seed, first + r, draw, j).to_bits()))
+        .collect();
+    assert_eq!(got, want);
+}
+
+fn tensor(v: &[f64], shape: &[usize], dtype: DType) -> Tensor {
+    Tensor::from_slice(v, shape, &Device::Cpu)
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap()
+}
+
+fn flat(t: &Tensor) -> Vec<f64> {
+    t.flatten_all()
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+#[test]
+fn noise_in_the_pass_is_the_drawn_noise_added_last() {
+    // Every form of the pass with noise generated inside it, against the same draw
+    // filled into a tensor and added by the noiseless pass as its last source: bit-equal
+    // where that is one pass too (at most one other source), else within f32/f64
+    // rounding of the exact sum. Rows of 1, 3 (a cut Philox block) and 8 values; 5000
+    // rows are split over the pool's threads where there are several cores.
+    let fill = |per| PhiloxFill {
+        seed: 0xfeed,
+        first_stream: 17,
+        draw: 3,
+        per,
+    };
+    for dtype in [DType::F32, DType::F64] {
+        for (rows, per) in [(1, 1), (7, 3), (5000, 3), (2, 8)] {
+            let n = rows * per;
+            let shape = [rows, per];
+            let noise = fill(per);
+            let drawn = GeneratedNoise {
+                fill: noise,
+                dims: shape.to_vec(),
+            }
+            .materialise(&Device::Cpu, dtype)
+            .unwrap();
+            let (y, z) = (
+                tensor(&lcg::values(n, 2), &shape, dtype),
+                tensor(&lcg::values(n, 3), &shape, dtype),
+            );
+            for c_x in [Some(0.9), None] {
+                for k in 0..=2 {
+                    let sources: Vec<(f64, &Tensor)> =
+                        [(0.3, &y), (-0.7, &z)].into_iter().take(k).collect();
+                    let x = tensor(&lcg::values(n, 1), &shape, dtype);
+                    let start = flat(&x);
+                    combine_noisy(&x, c_x, &sources, (0.25, noise)).unwrap();
+                    let got = flat(&x);
+                    let what = format!("{dtype:?} {rows}x{per} c_x {c_x:?} {k} sources");
+                    if k < 2 {
+                        let reference = tensor(&start, &shape, dtype);
+                        let mut with_noise = sources.clone();
+                        with_noise.push((0.25, &drawn));
+                        combine(&reference, c_x, &with_noise).unwrap();
+                        assert_eq!(got, flat(&reference), "{what}");
+                    }
+                    let (yv, zv, nv) = (flat(&y), flat(&z), flat(&drawn));
+                    for i in 0..n {
+                        let mut exact = c_x.map_or(0.0, |c| c * start[i]) + 0.25 * nv[i];
+                        for (j, (c, _)) in sources.iter().enumerate() {
+                            exact += c * [&yv, &zv][j][i];
+                        }
+                        let tol = if dtype == DType::F32 { 1e-6 } else { 1e-14 };
+                        assert!((got[i] - exact).abs() <= tol * 8.0, "{what}: {i}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_step_algebra_generates_philox_noise_in_the_last_pass() {
+    let shape = [6usize, 5];
+    let n = 30;
+    let mut philox = Noise::with_kind(NoiseKind::Philox, 4, 2, 6, &[5], &Device::Cpu);
+    let mut drawn = philox.clone();
+    let z = philox.next_draw(DType::F32).unwrap();
+    let z_tensor = Buffer::new(drawn.draw().unwrap()).unwrap();
+    assert!(matches!(z, NoiseDraw::Generated(_)));
+    assert_eq!(z.dims(), &shape);
+    let x0 = tensor(&lcg::values(n, 5), &shape, DType::F32);
+    let y = Buffer::new(tensor(&lcg::values(n, 6), &shape, DType::F32)).unwrap();
+    // An Euler–Maruyama-like step: bit-equal to adding the drawn tensor.
+    let step = |noise: LinComb| {
+        let x = Buffer::copy_of(&x0).unwrap();
+        x.assign(0.9 * &x + 0.3 * &y + noise).unwrap();
+        flat(&x)
+    };
+    let want = step(0.2 * &z_tensor);
+    assert_eq!(step(0.2 * &z), want);
+    // The same draw twice is one term; a zero coefficient drops it.
+    assert_eq!(step(0.1 * &z + 0.1 * &z), want);
+    assert!((0.0 * &z).as_tensor().is_none());
+    assert_eq!(step(0.0 * &z), step(LinComb::default()));
+    // Two draws: one generated in the pass, the other computed as a tensor first.
+    let z2 = philox.next_draw(DType::F32).unwrap();
+    let z2_tensor = Buffer::new(drawn.draw().unwrap()).unwrap();
+    let two = step(0.2 * &z + 0.5 * &z2);
+    let two_drawn = step(0.2 * &z_tensor + 0.5 * &z2_tensor);
+    for (a, b) in two.iter().zip(&two_drawn) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+    // A combination evaluated into a fresh tensor, in f64: the f32 draw widened.
+    let z64 = Noise::with_kind(NoiseKind::Philox, 4, 2, 6, &[5], &Device::Cpu)
+        .next_draw(DType::F64)
+        .unwrap();
+    let like = Tensor::zeros(&shape, DType::F64, &Device::Cpu).unwrap();
+    let evaluated = (1.0 * &z64).evaluate(&like).unwrap();
+    assert_eq!(evaluated.dtype(), DType::F64);
+    assert_eq!(flat(&evaluated), flat(&z_tensor));
+    // Under ChaCha a draw is a tensor.
+    let mut chacha = Noise::new(4, 2, 6, &[5], &Device::Cpu);
+    assert!(matches!(
+        chacha.next_draw(DType::F32).unwrap(),
+        NoiseDraw::Tensor(_)
+    ));
+}
+
+#[test]
+fn noise_that_does_not_fit_the_state_is_an_error() {
+    let x = Tensor::zeros((4, 3), DType::F32, &Device::Cpu).unwrap();
+    let fill = PhiloxFill {
+        seed: 1,
+        first_stream: 0,
+        draw: 0,
+        per: 2,
+    };
+    let e = combine_noisy(&x, Some(1.0), &[], (1.0, fill))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("noise of 2 values a row") && e.contains("[4, 3]"),
+        "{e}"
+    );
+    assert_eq!(e.lines().count(), 1);
+    // Through the step algebra: a draw of another shape names both shapes.
+    let mut noise = Noise::with_kind(NoiseKind::Philox, 1, 0, 5, &[3], &Device::Cpu);
+    let z = noise.next_draw(DType::F32).unwrap();
+    let x = Buffer::new(x).unwrap();
+    let e = x.assign(1.0 * &x + 1.0 * &z).unwrap_err().to_string();
+    assert!(e.contains("[5, 3]") && e.contains("[4, 3]"), "{e}");
+}
+
+/// A host `main` running one noise form of the fused module on `x` and `y` (given as f32
+/// bit patterns) and printing the result's bits: `x <- 0.75x + -1.5y + 0.5ξ`.
+fn fused_host_main(kernel: &str, x: &[f32], y: &[f32], per: u64, fill: &PhiloxFill) -> String {
+    let bits = |v: &[f32]| {
+        v.iter()
+            .map(|f| format!("{:#010x}u", f.to_bits()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        r#"
+static float from_bits(unsigned int b) {{ float f; __builtin_memcpy(&f, &b, 4); return f; }}
+int main() {{
+    const unsigned int xb[] = {{{xb}}};
+    const unsigned int yb[] = {{{yb}}};
+    const unsigned long long n = {n};
+    float x[n], y[n];
+    for (unsigned long long i = 0; i < n; ++i) {{ x[i] = from_bits(xb[i]); y[i] = from_bits(yb[i]); }}
+    unsigned int non_finite = 0;
+    {kernel}(x, y, 0.75f, -1.5f, 0.0f, n, &non_finite, 0.5f, {per}ull, {seed}ull, {first}ull, {draw}u);
+    for (unsigned long long i = 0; i < n; ++i) {{
+        unsigned int b; __builtin_memcpy(&b, &x[i], 4); printf("%08x\n", b);
+    }}
+    return non_finite;
+}}
+"#,
+        xb = bits(x),
+        yb = bits(y),
+        n = x.len(),
+        seed = fill.seed,
+        first = fill.first_stream,
+        draw = fill.draw,
+    )
+}
+
+#[test]
+fn the_fused_noise_kernel_compiled_for_the_host_gives_the_cpu_pass() {
+    // The generated step module's `x <- c0*x + c1*y + cn*noise` form, compiled as C++ with
+    // host stand-ins: every value bit-equal to the CPU pass generating the same draw.
+    let (rows, per) = (3usize, 5usize);
+    let fill = PhiloxFill {
+        seed: 0x0123_4567_89ab_cdef,
+        first_stream: (1 << 32) + 9,
+        draw: 4,
+        per,
+    };
+    let x: Vec<f32> = lcg::values(rows * per, 7)
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
+    let y: Vec<f32> = lcg::values(rows * per, 8)
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
+    let kernel = kernel_name(Form {
+        double: false,
+        reads_x: true,
+        sources: 1,
+        noise: true,
+    });
+    let program = format!(
+        "{}{}",
+        fused_module_source(),
+        fused_host_main(&kernel, &x, &y, per as u64, &fill)
+    );
+    let got: Vec<u32> = run_on_host(&program, &[])
+        .iter()
+        .map(|l| u32::from_str_radix(l, 16).unwrap())
+        .collect();
+    let xt = Tensor::from_slice(&x, (rows, per), &Device::Cpu).unwrap();
+    let yt = Tensor::from_slice(&y, (rows, per), &Device::Cpu).unwrap();
+    combine_noisy(&xt, Some(0.75), &[(-1.5, &yt)], (0.5, fill)).unwrap();
+    let want: Vec<u32> = xt
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
         .collect();
     assert_eq!(got, want);
 }

@@ -65,7 +65,7 @@ pub fn noised<S: GaussianKernel + ?Sized>(
     noise: &mut Noise,
 ) -> Result<Tensor> {
     check_time(sde, t, "t")?;
-    let z = noise.next_as(x0.dtype())?;
+    let z = noise.next_draw(x0.dtype())?;
     if z.dims() != x0.dims() {
         return Err(invalid!(
             "the noise streams draw shape {:?} but x_0 has shape {:?}",
@@ -73,7 +73,7 @@ pub fn noised<S: GaussianKernel + ?Sized>(
             x0.dims()
         ));
     }
-    (LinComb::term(sde.mean_coef(t), x0) + LinComb::term(sde.std(t), &z)).evaluate(x0)
+    (LinComb::term(sde.mean_coef(t), x0) + sde.std(t) * &z).evaluate(x0)
 }
 
 /// Refuses a time outside the SDE's range, naming it `what`.

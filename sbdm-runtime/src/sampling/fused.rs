@@ -1,6 +1,8 @@
-//! Fused sampler passes: `x ← [c0·x +] c1·y [+ c2·z]` in one pass over memory, in place in
-//! `x`, as candle in-place custom ops. The pass also checks that every value it writes is
-//! finite, so a sampler can stop at the first NaN or infinity without another pass.
+//! Fused sampler passes: `x ← [c0·x +] c1·y [+ c2·z] [+ cn·ξ]` in one pass over memory, in
+//! place in `x`, as candle in-place custom ops. `ξ` is Philox noise ([`super::philox`])
+//! computed inside the pass ([`combine_noisy`]), so a stochastic step neither stores nor
+//! reads a noise tensor. The pass also checks that every value it writes is finite, so a
+//! sampler can stop at the first NaN or infinity without another pass.
 //!
 //! On CUDA tensors (the `cuda` feature) the same passes run as the generated kernels of
 //! [`super::fused_kernel`].
@@ -21,9 +23,13 @@
 //! # Ok(()) }
 //! ```
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use candle_core::{CpuStorage, InplaceOp1, InplaceOp2, InplaceOp3, Layout, Tensor};
 
+use super::philox::{block_normals, PhiloxFill};
 use crate::error::{invalid, Result};
+use crate::parallel;
 
 /// The message a fused pass fails with when it writes a non-finite value.
 pub const NON_FINITE: &str = "fused step wrote a non-finite value";
@@ -31,17 +37,22 @@ pub const NON_FINITE: &str = "fused step wrote a non-finite value";
 /// The most sources one pass reads besides `x` (candle's in-place ops take three tensors).
 pub const MAX_SOURCES: usize = 2;
 
-/// One pass `x ← [c_x·x +] Σ c_i·src_i`: `c_x` is `None` when `x`'s old value is not read.
+/// One pass `x ← [c_x·x +] Σ c_i·src_i [+ c_n·ξ]`: `c_x` is `None` when `x`'s old value is
+/// not read; `noise` is `(c_n, ξ's draw)` when Philox noise is added.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Pass {
     pub(super) c_x: Option<f64>,
     pub(super) c: [f64; MAX_SOURCES],
+    pub(super) noise: Option<(f64, PhiloxFill)>,
 }
 
 /// The element loop, generic over the float type; one specialised loop per form so each
 /// vectorises. Returns whether every written value is finite.
-trait Element: Copy + std::ops::Mul<Output = Self> + std::ops::Add<Output = Self> {
+trait Element:
+    Copy + Send + Sync + std::ops::Mul<Output = Self> + std::ops::Add<Output = Self>
+{
     fn from_f64(v: f64) -> Self;
+    fn from_f32(v: f32) -> Self;
     fn zero() -> Self;
     fn finite(self) -> bool;
 }
@@ -49,6 +60,9 @@ trait Element: Copy + std::ops::Mul<Output = Self> + std::ops::Add<Output = Self
 impl Element for f32 {
     fn from_f64(v: f64) -> Self {
         v as f32
+    }
+    fn from_f32(v: f32) -> Self {
+        v
     }
     fn zero() -> Self {
         0.0
@@ -61,6 +75,9 @@ impl Element for f32 {
 impl Element for f64 {
     fn from_f64(v: f64) -> Self {
         v
+    }
+    fn from_f32(v: f32) -> Self {
+        f64::from(v)
     }
     fn zero() -> Self {
         0.0
@@ -104,6 +121,58 @@ fn run_pass<T: Element>(d: &mut [T], pass: Pass, srcs: &[&[T]]) -> bool {
     finite
 }
 
+/// Rows below which a noisy pass is not worth a thread of its own (each value costs a
+/// share of a Philox block and a Box–Muller transform, ~10 ns).
+const MIN_NOISY_ROWS_PER_THREAD: usize = 2048;
+
+/// The pass with noise: `x_i ← [c0·x_i + c1·y_i + c2·z_i] + c_n·ξ_i`, the bracket the
+/// noiseless pass's expression in the same order, `ξ_i` value `i mod per` of stream
+/// `first_stream + i / per` ([`block_normals`], one Philox block for four values), widened
+/// to `T`. Rows are split over the kept pool of threads. Returns whether every written
+/// value is finite.
+fn run_noisy_pass<T: Element>(
+    d: &mut [T],
+    pass: Pass,
+    srcs: &[&[T]],
+    c_n: f64,
+    fill: &PhiloxFill,
+) -> Result<bool> {
+    let c0 = pass.c_x.map(T::from_f64);
+    let c = pass.c.map(T::from_f64);
+    let c_n = T::from_f64(c_n);
+    let per = fill.per.max(1);
+    let finite = AtomicBool::new(true);
+    let parts = parallel::parts_for(d.len() / per, MIN_NOISY_ROWS_PER_THREAD);
+    parallel::fill_rows(d, per, parts, "fused step", |first, rows| {
+        let mut ok = true;
+        let start = first * per;
+        for (r, row) in rows.chunks_exact_mut(per).enumerate() {
+            let stream = fill.first_stream + (first + r) as u64;
+            let row_start = start + r * per;
+            for (block, values) in row.chunks_mut(4).enumerate() {
+                let normals = block_normals(fill.seed, stream, fill.draw, block as u64);
+                for (lane, xi) in values.iter_mut().enumerate() {
+                    let i = row_start + 4 * block + lane;
+                    // The noiseless expression, left to right, then the noise.
+                    let mut base = c0.map(|c0| c0 * *xi);
+                    for (k, src) in srcs.iter().enumerate() {
+                        let term = c[k] * src[i];
+                        base = Some(base.map_or(term, |b| b + term));
+                    }
+                    let noise = c_n * T::from_f32(normals[lane]);
+                    let v = base.map_or(noise, |b| b + noise);
+                    ok &= v.finite();
+                    *xi = v;
+                }
+            }
+        }
+        if !ok {
+            finite.store(false, Ordering::Relaxed);
+        }
+    })?;
+    Ok(finite.into_inner())
+}
+
 fn contiguous<'a, T>(data: &'a [T], l: &Layout) -> candle_core::Result<&'a [T]> {
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&data[a..b]),
@@ -136,7 +205,20 @@ impl Pass {
                     }
                     views.push(v);
                 }
-                run_pass(d, *self, &views)
+                match &self.noise {
+                    None => run_pass(d, *self, &views),
+                    Some((c_n, fill)) => {
+                        if d.len() % fill.per.max(1) != 0 {
+                            candle_core::bail!(
+                                "sbdm fused pass: {} elements are not rows of {}",
+                                d.len(),
+                                fill.per
+                            );
+                        }
+                        run_noisy_pass(d, *self, &views, *c_n, fill)
+                            .map_err(|e| candle_core::Error::Msg(e.to_string()))?
+                    }
+                }
             }};
         }
         let finite = match dst {
@@ -238,6 +320,41 @@ fn prepare(x: &Tensor, y: &Tensor) -> Result<Tensor> {
 /// `c_x = None` does not read `x` (so its old value may be anything). Fails on a
 /// non-finite result (see [`is_non_finite`]).
 pub fn combine(x: &Tensor, c_x: Option<f64>, sources: &[(f64, &Tensor)]) -> Result<()> {
+    apply(x, c_x, sources, None)
+}
+
+/// [`combine`] plus `c_n·ξ`, `ξ` the Philox draw `noise` computed inside the pass: `x`'s
+/// rows (of `noise.per` values) take streams `noise.first_stream ..`, so `ξ` equals the
+/// tensor [`PhiloxFill`] fills (widened to `x`'s dtype), but is never stored. The noise
+/// term is added last, after the others in the order [`combine`] adds them.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use sbdm_runtime::sampling::fused::combine_noisy;
+/// use sbdm_runtime::sampling::philox::{normal_at, PhiloxFill};
+/// # fn main() -> sbdm_runtime::error::Result<()> {
+/// let x = Tensor::new(&[[1f32, 2.0], [3.0, 4.0]], &Device::Cpu)?;
+/// let noise = PhiloxFill { seed: 7, first_stream: 0, draw: 0, per: 2 };
+/// combine_noisy(&x, Some(1.0), &[], (0.5, noise))?; // x ← x + 0.5·ξ
+/// assert_eq!(x.to_vec2::<f32>()?[1][0], 3.0 + 0.5 * normal_at(7, 1, 0, 0));
+/// # Ok(()) }
+/// ```
+pub fn combine_noisy(
+    x: &Tensor,
+    c_x: Option<f64>,
+    sources: &[(f64, &Tensor)],
+    noise: (f64, PhiloxFill),
+) -> Result<()> {
+    apply(x, c_x, sources, Some(noise))
+}
+
+/// [`combine`] and [`combine_noisy`]: the checks, then one in-place op.
+fn apply(
+    x: &Tensor,
+    c_x: Option<f64>,
+    sources: &[(f64, &Tensor)],
+    noise: Option<(f64, PhiloxFill)>,
+) -> Result<()> {
     if !x.is_contiguous() {
         return Err(invalid!("fused step: x must be contiguous"));
     }
@@ -253,7 +370,16 @@ pub fn combine(x: &Tensor, c_x: Option<f64>, sources: &[(f64, &Tensor)]) -> Resu
         c[i] = *ci;
         srcs.push(prepare(x, s)?);
     }
-    let pass = Pass { c_x, c };
+    if let Some((_, fill)) = &noise {
+        let per = fill.per;
+        if x.rank() == 0 || x.dims()[1..].iter().product::<usize>() != per {
+            return Err(invalid!(
+                "fused step: noise of {per} values a row for x of shape {:?}",
+                x.dims()
+            ));
+        }
+    }
+    let pass = Pass { c_x, c, noise };
     match srcs.as_slice() {
         [] => x.inplace_op1(&pass)?,
         [y] => x.inplace_op2(y, &pass)?,

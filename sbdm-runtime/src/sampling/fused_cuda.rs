@@ -1,7 +1,8 @@
 //! The fused pass on CUDA storage (the `cuda` feature): the kernels of
 //! [`super::fused_kernel`], compiled with NVRTC once per process and loaded once per
 //! device, launched on the tensors' own stream; the non-finite flag is read back after
-//! the pass, as on the CPU.
+//! the pass, as on the CPU. A pass with noise launches the `_noise` form, which computes
+//! the Philox values itself.
 
 use std::sync::OnceLock;
 
@@ -12,6 +13,8 @@ use candle_core::{CudaStorage, Layout};
 use super::cuda_module;
 use super::fused::{Pass, NON_FINITE};
 use super::fused_kernel::{kernel_name, module_source, Form, MODULE};
+use super::philox::PhiloxFill;
+use super::philox_kernel::items;
 
 /// The module's PTX, or why NVRTC could not compile it.
 static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
@@ -43,14 +46,31 @@ impl Pass {
             double: matches!(dst.slice, CudaStorageSlice::F64(_)),
             reads_x: self.c_x.is_some(),
             sources: srcs.len(),
+            noise: self.noise.is_some(),
         };
         let ptx = cuda_module::ptx(&PTX, module_source, "the fused step kernels")?;
         let func = dev.get_or_load_custom_func(&kernel_name(form), MODULE, ptx)?;
         let flag = dev.alloc_zeros::<u32>(1)?;
-        let cfg = cuda_module::grid_for(n as u64);
         let n = n as u64;
         let c0 = self.c_x.unwrap_or(0.0);
         let [c1, c2] = self.c;
+        let (c_n, fill) = match self.noise {
+            Some((c_n, fill)) => (c_n, fill),
+            None => (
+                0.0,
+                PhiloxFill {
+                    seed: 0,
+                    first_stream: 0,
+                    draw: 0,
+                    per: 1,
+                },
+            ),
+        };
+        let per = fill.per.max(1) as u64;
+        if n % per != 0 {
+            candle_core::bail!("sbdm fused pass: {n} elements are not rows of {per}");
+        }
+        let cfg = cuda_module::grid_for(if form.noise { items(n / per, per) } else { n });
         macro_rules! launch {
             ($variant:ident, $t:ty) => {{
                 let CudaStorageSlice::$variant(x) = &mut dst.slice else {
@@ -75,9 +95,18 @@ impl Pass {
                 builder.arg(&c2);
                 builder.arg(&n);
                 builder.arg(&flag);
+                let c_n = c_n as $t;
+                if form.noise {
+                    builder.arg(&c_n);
+                    builder.arg(&per);
+                    builder.arg(&fill.seed);
+                    builder.arg(&fill.first_stream);
+                    builder.arg(&fill.draw);
+                }
                 // SAFETY: the arguments match the kernel's signature (fused_kernel.rs):
-                // x, the sources, three coefficients of x's type, n, the flag; every
-                // slice holds n elements (checked above).
+                // x, the sources, three coefficients of x's type, n, the flag, and for a
+                // noise form the noise's coefficient of x's type, per, seed, first stream
+                // and draw; every slice holds n elements (checked above).
                 #[allow(unsafe_code, reason = "a kernel launch is an FFI call")]
                 unsafe { builder.launch(cfg) }.w()?;
             }};

@@ -1,5 +1,10 @@
-//! The fused pass `x ← [c0·x +] c1·y [+ c2·z]` as CUDA C: one kernel per form (f32 or
-//! f64; reading `x` or not; 0, 1 or 2 sources), the forms [`super::fused`] runs on the CPU.
+//! The fused pass `x ← [c0·x +] c1·y [+ c2·z] [+ cn·ξ]` as CUDA C: one kernel per form (f32
+//! or f64; reading `x` or not; 0, 1 or 2 sources; with or without noise), the forms
+//! [`super::fused`] runs on the CPU. The noise `ξ` is Philox noise computed inside the
+//! pass by [`super::philox_kernel`]'s device function and loop (the values
+//! [`normal_at`](super::philox::normal_at) gives on the CPU, element `i` being value
+//! `i mod per` of stream `first_stream + i / per`; a thread a Philox block of four
+//! values), so a stochastic step reads no noise from memory.
 //! The coefficients are kernel arguments, computed on the host from each SDE's derived
 //! coefficients by the step algebra, so one module serves every declared SDE and every
 //! sampler; it is compiled with NVRTC at first use in a `cuda` build
@@ -11,13 +16,17 @@
 //!
 //! ```
 //! use sbdm_runtime::sampling::fused_kernel::{kernel_name, module_source, Form};
-//! let form = Form { double: false, reads_x: true, sources: 2 };
+//! let form = Form { double: false, reads_x: true, sources: 2, noise: false };
 //! assert_eq!(kernel_name(form), "sbdm_combine_f32_x_2");
-//! assert!(module_source().contains("sbdm_combine_f64_nox_1"));
+//! let noisy = Form { noise: true, ..form };
+//! assert_eq!(kernel_name(noisy), "sbdm_combine_f32_x_2_noise");
+//! assert!(module_source().contains("sbdm_combine_f64_nox_1_noise"));
 //! ```
 
+use super::philox_kernel::{device_functions, noise_loop};
+
 /// The form of one pass: its float type, whether `x`'s old value is read, how many
-/// sources (0 to [`super::fused::MAX_SOURCES`]).
+/// sources (0 to [`super::fused::MAX_SOURCES`]), whether Philox noise is added.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Form {
     /// f64 (`double`) rather than f32 (`float`).
@@ -26,20 +35,25 @@ pub struct Form {
     pub reads_x: bool,
     /// How many sources besides `x`.
     pub sources: usize,
+    /// Whether the pass adds `cn·ξ`, Philox noise generated in the kernel.
+    pub noise: bool,
 }
 
 impl Form {
     /// Every form, in the module's order.
     pub fn all() -> Vec<Form> {
         let mut v = Vec::new();
-        for double in [false, true] {
-            for reads_x in [true, false] {
-                for sources in 0..=super::fused::MAX_SOURCES {
-                    v.push(Form {
-                        double,
-                        reads_x,
-                        sources,
-                    });
+        for noise in [false, true] {
+            for double in [false, true] {
+                for reads_x in [true, false] {
+                    for sources in 0..=super::fused::MAX_SOURCES {
+                        v.push(Form {
+                            double,
+                            reads_x,
+                            sources,
+                            noise,
+                        });
+                    }
                 }
             }
         }
@@ -47,13 +61,14 @@ impl Form {
     }
 }
 
-/// The kernel's name: `sbdm_combine_{f32|f64}_{x|nox}_{sources}`.
+/// The kernel's name: `sbdm_combine_{f32|f64}_{x|nox}_{sources}[_noise]`.
 pub fn kernel_name(form: Form) -> String {
     format!(
-        "sbdm_combine_{}_{}_{}",
+        "sbdm_combine_{}_{}_{}{}",
         if form.double { "f64" } else { "f32" },
         if form.reads_x { "x" } else { "nox" },
-        form.sources
+        form.sources,
+        if form.noise { "_noise" } else { "" }
     )
 }
 
@@ -71,6 +86,12 @@ fn kernel_source(form: Form) -> String {
     params.push_str(&format!(
         ", {t} c0, {t} c1, {t} c2, unsigned long long n, unsigned int* non_finite"
     ));
+    if form.noise {
+        params.push_str(&format!(
+            ", {t} cn, unsigned long long per, unsigned long long seed, \
+             unsigned long long first_stream, unsigned int draw"
+        ));
+    }
     let mut terms: Vec<String> = Vec::new();
     if form.reads_x {
         terms.push("c0 * x[i]".into());
@@ -78,22 +99,37 @@ fn kernel_source(form: Form) -> String {
     for (k, s) in names[..form.sources].iter().enumerate() {
         terms.push(format!("c{} * {s}[i]", k + 1));
     }
+    if form.noise {
+        // The f32 value, widened in an f64 pass (as a drawn noise tensor would be).
+        terms.push(format!("cn * ({t})xi[lane]"));
+    }
     let value = if terms.is_empty() {
         format!("({t})0")
     } else {
         terms.join(" + ")
+    };
+    let body = format!("const {t} v = {value};\nfinite &= isfinite(v);\nx[i] = v;");
+    // A noiseless pass visits the elements; a noisy one the Philox blocks of its rows.
+    let loop_ = if form.noise {
+        format!(
+            "    const unsigned long long rows = n / per;\n{}",
+            noise_loop(&body)
+        )
+    } else {
+        let body: String = body.lines().map(|l| format!("        {l}\n")).collect();
+        format!(
+            "    for (unsigned long long i = blockIdx.x * (unsigned long long)blockDim.x + threadIdx.x;\n\
+             \x20        i < n; i += (unsigned long long)gridDim.x * blockDim.x) {{\n\
+             {body}\
+             \x20   }}\n"
+        )
     };
     // The unused coefficients keep one signature for every form.
     format!(
         "extern \"C\" __global__ void {name}({params}) {{\n\
          \x20   (void)c0; (void)c1; (void)c2;\n\
          \x20   bool finite = true;\n\
-         \x20   for (unsigned long long i = blockIdx.x * (unsigned long long)blockDim.x + threadIdx.x;\n\
-         \x20        i < n; i += (unsigned long long)gridDim.x * blockDim.x) {{\n\
-         \x20       const {t} v = {value};\n\
-         \x20       finite &= isfinite(v);\n\
-         \x20       x[i] = v;\n\
-         \x20   }}\n\
+         {loop_}\
          \x20   if (!finite) {{ *non_finite = 1u; }}\n\
          }}\n",
         name = kernel_name(form),
@@ -103,8 +139,9 @@ fn kernel_source(form: Form) -> String {
 /// The CUDA C source of the module: every form's kernel.
 pub fn module_source() -> String {
     let mut s = String::from(
-        "// Generated by sbdm (sampling/fused_kernel.rs): x <- [c0*x +] c1*y [+ c2*z].\n",
+        "// Generated by sbdm (sampling/fused_kernel.rs): x <- [c0*x +] c1*y [+ c2*z] [+ cn*noise].\n\n",
     );
+    s.push_str(&device_functions());
     for form in Form::all() {
         s.push('\n');
         s.push_str(&kernel_source(form));

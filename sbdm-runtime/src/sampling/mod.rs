@@ -59,7 +59,7 @@ pub mod step;
 pub use denoiser::Denoiser;
 pub use grid::{GridKind, Spacing, TimeGrid};
 pub use guidance::{Constraint, Guide, Guided, ScoreTerm};
-pub use noise::{Noise, NoiseKind};
+pub use noise::{GeneratedNoise, Noise, NoiseDraw, NoiseKind};
 pub use sampler::{DdpmVariance, Sampled, Sampler};
 pub use samplers::ddim::{ddim_coefficients, DdimCoefficients};
 pub use samplers::ddpm::{ddpm_coefficients, DdpmCoefficients};

@@ -7,6 +7,11 @@
 //! device. Either way sample `i` of a batch draws from stream `offset + i` of the seed, so
 //! a sample drawn in a batch equals the same sample drawn alone with the same seed and
 //! index.
+//!
+//! A draw that only enters a step linearly is taken as a [`NoiseDraw`]
+//! ([`Noise::next_draw`]): under Philox it is not computed at all until the fused pass
+//! that uses it generates it element by element ([`super::fused::combine_noisy`]), so
+//! the noise is never stored or read from memory.
 
 use candle_core::{Device, Tensor};
 use rand::SeedableRng;
@@ -14,6 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::philox::PhiloxFill;
+use super::step::Buffer;
 use crate::error::Result;
 use crate::parallel;
 
@@ -93,6 +99,45 @@ impl std::str::FromStr for NoiseKind {
                 let valid: Vec<&str> = NoiseKind::ALL.iter().map(|(_, n, _)| *n).collect();
                 crate::error::invalid!("unknown noise `{s}`; valid: {}", valid.join(", "))
             })
+    }
+}
+
+/// A standard-normal draw as it enters a sampler step (`σ·z`): a tensor, or Philox noise
+/// left to be generated inside the fused pass that adds it (see the step algebra,
+/// [`super::step`], where `f64 * &NoiseDraw` is a term of a combination).
+#[derive(Clone, Debug)]
+pub enum NoiseDraw {
+    /// Drawn into a tensor (ChaCha8 streams, on the host).
+    Tensor(Buffer),
+    /// Philox noise of shape `dims`, generated where it is used.
+    Generated(GeneratedNoise),
+}
+
+/// Philox noise not yet computed: its draw and its shape `[n, dims..]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GeneratedNoise {
+    /// Which values: seed, first stream, draw, values per row.
+    pub fill: PhiloxFill,
+    /// The shape of the draw.
+    pub dims: Vec<usize>,
+}
+
+impl GeneratedNoise {
+    /// The values as a tensor of `dtype` on `device` (drawn as f32, then widened).
+    pub fn materialise(&self, device: &Device, dtype: candle_core::DType) -> Result<Tensor> {
+        let out = Tensor::zeros(self.dims.as_slice(), candle_core::DType::F32, device)?;
+        out.inplace_op1(&self.fill)?;
+        Ok(out.to_dtype(dtype)?)
+    }
+}
+
+impl NoiseDraw {
+    /// The shape of the draw.
+    pub fn dims(&self) -> &[usize] {
+        match self {
+            NoiseDraw::Tensor(t) => t.dims(),
+            NoiseDraw::Generated(g) => &g.dims,
+        }
     }
 }
 
@@ -179,22 +224,11 @@ impl Noise {
     /// Large batches are drawn on the kept pool of threads ([`crate::parallel`]): each
     /// row from its own stream, so the numbers do not depend on the split.
     pub fn draw(&mut self) -> Result<Tensor> {
-        let per: usize = self.dims.iter().product();
-        if let Some(draws) = &mut self.philox_draws {
+        if let Some(generated) = self.next_philox()? {
             // Computed where the tensor lives: a fresh buffer filled in place.
-            let fill = PhiloxFill {
-                seed: self.seed,
-                first_stream: self.offset,
-                draw: *draws,
-                per,
-            };
-            *draws = draws.checked_add(1).ok_or_else(|| {
-                crate::error::invalid!("philox noise: more than 2^32 draws from one stream")
-            })?;
-            let out = Tensor::zeros(self.shape(), candle_core::DType::F32, &self.device)?;
-            out.inplace_op1(&fill)?;
-            return Ok(out);
+            return generated.materialise(&self.device, candle_core::DType::F32);
         }
+        let per: usize = self.dims.iter().product();
         let fill = |r: &mut ChaCha8Rng, row: &mut [f32]| {
             for v in row {
                 let z: f64 = StandardNormal.sample(r);
@@ -234,6 +268,36 @@ impl Noise {
     /// and an f64 run see the same noise).
     pub fn next_as(&mut self, dtype: candle_core::DType) -> Result<Tensor> {
         Ok(self.draw()?.to_dtype(dtype)?)
+    }
+
+    /// The next draw for a step that uses it linearly: with [`NoiseKind::Philox`] the
+    /// draw itself, to be generated inside the fused pass that adds it (the same values
+    /// [`Noise::draw`] would give); with ChaCha the tensor [`Noise::next_as`] gives.
+    pub fn next_draw(&mut self, dtype: candle_core::DType) -> Result<NoiseDraw> {
+        match self.next_philox()? {
+            Some(generated) => Ok(NoiseDraw::Generated(generated)),
+            None => Ok(NoiseDraw::Tensor(Buffer::new(self.next_as(dtype)?)?)),
+        }
+    }
+
+    /// With [`NoiseKind::Philox`], the next draw, counted; `None` under ChaCha.
+    fn next_philox(&mut self) -> Result<Option<GeneratedNoise>> {
+        let Some(draws) = &mut self.philox_draws else {
+            return Ok(None);
+        };
+        let fill = PhiloxFill {
+            seed: self.seed,
+            first_stream: self.offset,
+            draw: *draws,
+            per: self.dims.iter().product(),
+        };
+        *draws = draws.checked_add(1).ok_or_else(|| {
+            crate::error::invalid!("philox noise: more than 2^32 draws from one stream")
+        })?;
+        Ok(Some(GeneratedNoise {
+            fill,
+            dims: self.shape(),
+        }))
     }
 }
 

@@ -99,7 +99,7 @@ pub fn normal_at(seed: u64, stream: u64, draw: u32, index: u64) -> f32 {
 /// [`Noise`](super::noise::Noise) applies to a fresh tensor, on the CPU through
 /// [`normal_at`] (rows split over the kept pool of threads) and on CUDA through the
 /// generated kernel.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PhiloxFill {
     /// The seed.
     pub seed: u64,

@@ -11,7 +11,7 @@ use candle_core::{CudaStorage, Layout};
 
 use super::cuda_module;
 use super::philox::PhiloxFill;
-use super::philox_kernel::{module_source, KERNEL, MODULE};
+use super::philox_kernel::{items, module_source, KERNEL, MODULE};
 
 /// The module's PTX, or why NVRTC could not compile it.
 static PTX: OnceLock<std::result::Result<String, String>> = OnceLock::new();
@@ -35,7 +35,7 @@ pub(super) fn fill(
     };
     let mut out = out.slice_mut(a..b);
     let rows = n / per;
-    let cfg = cuda_module::grid_for(n);
+    let cfg = cuda_module::grid_for(items(rows, per));
     let mut builder = func.builder();
     builder.arg(&mut out);
     builder.arg(&rows);

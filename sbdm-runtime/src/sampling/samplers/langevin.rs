@@ -58,7 +58,7 @@ fn correct<S: GaussianKernel + ?Sized, G: Guide + ?Sized>(
     snr: f64,
 ) -> Result<()> {
     let grad = run.model.score(&run.x, s)?;
-    let z = run.noise()?;
+    let z = run.noise_tensor()?;
     let grad_norm = mean_norm(&grad)?;
     // A vanishing score (every sample at a stationary point) leaves x where it is.
     let eps = if grad_norm == 0.0 {

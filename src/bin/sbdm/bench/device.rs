@@ -8,7 +8,9 @@
 //!   bit of `log`/`sincos`), with the largest difference of the noise itself;
 //! - the fused step `x ← c0·x + c1·y + c2·z` on the device against a device-to-device copy
 //!   of one buffer, at 2^26 f32: bytes moved per second of each (4 buffers' worth for the
-//!   step, 2 for the copy) and their ratio (the goal is ≥ 80%);
+//!   step, 2 for the copy) and their ratio (the goal is ≥ 80%); and the stochastic step
+//!   `x ← c0·x + c1·y + c2·ξ` with the Philox noise `ξ` generated inside the pass (3
+//!   buffers' worth) beside the same step with `ξ` drawn into a tensor first;
 //! - a DSM training step of the benchmark U-Net on the device and on the CPU.
 //!
 //! It runs with `--device cpu` too (CPU against CPU: differences 0), which is how CI keeps
@@ -24,8 +26,8 @@ use sbdm_runtime::model::mixture::GaussianMixture;
 use sbdm_runtime::sampling::{fused, Noise, NoiseKind, Sampler, TimeGrid};
 use sbdm_runtime::sde::builtin::VpSde;
 
-use super::check_count;
 use super::train::time_training;
+use super::{check_count, philox_draws};
 use crate::common::{one_line, open_device, spinner};
 
 /// Arguments of `sbdm bench device`.
@@ -90,7 +92,7 @@ pub fn device(a: &DeviceBenchArgs) -> Result<()> {
     }
     let elements = 1usize << a.elements_log2;
     check_count("--n", a.n, 2 * 4 * 8)?;
-    check_count("--elements-log2", elements, 3 * 4)?;
+    check_count("--elements-log2", elements, 4 * 4)?;
     println!("device check: {} against the CPU", a.device);
 
     // 1. Deterministic samplers from the same x_T.
@@ -123,15 +125,15 @@ pub fn device(a: &DeviceBenchArgs) -> Result<()> {
     };
     bar.finish_and_clear();
     println!(
-        "{:<12} {:>14}   ({} points, {} steps, VP, exact 8-Gaussian mixture; stochastic \
+        "{:<17} {:>14}   ({} points, {} steps, VP, exact 8-Gaussian mixture; stochastic \
          samplers under Philox noise)",
         "sampler", "max |gpu-cpu|", a.n, a.steps
     );
     for (name, d) in &diffs {
-        println!("{name:<12} {d:>14.3e}");
+        println!("{name:<17} {d:>14.3e}");
     }
     println!(
-        "{:<12} {noise_diff:>14.3e}   (2^20 values of one draw)",
+        "{:<17} {noise_diff:>14.3e}   (2^20 values of one draw)",
         "philox noise"
     );
 
@@ -149,15 +151,41 @@ pub fn device(a: &DeviceBenchArgs) -> Result<()> {
         drop(copy);
         Ok(())
     })?;
+    // The stochastic step on rows of up to 1024 values, a new Philox draw each time.
+    let per = 1usize << a.elements_log2.min(10);
+    let (xr, yr) = (
+        x.reshape((elements / per, per))?,
+        y.reshape((elements / per, per))?,
+    );
+    let mut next_noise = philox_draws(3, elements / per, per);
+    let noisy_s = time_on(&dev, a.iters, || {
+        let noise = next_noise();
+        fused::combine_noisy(&xr, Some(0.5), &[(0.3, &yr)], (0.2, noise.fill)).map_err(one_line)
+    })?;
+    let drawn_s = time_on(&dev, a.iters, || {
+        let xi = next_noise()
+            .materialise(&dev, DType::F32)
+            .map_err(one_line)?;
+        fused::axpbypcz(&xr, 0.5, &yr, 0.3, &xi, 0.2).map_err(one_line)
+    })?;
     bar.finish_and_clear();
     let bytes = (elements * 4) as f64;
     let (step_gbs, copy_gbs) = (4.0 * bytes / step_s / 1e9, 2.0 * bytes / copy_s / 1e9);
+    let noisy_gbs = 3.0 * bytes / noisy_s / 1e9;
     println!(
         "fused step {:.3} ms = {step_gbs:.1} GB/s; device copy {:.3} ms = {copy_gbs:.1} GB/s; \
          step/copy bandwidth {:.0}%",
         step_s * 1e3,
         copy_s * 1e3,
         100.0 * step_gbs / copy_gbs
+    );
+    println!(
+        "noisy step, Philox noise in the pass {:.3} ms = {noisy_gbs:.1} GB/s ({:.0}% of the \
+         copy's); noise drawn first {:.3} ms ({:.2}x the pass)",
+        noisy_s * 1e3,
+        100.0 * noisy_gbs / copy_gbs,
+        drawn_s * 1e3,
+        drawn_s / noisy_s
     );
 
     // 3. A U-Net training step on the device and on the CPU.
@@ -188,6 +216,9 @@ pub fn device(a: &DeviceBenchArgs) -> Result<()> {
             "copy_s": copy_s,
             "fused_step_gb_s": step_gbs,
             "copy_gb_s": copy_gbs,
+            "noisy_step_s": noisy_s,
+            "noisy_step_gb_s": noisy_gbs,
+            "noisy_step_drawn_first_s": drawn_s,
             "unet_step_device_s": training.map(|t| t.0),
             "unet_step_cpu_s": training.map(|t| t.1),
         });

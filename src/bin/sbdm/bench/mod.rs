@@ -55,6 +55,28 @@ fn check_count(flag: &str, value: usize, bytes_each: u128) -> Result<()> {
     .map_err(crate::common::one_line)
 }
 
+/// A new Philox draw of `rows` rows of `per` values at each call (draws 1, 2, … of
+/// streams `0..rows` under `seed`): the noise of the benches' stochastic step.
+fn philox_draws(
+    seed: u64,
+    rows: usize,
+    per: usize,
+) -> impl FnMut() -> sbdm_runtime::sampling::GeneratedNoise {
+    let mut draw = 0u32;
+    move || {
+        draw += 1;
+        sbdm_runtime::sampling::GeneratedNoise {
+            fill: sbdm_runtime::sampling::philox::PhiloxFill {
+                seed,
+                first_stream: 0,
+                draw,
+                per,
+            },
+            dims: vec![rows, per],
+        }
+    }
+}
+
 /// Median and minimum of timings in seconds.
 fn stats(mut v: Vec<f64>) -> (f64, f64) {
     v.sort_by(f64::total_cmp);

@@ -2,7 +2,10 @@
 //! in one run: the fused in-place op ([`sbdm_runtime::sampling::fused::axpbypcz`]), the
 //! same update as a chain of candle ops (what a sampler without fused steps does,
 //! allocating a fresh tensor per op), and a plain copy of the buffer (the memory bandwidth
-//! the fused op is judged against).
+//! the fused op is judged against). And a stochastic step `x ← c0·x + c1·y + c2·ξ` two
+//! ways: with the Philox noise `ξ` generated inside the pass
+//! ([`sbdm_runtime::sampling::fused::combine_noisy`]), and drawn into a fresh tensor
+//! first, then added by the fused pass (what a step does with a drawn noise tensor).
 
 use std::hint::black_box;
 
@@ -11,7 +14,7 @@ use candle_core::{Device, Tensor};
 use clap::Args;
 use sbdm_runtime::sampling::fused;
 
-use super::{allocator, check_count, time};
+use super::{allocator, check_count, philox_draws, time};
 
 /// Arguments of `sbdm bench step`.
 #[derive(Args, Debug)]
@@ -34,9 +37,9 @@ pub fn step(a: &StepArgs) -> Result<()> {
     if n == 0 || iters == 0 {
         bail!("--elements and --iters must be at least 1");
     }
-    // Seven f32 buffers; four lists of timings.
-    check_count("--elements", n, 28)?;
-    check_count("--iters", iters, 32)?;
+    // Eight f32 buffers (one a noise draw); six lists of timings.
+    check_count("--elements", n, 32)?;
+    check_count("--iters", iters, 48)?;
     let dev = Device::Cpu;
     let (c0, c1, c2) = (0.5, 0.3, 0.2); // a convex combination: values stay bounded
     let x = Tensor::from_vec(buffer(n, 0), n, &dev)?;
@@ -64,6 +67,21 @@ pub fn step(a: &StepArgs) -> Result<()> {
         black_box(x.copy()?);
         Ok(())
     })?;
+    // The stochastic step on rows of up to 1024 values (an image-like sample), each row
+    // its own stream; every iteration a new draw.
+    let per = 1usize << n.trailing_zeros().min(10);
+    let (xr, yr) = (x.reshape((n / per, per))?, y.reshape((n / per, per))?);
+    let mut next_noise = philox_draws(1, n / per, per);
+    let in_pass_t = time(iters, || {
+        let noise = next_noise();
+        fused::combine_noisy(&xr, Some(c0), &[(c1, &yr)], (c2, noise.fill))?;
+        Ok(())
+    })?;
+    let drawn_t = time(iters, || {
+        let xi = next_noise().materialise(&dev, candle_core::DType::F32)?;
+        fused::axpbypcz(&xr, c0, &yr, c1, &xi, c2)?;
+        Ok(())
+    })?;
 
     let mb = |buffers: usize| (buffers * n * 4) as f64;
     let gbs = |bytes: f64, s: f64| bytes / s / 1e9;
@@ -82,6 +100,18 @@ pub fn step(a: &StepArgs) -> Result<()> {
         ),
         ("copy (into reused Vec)", copy_t, mb(2), "1 read + 1 write"),
         ("Tensor::copy (fresh)", tcopy_t, mb(2), "1 read + 1 write"),
+        (
+            "noisy, noise in the pass",
+            in_pass_t,
+            mb(3),
+            "2 read + 1 write",
+        ),
+        (
+            "noisy, noise drawn first",
+            drawn_t,
+            mb(5),
+            "noise written, then 3 read + 1 write",
+        ),
     ];
     println!(
         "x <- {c0}x + {c1}y + {c2}z on {n} f32 ({:.0} MiB per buffer), median of {iters}",
@@ -89,9 +119,11 @@ pub fn step(a: &StepArgs) -> Result<()> {
     );
     println!(
         "allocator: {}; threads: 1 (the fused op, candle's elementwise CPU ops and the copy are \
-         sequential loops; candle's pool, used for matmul, has {})",
+         sequential loops; candle's pool, used for matmul, has {}); the noisy steps: {} \
+         (Philox noise, rows of {per}, on sbdm's pool)",
         allocator(),
-        candle_core::utils::get_num_threads()
+        candle_core::utils::get_num_threads(),
+        sbdm_runtime::parallel::threads()
     );
     if cfg!(debug_assertions) {
         println!("warning: debug build; build with --release for meaningful numbers");
@@ -119,6 +151,10 @@ pub fn step(a: &StepArgs) -> Result<()> {
         "fused bandwidth: {:.0}% of the copy's (target >= 70%: {})",
         share * 100.0,
         verdict(share >= 0.7)
+    );
+    println!(
+        "noise in the pass vs drawn first: {:.2}x faster",
+        drawn_t.0 / in_pass_t.0
     );
     Ok(())
 }
