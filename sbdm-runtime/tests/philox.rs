@@ -4,16 +4,13 @@
 //! batch split, any thread count), a stochastic sampler's statistics under it, the
 //! generated CUDA kernel's source (snapshot; CI compiles it with NVRTC) compiled for the
 //! host against the CPU values; and the noise generated inside the fused step (every
-//! form against the drawn tensor, through the step algebra, its errors, and the step
-//! module's noise kernel compiled for the host against the CPU pass).
+//! form against the drawn tensor, through the step algebra, its errors; the step
+//! module's noise forms compiled for the host: `tests/fused_kernel.rs`).
 
 use candle_core::{DType, Device, Tensor};
 use sbdm_runtime::model::mixture::GaussianMixture;
 use sbdm_runtime::report::metrics::second_moment;
 use sbdm_runtime::sampling::fused::{combine, combine_noisy};
-use sbdm_runtime::sampling::fused_kernel::{
-    kernel_name, module_source as fused_module_source, Form,
-};
 use sbdm_runtime::sampling::noise::{GeneratedNoise, NoiseDraw};
 use sbdm_runtime::sampling::philox::{
     normal_at, philox4x32_10, PhiloxFill, KEY_BUMPS, MULTIPLIERS,
@@ -23,6 +20,9 @@ use sbdm_runtime::sampling::step::{Buffer, LinComb};
 use sbdm_runtime::sampling::{Noise, NoiseKind, Sampler, TimeGrid};
 use sbdm_runtime::sde::builtin::VpSde;
 
+#[path = "common/cuda_host.rs"]
+mod cuda_host;
+use cuda_host::run_on_host;
 #[path = "common/lcg.rs"]
 mod lcg;
 #[path = "common/normal_cdf.rs"]
@@ -216,24 +216,6 @@ fn the_noise_kernel_is_the_cpu_formula_in_cuda() {
     insta::assert_snapshot!(src);
 }
 
-/// Host stand-ins for the CUDA names the kernel uses: one thread, one block, so the
-/// grid-stride loop visits every index in order; `sincos` as the C library's `sin` and
-/// `cos` (what Rust's `sin_cos` calls).
-const HOST_SHIM: &str = r#"#include <cmath>
-#include <cstdio>
-#include <cstdlib>
-struct Dim { unsigned long long x; };
-static const Dim blockIdx{0}, threadIdx{0}, blockDim{1}, gridDim{1};
-#define __global__
-#define __device__
-#define __restrict__
-using std::isfinite;
-using std::log;
-using std::sqrt;
-#define sincos host_sincos
-static void host_sincos(double x, double* s, double* c) { *s = std::sin(x); *c = std::cos(x); }
-"#;
-
 const HOST_MAIN: &str = r#"
 int main(int argc, char** argv) {
     if (argc != 6) return 2;
@@ -250,37 +232,6 @@ int main(int argc, char** argv) {
     return 0;
 }
 "#;
-
-/// Compiles `program` (C++ with [`HOST_SHIM`] in front) for the host, runs it with `args`
-/// and returns its standard output's lines.
-fn run_on_host(program: &str, args: &[String]) -> Vec<String> {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("kernel_host.cpp");
-    let exe = dir.path().join("kernel_host");
-    std::fs::write(&src, format!("{HOST_SHIM}{program}")).unwrap();
-    let compiler = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
-    let built = std::process::Command::new(&compiler)
-        .args(["-O1", "-std=c++17", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .output()
-        .unwrap_or_else(|e| panic!("{compiler} (a C++ compiler; set CXX) could not run: {e}"));
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let run = std::process::Command::new(&exe)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(run.status.success());
-    String::from_utf8(run.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
 
 #[test]
 fn the_kernel_compiled_for_the_host_gives_the_cpu_values() {
@@ -448,87 +399,4 @@ fn noise_that_does_not_fit_the_state_is_an_error() {
     let x = Buffer::new(x).unwrap();
     let e = x.assign(1.0 * &x + 1.0 * &z).unwrap_err().to_string();
     assert!(e.contains("[5, 3]") && e.contains("[4, 3]"), "{e}");
-}
-
-/// A host `main` running one noise form of the fused module on `x` and `y` (given as f32
-/// bit patterns) and printing the result's bits: `x <- 0.75x + -1.5y + 0.5ξ`.
-fn fused_host_main(kernel: &str, x: &[f32], y: &[f32], per: u64, fill: &PhiloxFill) -> String {
-    let bits = |v: &[f32]| {
-        v.iter()
-            .map(|f| format!("{:#010x}u", f.to_bits()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    format!(
-        r#"
-static float from_bits(unsigned int b) {{ float f; __builtin_memcpy(&f, &b, 4); return f; }}
-int main() {{
-    const unsigned int xb[] = {{{xb}}};
-    const unsigned int yb[] = {{{yb}}};
-    const unsigned long long n = {n};
-    float x[n], y[n];
-    for (unsigned long long i = 0; i < n; ++i) {{ x[i] = from_bits(xb[i]); y[i] = from_bits(yb[i]); }}
-    unsigned int non_finite = 0;
-    {kernel}(x, y, 0.75f, -1.5f, 0.0f, n, &non_finite, 0.5f, {per}ull, {seed}ull, {first}ull, {draw}u);
-    for (unsigned long long i = 0; i < n; ++i) {{
-        unsigned int b; __builtin_memcpy(&b, &x[i], 4); printf("%08x\n", b);
-    }}
-    return non_finite;
-}}
-"#,
-        xb = bits(x),
-        yb = bits(y),
-        n = x.len(),
-        seed = fill.seed,
-        first = fill.first_stream,
-        draw = fill.draw,
-    )
-}
-
-#[test]
-fn the_fused_noise_kernel_compiled_for_the_host_gives_the_cpu_pass() {
-    // The generated step module's `x <- c0*x + c1*y + cn*noise` form, compiled as C++ with
-    // host stand-ins: every value bit-equal to the CPU pass generating the same draw.
-    let (rows, per) = (3usize, 5usize);
-    let fill = PhiloxFill {
-        seed: 0x0123_4567_89ab_cdef,
-        first_stream: (1 << 32) + 9,
-        draw: 4,
-        per,
-    };
-    let x: Vec<f32> = lcg::values(rows * per, 7)
-        .iter()
-        .map(|&v| v as f32)
-        .collect();
-    let y: Vec<f32> = lcg::values(rows * per, 8)
-        .iter()
-        .map(|&v| v as f32)
-        .collect();
-    let kernel = kernel_name(Form {
-        double: false,
-        reads_x: true,
-        sources: 1,
-        noise: true,
-    });
-    let program = format!(
-        "{}{}",
-        fused_module_source(),
-        fused_host_main(&kernel, &x, &y, per as u64, &fill)
-    );
-    let got: Vec<u32> = run_on_host(&program, &[])
-        .iter()
-        .map(|l| u32::from_str_radix(l, 16).unwrap())
-        .collect();
-    let xt = Tensor::from_slice(&x, (rows, per), &Device::Cpu).unwrap();
-    let yt = Tensor::from_slice(&y, (rows, per), &Device::Cpu).unwrap();
-    combine_noisy(&xt, Some(0.75), &[(-1.5, &yt)], (0.5, fill)).unwrap();
-    let want: Vec<u32> = xt
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap()
-        .iter()
-        .map(|v| v.to_bits())
-        .collect();
-    assert_eq!(got, want);
 }
