@@ -534,6 +534,22 @@ fn translate_with_each_method() {
         assert_eq!(&std::fs::read(&png).unwrap()[..4], b"\x89PNG");
         low.push(value(&r.stdout, "mean (phi(out) - phi(src))^2"));
     }
+    // SDEdit under Philox noise (generated inside the steps): as faithful as under ChaCha,
+    // up to the sample's noise.
+    let out = d.out("philox.npy");
+    let mut args = base("sdedit", &out);
+    args.extend(["--t0", "0.5", "--noise", "philox"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = sbdm(&args);
+    ok(&r);
+    assert_eq!(read(&out).dims(), [64, 4]);
+    let philox_low = value(&r.stdout, "mean (phi(out) - phi(src))^2");
+    assert!(
+        philox_low < 2.0 * low[0] + 0.05,
+        "sdedit low-pass MSE: {philox_low} (philox) vs {} (chacha)",
+        low[0]
+    );
+    std::fs::remove_file(&out).unwrap();
     // ILVR refines the low frequencies to the source's: the most faithful of the three.
     assert!(
         low[1] < low[0] && low[1] < 0.05,
@@ -618,20 +634,30 @@ fn inpaint_keeps_the_known_part() {
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
-    let args = base(&["--resample", "3"]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let r = sbdm(&args);
-    ok(&r);
-    assert_eq!(value(&r.stdout, "NFE"), 150.0);
-    let x = read(&out).to_vec2::<f32>().unwrap();
-    assert!(x.iter().all(|r| r[0] == 1.9), "the known coordinate moved");
-    // x₁ = 1.9 is component 0's (mean (2, 0), std 0.3): x₂ should sit near 0.
-    let near = x.iter().filter(|r| r[1].abs() < 1.2).count();
-    assert!(
-        near > 180,
-        "only {near} of 200 completions near component 0"
-    );
-    std::fs::remove_file(&out).unwrap();
+    // Under either noise generator (Philox's generated inside the steps and RePaint's
+    // jumps).
+    let mut completions = Vec::new();
+    for noise in ["chacha", "philox"] {
+        let args = base(&["--resample", "3", "--noise", noise]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = sbdm(&args);
+        ok(&r);
+        assert_eq!(value(&r.stdout, "NFE"), 150.0);
+        let x = read(&out).to_vec2::<f32>().unwrap();
+        assert!(
+            x.iter().all(|r| r[0] == 1.9),
+            "{noise}: the known coordinate moved"
+        );
+        // x₁ = 1.9 is component 0's (mean (2, 0), std 0.3): x₂ should sit near 0.
+        let near = x.iter().filter(|r| r[1].abs() < 1.2).count();
+        assert!(
+            near > 180,
+            "{noise}: only {near} of 200 completions near component 0"
+        );
+        completions.push(x);
+        std::fs::remove_file(&out).unwrap();
+    }
+    assert_ne!(completions[0], completions[1], "the two generators' noise");
 
     let wrong_mask = d.s("mask3.npy");
     Tensor::new(&[1f32, 0.0, 1.0], &Device::Cpu)

@@ -11,7 +11,7 @@ use sbdm_runtime::io::{self, PendingFile};
 use sbdm_runtime::limits;
 use sbdm_runtime::report::imgrid::columns_png;
 use sbdm_runtime::report::plot::{self, Mark, ScatterConfig, Series};
-use sbdm_runtime::sampling::{GridKind, Sampler, TimeGrid};
+use sbdm_runtime::sampling::{GridKind, NoiseKind, Sampler, TimeGrid};
 use sbdm_runtime::GaussianKernel;
 
 /// The one line of an error (candle's carry a backtrace when RUST_BACKTRACE is set).
@@ -34,6 +34,33 @@ impl DeviceFlag {
     /// The device, or a one-line error naming what is missing.
     pub fn open(&self) -> Result<candle_core::Device> {
         open_device(&self.name)
+    }
+}
+
+/// `--noise`, shared by every command that draws a sampler's noise: the generator.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NoiseFlag {
+    /// The noise generator (`help` lists them): chacha (drawn on the host, the default)
+    /// or philox (counter-based, computed on the device, inside the sampler's steps: a GPU
+    /// draws its own noise; the same numbers on every device).
+    #[arg(long = "noise", value_parser = choice(NoiseKind::ALL.to_vec()), value_name = "NAME")]
+    pub kind: Option<Pick<NoiseKind>>,
+}
+
+impl NoiseFlag {
+    /// The generator chosen (ChaCha by default).
+    pub fn kind(&self) -> NoiseKind {
+        self.kind.as_ref().and_then(Pick::value).unwrap_or_default()
+    }
+
+    /// Whether `--noise help` asks for the listing.
+    pub fn asks_help(&self) -> bool {
+        asks_help(&self.kind)
+    }
+
+    /// The generators' listing.
+    pub fn listing() -> Listing {
+        NoiseKind::ALL.iter().map(|(_, n, d)| (*n, *d)).collect()
     }
 }
 

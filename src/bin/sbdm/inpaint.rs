@@ -15,7 +15,7 @@ use sbdm_runtime::sampling::{Noise, Sampler, TimeGrid};
 
 use crate::common::{
     asks_help, check_steps, choice, draw_side_by_side, one_line, print_help_listing, require,
-    sampler_rows, sde_names, spinner, DeviceFlag, Listing, Outputs, Pick,
+    sampler_rows, sde_names, spinner, DeviceFlag, Listing, NoiseFlag, Outputs, Pick,
 };
 use crate::models::{check_samples, read_batch, shape_text, ModelSpec, Source};
 
@@ -50,6 +50,8 @@ pub struct InpaintArgs {
     /// Seed of the prior draw and of the noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    #[command(flatten)]
+    pub noise: NoiseFlag,
     /// Where to write the completed batch: float32 .npy.
     #[arg(long, value_name = "OUT.npy")]
     pub out: Option<PathBuf>,
@@ -66,6 +68,7 @@ pub fn run(args: &InpaintArgs) -> Result<()> {
     if print_help_listing(&[
         (asks_help(&args.sampler), &samplers),
         (args.sde.as_deref() == Some("help"), &sde_names),
+        (args.noise.asks_help(), &NoiseFlag::listing),
     ]) {
         return Ok(());
     }
@@ -110,7 +113,7 @@ pub fn run(args: &InpaintArgs) -> Result<()> {
         args.resample
     ));
     let start = Instant::now();
-    let mut noise = Noise::new(args.seed, 0, n, &shape, &device);
+    let mut noise = Noise::with_kind(args.noise.kind(), args.seed, 0, n, &shape, &device);
     let x_t = noise.draw()?.affine(sde.prior_std(), 0.0)?;
     let result = match &source {
         Source::Mixture(m) => job.sample(&sampler, &sde, &m.model(&sde), &x_t, &grid, &mut noise),

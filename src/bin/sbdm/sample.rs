@@ -28,7 +28,7 @@ use sbdm_runtime::report::imgrid::image_grid_png;
 use sbdm_runtime::report::metrics::{self, SlicedProjections};
 use sbdm_runtime::report::plot::{self, Mark, ScatterConfig, Series};
 use sbdm_runtime::sampling::{
-    DdpmVariance, GridKind, Guide, Guided, Noise, NoiseKind, Sampled, Sampler, Spacing, TimeGrid,
+    DdpmVariance, GridKind, Guide, Guided, Noise, Sampled, Sampler, Spacing, TimeGrid,
 };
 use sbdm_runtime::sde::named;
 use sbdm_runtime::GaussianKernel;
@@ -37,7 +37,7 @@ use sbdm_runtime::{io, limits};
 use crate::common::{
     applies_only, asks_help, check_steps, choice, grid_rows, one_line, peak_rss,
     print_help_listing, require, sampler_rows, sde_names, spaced_grid, spinner, DeviceFlag,
-    Listing, Outputs, Pick,
+    Listing, NoiseFlag, Outputs, Pick,
 };
 use crate::models::{
     check_samples, load_classifier_spec_on, read_batch, shape_text, Classifier, ModelSpec, Source,
@@ -156,11 +156,8 @@ pub struct SampleArgs {
     /// Seed of the prior draw and of the sampler's noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// The noise generator (`help` lists them): chacha (drawn on the host, the default)
-    /// or philox (counter-based, computed on the device: a GPU draws its own noise; the
-    /// same numbers on every device).
-    #[arg(long, value_parser = choice(NoiseKind::ALL.to_vec()), value_name = "NAME")]
-    pub noise: Option<Pick<NoiseKind>>,
+    #[command(flatten)]
+    pub noise: NoiseFlag,
     /// Replace the final state by the model's x_0 prediction at t_min (Tweedie).
     #[arg(long)]
     pub denoise: bool,
@@ -855,7 +852,6 @@ pub fn run(args: &SampleArgs) -> Result<()> {
             .map(|(_, n, d)| (n, d))
             .collect()
     };
-    let noise_listing = || -> Listing { NoiseKind::ALL.iter().map(|(_, n, d)| (*n, *d)).collect() };
     let guidance_listing = || -> Listing {
         guidance_rows()
             .into_iter()
@@ -869,7 +865,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         (asks_help(&args.spacing), &spacing_listing),
         (asks_help(&args.ddpm_variance), &variance_listing),
         (asks_help(&args.guidance), &guidance_listing),
-        (asks_help(&args.noise), &noise_listing),
+        (args.noise.asks_help(), &NoiseFlag::listing),
     ]) {
         return Ok(());
     }
@@ -879,12 +875,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     // Claim the output paths first: a missing or unwritable directory fails before sampling.
     let outputs = Outputs::claim(&p.out, args.plot.as_deref())?;
 
-    let kind = args
-        .noise
-        .as_ref()
-        .and_then(Pick::value)
-        .unwrap_or_default();
-    let mut noise = Noise::with_kind(kind, args.seed, 0, p.n, &p.shape, &dev);
+    let mut noise = Noise::with_kind(args.noise.kind(), args.seed, 0, p.n, &p.shape, &dev);
     // x_T is moved into the sampler, whose state it becomes (no second copy of the batch).
     let x_t = match p.init.take() {
         Some(x) => x,

@@ -13,12 +13,12 @@ use candle_core::{DType, Tensor};
 use clap::Args;
 use sbdm_runtime::guide::{check_time, noised, Egsde, Ilvr, LowPass};
 use sbdm_runtime::model::ScoreModel;
-use sbdm_runtime::sampling::{Guided, Noise, Sampled, Sampler, TimeGrid};
+use sbdm_runtime::sampling::{Guided, Noise, NoiseKind, Sampled, Sampler, TimeGrid};
 use sbdm_runtime::GaussianKernel;
 
 use crate::common::{
     applies_only, asks_help, check_steps, choice, draw_side_by_side, one_line, print_help_listing,
-    require, sampler_rows, sde_names, spinner, DeviceFlag, Listing, Outputs, Pick,
+    require, sampler_rows, sde_names, spinner, DeviceFlag, Listing, NoiseFlag, Outputs, Pick,
 };
 use crate::models::{
     check_samples, load_classifier_spec_on, read_batch, shape_text, Classifier, ModelSpec, Source,
@@ -70,6 +70,8 @@ pub struct TranslateArgs {
     /// Seed of the noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    #[command(flatten)]
+    pub noise: NoiseFlag,
     /// Where to write the translations: float32 .npy, the sources' shape.
     #[arg(long, value_name = "OUT.npy")]
     pub out: Option<PathBuf>,
@@ -243,9 +245,10 @@ fn translate<M: ScoreModel + ?Sized>(
     p: &Plan,
     model: &M,
     seed: u64,
+    kind: NoiseKind,
 ) -> sbdm_runtime::error::Result<Sampled> {
     let n = p.source.dim(0)?;
-    let mut noise = Noise::new(seed, 0, n, &p.shape, p.source.device());
+    let mut noise = Noise::with_kind(kind, seed, 0, n, &p.shape, p.source.device());
     let x_t0 = noised(&p.sde, &p.source, p.t0, &mut noise)?;
     match &p.extra {
         Extra::None => p.sampler.sample(&p.sde, model, &x_t0, &p.grid, &mut noise),
@@ -284,6 +287,7 @@ pub fn run(args: &TranslateArgs) -> Result<()> {
         (asks_help(&args.method), &methods),
         (asks_help(&args.sampler), &samplers),
         (args.sde.as_deref() == Some("help"), &sde_names),
+        (args.noise.asks_help(), &NoiseFlag::listing),
     ]) {
         return Ok(());
     }
@@ -299,8 +303,8 @@ pub fn run(args: &TranslateArgs) -> Result<()> {
     ));
     let start = Instant::now();
     let result = match &p.source_model {
-        Source::Mixture(m) => translate(&p, &m.model(&p.sde), args.seed),
-        Source::Net(net, _) => translate(&p, net.as_ref(), args.seed),
+        Source::Mixture(m) => translate(&p, &m.model(&p.sde), args.seed, args.noise.kind()),
+        Source::Net(net, _) => translate(&p, net.as_ref(), args.seed, args.noise.kind()),
     };
     let wall = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
