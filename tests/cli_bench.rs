@@ -162,3 +162,51 @@ fn bench_device_runs_on_the_cpu_and_names_a_missing_gpu() {
     );
     assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
 }
+
+#[test]
+fn the_device_check_script_runs_a_prepared_binary() {
+    // scripts/device-check.sh as a lent GPU machine runs it (a prepared binary, no toolkit,
+    // no network), here CPU against CPU at a tiny size; and without a GPU, one line
+    // saying so.
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("device-check.json");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/device-check.sh");
+    let run = |device: Option<&str>| {
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg(script)
+            .env("SBDM_BIN", env!("CARGO_BIN_EXE_sbdm"))
+            .env("SBDM_CUDA_DIR", dir.path().join("no-toolkit"))
+            .env("SBDM_DEVICE_JSON", &json)
+            .env(
+                "SBDM_DEVICE_ARGS",
+                "--n 32 --steps 2 --elements-log2 10 --iters 1 --train-steps 0",
+            );
+        if let Some(d) = device {
+            cmd.env("SBDM_DEVICE", d);
+        } else {
+            cmd.env_remove("SBDM_DEVICE");
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(Some("cpu"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["device"], "cpu", "{report}");
+    assert!(report["noisy_step_gb_s"].as_f64().is_some_and(|v| v > 0.0));
+    let has_gpu = std::process::Command::new("nvidia-smi")
+        .arg("-L")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_gpu {
+        let out = run(None);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.trim().starts_with("device-check: no GPU here"), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
