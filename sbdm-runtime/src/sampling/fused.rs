@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::{CpuStorage, InplaceOp1, InplaceOp2, InplaceOp3, Layout, Tensor};
 
-use super::philox::{block_normals, PhiloxFill};
+use super::philox::{self, block_normals, PhiloxFill};
 use crate::error::{invalid, Result};
 use crate::parallel;
 
@@ -121,15 +121,11 @@ fn run_pass<T: Element>(d: &mut [T], pass: Pass, srcs: &[&[T]]) -> bool {
     finite
 }
 
-/// Rows below which a noisy pass is not worth a thread of its own (each value costs a
-/// share of a Philox block and a Box–Muller transform, ~10 ns).
-const MIN_NOISY_ROWS_PER_THREAD: usize = 2048;
-
 /// The pass with noise: `x_i ← [c0·x_i + c1·y_i + c2·z_i] + c_n·ξ_i`, the bracket the
 /// noiseless pass's expression in the same order, `ξ_i` value `i mod per` of stream
 /// `first_stream + i / per` ([`block_normals`], one Philox block for four values), widened
-/// to `T`. Rows are split over the kept pool of threads. Returns whether every written
-/// value is finite.
+/// to `T`. Rows are split over the kept pool of threads as a noise fill splits them.
+/// Returns whether every written value is finite.
 fn run_noisy_pass<T: Element>(
     d: &mut [T],
     pass: Pass,
@@ -142,7 +138,7 @@ fn run_noisy_pass<T: Element>(
     let c_n = T::from_f64(c_n);
     let per = fill.per.max(1);
     let finite = AtomicBool::new(true);
-    let parts = parallel::parts_for(d.len() / per, MIN_NOISY_ROWS_PER_THREAD);
+    let parts = philox::parts_for(d.len() / per, per);
     parallel::fill_rows(d, per, parts, "fused step", |first, rows| {
         let mut ok = true;
         let start = first * per;

@@ -111,15 +111,23 @@ pub struct PhiloxFill {
     pub per: usize,
 }
 
-/// Rows below which filling is not worth a thread of its own.
-const MIN_ROWS_PER_THREAD: usize = 2048;
+/// Values below which generating noise is not worth a thread of its own (a value costs
+/// ~30 ns on one core here: a share of a Philox block and of a Box–Muller transform).
+const MIN_VALUES_PER_THREAD: usize = 4096;
+
+/// How many parts to split `rows` rows of `per` values into when generating their noise
+/// (the filled tensor's, or a fused pass's): at least [`MIN_VALUES_PER_THREAD`] values a
+/// part, whole rows.
+pub(crate) fn parts_for(rows: usize, per: usize) -> usize {
+    parallel::parts_for(rows, MIN_VALUES_PER_THREAD.div_ceil(per.max(1)))
+}
 
 impl PhiloxFill {
     /// The values of `out` (whole rows, row-major) on the CPU.
     pub fn fill(&self, out: &mut [f32]) -> crate::error::Result<()> {
         let per = self.per.max(1);
         let rows = out.len() / per;
-        let parts = parallel::parts_for(rows, MIN_ROWS_PER_THREAD);
+        let parts = parts_for(rows, per);
         parallel::fill_rows(out, per, parts, "noise", |first, chunk| {
             // One Philox block for four values (the last block of a row may be cut).
             for (i, row) in chunk.chunks_exact_mut(per).enumerate() {
