@@ -51,6 +51,12 @@ pub fn parts_for(rows: usize, min_rows: usize) -> usize {
     threads().min(rows / min_rows.max(1)).max(1)
 }
 
+/// [`parts_for`] for rows of `width` values each costing about the same: at least
+/// `min_values` values a part (whole rows).
+pub fn parts_for_values(rows: usize, width: usize, min_values: usize) -> usize {
+    parts_for(rows, min_values.div_ceil(width.max(1)))
+}
+
 /// The row range `[start, end)` of part `i` of `parts` over `rows` rows (sizes differ by
 /// at most one).
 pub fn part_range(i: usize, parts: usize, rows: usize) -> (usize, usize) {

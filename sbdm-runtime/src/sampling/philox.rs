@@ -119,7 +119,7 @@ const MIN_VALUES_PER_THREAD: usize = 4096;
 /// (the filled tensor's, or a fused pass's): at least [`MIN_VALUES_PER_THREAD`] values a
 /// part, whole rows.
 pub(crate) fn parts_for(rows: usize, per: usize) -> usize {
-    parallel::parts_for(rows, MIN_VALUES_PER_THREAD.div_ceil(per.max(1)))
+    parallel::parts_for_values(rows, per, MIN_VALUES_PER_THREAD)
 }
 
 impl PhiloxFill {
