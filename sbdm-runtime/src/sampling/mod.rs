@@ -46,6 +46,7 @@ mod fused_cuda;
 pub mod fused_kernel;
 pub mod grid;
 mod guidance;
+pub mod kernel_cache;
 pub mod noise;
 pub mod philox;
 #[cfg(feature = "cuda")]
