@@ -88,14 +88,24 @@ impl Element for f64 {
 }
 
 fn run_pass<T: Element>(d: &mut [T], pass: Pass, srcs: &[&[T]]) -> bool {
-    let c1 = T::from_f64(pass.c[0]);
-    let c2 = T::from_f64(pass.c[1]);
+    let [c1, c2] = pass.c.map(T::from_f64);
+    run_form(d, pass.c_x.map(T::from_f64), [c1, c2, T::zero()], srcs)
+}
+
+/// `x ← [c0·x +] Σ c_i·src_i` over up to three sources (the third a noise row), one
+/// specialised loop per form.
+fn run_form<T: Element>(
+    d: &mut [T],
+    c0: Option<T>,
+    [c1, c2, c3]: [T; MAX_SOURCES + 1],
+    srcs: &[&[T]],
+) -> bool {
     let mut finite = true;
     let mut put = |xi: &mut T, v: T| {
         finite &= v.finite();
         *xi = v;
     };
-    match (pass.c_x.map(T::from_f64), srcs) {
+    match (c0, srcs) {
         (Some(c0), []) => d.iter_mut().for_each(|xi| put(xi, c0 * *xi)),
         (None, []) => d.iter_mut().for_each(|xi| put(xi, T::zero())),
         (Some(c0), [y]) => d
@@ -116,7 +126,19 @@ fn run_pass<T: Element>(d: &mut [T], pass: Pass, srcs: &[&[T]]) -> bool {
             .zip(y.iter())
             .zip(z.iter())
             .for_each(|((xi, yi), zi)| put(xi, c1 * *yi + c2 * *zi)),
-        _ => unreachable!("at most {MAX_SOURCES} sources per pass"),
+        (Some(c0), [y, z, w]) => d
+            .iter_mut()
+            .zip(y.iter())
+            .zip(z.iter())
+            .zip(w.iter())
+            .for_each(|(((xi, yi), zi), wi)| put(xi, c0 * *xi + c1 * *yi + c2 * *zi + c3 * *wi)),
+        (None, [y, z, w]) => d
+            .iter_mut()
+            .zip(y.iter())
+            .zip(z.iter())
+            .zip(w.iter())
+            .for_each(|(((xi, yi), zi), wi)| put(xi, c1 * *yi + c2 * *zi + c3 * *wi)),
+        _ => unreachable!("at most {} sources per form", MAX_SOURCES + 1),
     }
     finite
 }
@@ -124,8 +146,10 @@ fn run_pass<T: Element>(d: &mut [T], pass: Pass, srcs: &[&[T]]) -> bool {
 /// The pass with noise: `x_i ← [c0·x_i + c1·y_i + c2·z_i] + c_n·ξ_i`, the bracket the
 /// noiseless pass's expression in the same order, `ξ_i` value `i mod per` of stream
 /// `first_stream + i / per` ([`block_normals`], one Philox block for four values), widened
-/// to `T`. Rows are split over the kept pool of threads as a noise fill splits them.
-/// Returns whether every written value is finite.
+/// to `T`. Row by row: the row's `c_n·ξ` into a scratch row, then the noiseless form with
+/// the scratch as one more source of coefficient 1 (so the same sum, rounded alike).
+/// Rows are split over the kept pool of threads as a noise fill splits them. Returns
+/// whether every written value is finite.
 fn run_noisy_pass<T: Element>(
     d: &mut [T],
     pass: Pass,
@@ -134,33 +158,33 @@ fn run_noisy_pass<T: Element>(
     fill: &PhiloxFill,
 ) -> Result<bool> {
     let c0 = pass.c_x.map(T::from_f64);
-    let c = pass.c.map(T::from_f64);
+    let mut c = [T::zero(); MAX_SOURCES + 1];
+    for (ck, pk) in c.iter_mut().zip(&pass.c[..srcs.len()]) {
+        *ck = T::from_f64(*pk);
+    }
+    c[srcs.len()] = T::from_f64(1.0);
     let c_n = T::from_f64(c_n);
     let per = fill.per.max(1);
     let finite = AtomicBool::new(true);
     let parts = philox::parts_for(d.len() / per, per);
     parallel::fill_rows(d, per, parts, "fused step", |first, rows| {
         let mut ok = true;
-        let start = first * per;
+        let mut noise = vec![T::zero(); per];
         for (r, row) in rows.chunks_exact_mut(per).enumerate() {
             let stream = fill.first_stream + (first + r) as u64;
-            let row_start = start + r * per;
-            for (block, values) in row.chunks_mut(4).enumerate() {
+            for (block, out) in noise.chunks_mut(4).enumerate() {
                 let normals = block_normals(fill.seed, stream, fill.draw, block as u64);
-                for (lane, xi) in values.iter_mut().enumerate() {
-                    let i = row_start + 4 * block + lane;
-                    // The noiseless expression, left to right, then the noise.
-                    let mut base = c0.map(|c0| c0 * *xi);
-                    for (k, src) in srcs.iter().enumerate() {
-                        let term = c[k] * src[i];
-                        base = Some(base.map_or(term, |b| b + term));
-                    }
-                    let noise = c_n * T::from_f32(normals[lane]);
-                    let v = base.map_or(noise, |b| b + noise);
-                    ok &= v.finite();
-                    *xi = v;
+                for (o, v) in out.iter_mut().zip(normals) {
+                    *o = c_n * T::from_f32(v);
                 }
             }
+            let at = (first + r) * per;
+            let mut row_srcs: [&[T]; MAX_SOURCES + 1] = [&[]; MAX_SOURCES + 1];
+            for (rs, s) in row_srcs.iter_mut().zip(srcs) {
+                *rs = &s[at..at + per];
+            }
+            row_srcs[srcs.len()] = &noise;
+            ok &= run_form(row, c0, c, &row_srcs[..=srcs.len()]);
         }
         if !ok {
             finite.store(false, Ordering::Relaxed);
