@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::{CpuStorage, InplaceOp1, InplaceOp2, InplaceOp3, Layout, Tensor};
 
-use super::philox::{self, block_normals, PhiloxFill};
+use super::philox::{self, PhiloxFill};
 use crate::error::{invalid, Result};
 use crate::parallel;
 
@@ -145,7 +145,7 @@ fn run_form<T: Element>(
 
 /// The pass with noise: `x_i ← [c0·x_i + c1·y_i + c2·z_i] + c_n·ξ_i`, the bracket the
 /// noiseless pass's expression in the same order, `ξ_i` value `i mod per` of stream
-/// `first_stream + i / per` ([`block_normals`], one Philox block for four values), widened
+/// `first_stream + i / per` ([`PhiloxFill::fill_row`], one Philox block for four values), widened
 /// to `T`. Row by row: the row's `c_n·ξ` into a scratch row, then the noiseless form with
 /// the scratch as one more source of coefficient 1 (so the same sum, rounded alike).
 /// Rows are split over the kept pool of threads as a noise fill splits them. Returns
@@ -171,13 +171,7 @@ fn run_noisy_pass<T: Element>(
         let mut ok = true;
         let mut noise = vec![T::zero(); per];
         for (r, row) in rows.chunks_exact_mut(per).enumerate() {
-            let stream = fill.first_stream + (first + r) as u64;
-            for (block, out) in noise.chunks_mut(4).enumerate() {
-                let normals = block_normals(fill.seed, stream, fill.draw, block as u64);
-                for (o, v) in out.iter_mut().zip(normals) {
-                    *o = c_n * T::from_f32(v);
-                }
-            }
+            fill.fill_row(first + r, &mut noise, |v| c_n * T::from_f32(v));
             let at = (first + r) * per;
             let mut row_srcs: [&[T]; MAX_SOURCES + 1] = [&[]; MAX_SOURCES + 1];
             for (rs, s) in row_srcs.iter_mut().zip(srcs) {
@@ -225,19 +219,11 @@ impl Pass {
                     }
                     views.push(v);
                 }
+                // `apply` has checked that x is whole rows of the noise's width.
                 match &self.noise {
                     None => run_pass(d, *self, &views),
-                    Some((c_n, fill)) => {
-                        if d.len() % fill.per.max(1) != 0 {
-                            candle_core::bail!(
-                                "sbdm fused pass: {} elements are not rows of {}",
-                                d.len(),
-                                fill.per
-                            );
-                        }
-                        run_noisy_pass(d, *self, &views, *c_n, fill)
-                            .map_err(|e| candle_core::Error::Msg(e.to_string()))?
-                    }
+                    Some((c_n, fill)) => run_noisy_pass(d, *self, &views, *c_n, fill)
+                        .map_err(|e| candle_core::Error::Msg(e.to_string()))?,
                 }
             }};
         }

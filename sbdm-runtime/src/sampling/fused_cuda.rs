@@ -13,7 +13,6 @@ use candle_core::{CudaStorage, Layout};
 use super::cuda_module;
 use super::fused::{Pass, NON_FINITE};
 use super::fused_kernel::{kernel_name, module_source, Form, MODULE};
-use super::philox::PhiloxFill;
 use super::philox_kernel::items;
 
 /// The module's PTX, or why NVRTC could not compile it.
@@ -54,23 +53,15 @@ impl Pass {
         let n = n as u64;
         let c0 = self.c_x.unwrap_or(0.0);
         let [c1, c2] = self.c;
-        let (c_n, fill) = match self.noise {
-            Some((c_n, fill)) => (c_n, fill),
-            None => (
-                0.0,
-                PhiloxFill {
-                    seed: 0,
-                    first_stream: 0,
-                    draw: 0,
-                    per: 1,
-                },
-            ),
-        };
-        let per = fill.per.max(1) as u64;
-        if n % per != 0 {
-            candle_core::bail!("sbdm fused pass: {n} elements are not rows of {per}");
-        }
-        let cfg = cuda_module::grid_for(if form.noise { items(n / per, per) } else { n });
+        // A noise form's launch covers the rows' Philox blocks (`apply` has checked that
+        // x is whole rows of the noise's width).
+        let noise = self
+            .noise
+            .map(|(c_n, fill)| (c_n, fill, fill.per.max(1) as u64));
+        let cfg = cuda_module::grid_for(match noise {
+            Some((_, _, per)) => items(n / per, per),
+            None => n,
+        });
         macro_rules! launch {
             ($variant:ident, $t:ty) => {{
                 let CudaStorageSlice::$variant(x) = &mut dst.slice else {
@@ -95,10 +86,10 @@ impl Pass {
                 builder.arg(&c2);
                 builder.arg(&n);
                 builder.arg(&flag);
-                let c_n = c_n as $t;
-                if form.noise {
-                    builder.arg(&c_n);
-                    builder.arg(&per);
+                let noise = noise.map(|(c_n, fill, per)| (c_n as $t, fill, per));
+                if let Some((c_n, fill, per)) = &noise {
+                    builder.arg(c_n);
+                    builder.arg(per);
                     builder.arg(&fill.seed);
                     builder.arg(&fill.first_stream);
                     builder.arg(&fill.draw);

@@ -67,9 +67,9 @@ pub fn compiled(
     let out = compile(source)?;
     if let (Some(dir), Some(path)) = (dir, &path) {
         // A cache: failing to keep the file costs only the next run's compile.
-        let _ = std::fs::create_dir_all(dir)
-            .ok()
-            .map(|_| crate::io::write_file_atomic(path, &out));
+        if std::fs::create_dir_all(dir).is_ok() {
+            let _ = crate::io::write_file_atomic(path, &out);
+        }
     }
     Ok(out)
 }

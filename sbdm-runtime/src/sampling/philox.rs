@@ -129,15 +129,22 @@ impl PhiloxFill {
         let rows = out.len() / per;
         let parts = parts_for(rows, per);
         parallel::fill_rows(out, per, parts, "noise", |first, chunk| {
-            // One Philox block for four values (the last block of a row may be cut).
             for (i, row) in chunk.chunks_exact_mut(per).enumerate() {
-                let stream = self.first_stream + (first + i) as u64;
-                for (block, values) in row.chunks_mut(4).enumerate() {
-                    let normals = block_normals(self.seed, stream, self.draw, block as u64);
-                    values.copy_from_slice(&normals[..values.len()]);
-                }
+                self.fill_row(first + i, row, |v| v);
             }
         })
+    }
+
+    /// Row `row` (stream `first_stream + row`) into `out`, each value through `map`: one
+    /// Philox block for four values, the last block of the row cut short.
+    pub(crate) fn fill_row<T>(&self, row: usize, out: &mut [T], map: impl Fn(f32) -> T) {
+        let stream = self.first_stream + row as u64;
+        for (block, values) in out.chunks_mut(4).enumerate() {
+            let normals = block_normals(self.seed, stream, self.draw, block as u64);
+            for (o, v) in values.iter_mut().zip(normals) {
+                *o = map(v);
+            }
+        }
     }
 }
 
